@@ -1,0 +1,10 @@
+//! A Prometheus exporter for Proxmox VE clusters.
+//!
+//! Layout:
+//! - [`schema`]: the importer that turns pve-docs' `apidata.js` into `schema/pve-api.json`
+//!   (used by the `pve-schema` binary).
+//! - [`pve`]: the client generated from that schema by `build.rs`, the lenient types PVE's
+//!   answers need, and the dispatcher that spreads requests over the cluster's endpoints.
+
+pub mod pve;
+pub mod schema;

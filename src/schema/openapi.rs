@@ -1,0 +1,424 @@
+//! Conversion of the apidata tree into an OpenAPI 3.0.3 document.
+//!
+//! Requests keep PVE's declared types, since PVE checks what it is sent. Responses do not: PVE
+//! answers with `0`/`1` for booleans, numbers as strings, `"N/A"` and so on, so every scalar in
+//! a response is a `$ref` to one of the lenient component schemas in [`LENIENT_SCALARS`], which
+//! `build.rs` replaces with our own forgiving Rust types. Response properties are never required
+//! and objects are never closed, so fields PVE adds or drops do not break decoding.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Map, Value, json};
+
+use super::{ApiNode, SchemaError, apidata::ApiMethod};
+
+/// PVE scalar type → name of the component schema that stands for it in responses.
+pub const LENIENT_SCALARS: [(&str, &str); 4] = [
+    ("boolean", "PveBoolean"),
+    ("integer", "PveInteger"),
+    ("number", "PveNumber"),
+    ("string", "PveString"),
+];
+
+const METHODS: [&str; 4] = ["GET", "POST", "PUT", "DELETE"];
+
+/// The stable operationId of `method path`: the method, then each path segment with
+/// parameters unbraced, everything not alphanumeric turned into `_`
+/// (`GET /nodes/{node}/disks/list` → `get_nodes_node_disks_list`).
+pub fn operation_id(method: &str, path: &str) -> String {
+    let mut id = method.to_ascii_lowercase();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if segments.is_empty() {
+        id.push_str("_root");
+    }
+    for segment in segments {
+        id.push('_');
+        id.extend(
+            segment
+                .trim_matches(|c| c == '{' || c == '}')
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '_'
+                    }
+                }),
+        );
+    }
+    id
+}
+
+/// Converts the whole API tree. `version` goes to `info.version`.
+pub fn import(nodes: &[ApiNode], version: &str) -> Result<Value, SchemaError> {
+    let mut paths = Map::new();
+    let mut ids: HashMap<String, String> = HashMap::new();
+    let mut found: Vec<&ApiNode> = Vec::new();
+    for node in nodes {
+        node.walk(&mut |n| found.push(n));
+    }
+    for node in found {
+        let Some(info) = node.info.as_ref().filter(|i| !i.is_empty()) else {
+            continue;
+        };
+        let mut item = Map::new();
+        for (method, op) in info {
+            let upper = method.to_ascii_uppercase();
+            if !METHODS.contains(&upper.as_str()) {
+                return Err(SchemaError::UnknownType {
+                    ty: format!("HTTP method {method}"),
+                    method: upper,
+                    path: node.path.clone(),
+                    location: "info".into(),
+                });
+            }
+            let id = operation_id(&upper, &node.path);
+            let here = format!("{upper} {}", node.path);
+            if let Some(first) = ids.insert(id.clone(), here.clone()) {
+                return Err(SchemaError::DuplicateOperationId {
+                    id,
+                    first,
+                    second: here,
+                });
+            }
+            let site = Site {
+                method: &upper,
+                path: &node.path,
+            };
+            item.insert(
+                upper.to_ascii_lowercase(),
+                convert_operation(&site, &id, op)?,
+            );
+        }
+        paths.insert(node.path.clone(), Value::Object(item));
+    }
+
+    let mut schemas = Map::new();
+    for (ty, name) in LENIENT_SCALARS {
+        schemas.insert(name.to_owned(), lenient_component(ty));
+    }
+    Ok(json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Proxmox VE API",
+            "version": version,
+            "x-generated-by": "pve-schema import (facts only; no pve-docs prose)",
+        },
+        "servers": [{
+            "url": "https://{host}:8006/api2/json",
+            "variables": { "host": { "default": "localhost" } },
+        }],
+        "security": [{ "PVEAPIToken": [] }],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "PVEAPIToken": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                },
+            },
+        },
+    }))
+}
+
+/// What PVE may really send for a scalar of type `ty`; the Rust type that decodes it is ours.
+fn lenient_component(ty: &str) -> Value {
+    let sent: &[&str] = match ty {
+        "boolean" => &["boolean", "integer", "string"],
+        "string" => &["string", "number", "boolean"],
+        _ => &["integer", "number", "string", "boolean"],
+    };
+    json!({
+        "nullable": true,
+        "oneOf": sent.iter().map(|t| json!({ "type": t })).collect::<Vec<_>>(),
+        "x-pve-type": ty,
+    })
+}
+
+/// Where a schema sits, for error messages.
+struct Site<'a> {
+    method: &'a str,
+    path: &'a str,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Side {
+    Request,
+    Response,
+}
+
+fn convert_operation(site: &Site, id: &str, op: &ApiMethod) -> Result<Value, SchemaError> {
+    let template_params: Vec<&str> = site
+        .path
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+        .collect();
+    let declared: Map<String, Value> = op
+        .parameters
+        .as_ref()
+        .and_then(|p| p.get("properties"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+
+    let mut parameters = Vec::new();
+    for name in &template_params {
+        let schema = match declared.get(*name) {
+            Some(s) => convert(s, Side::Request, site, &format!("parameters.{name}"))?,
+            None => json!({ "type": "string" }),
+        };
+        parameters.push(json!({ "name": name, "in": "path", "required": true, "schema": schema }));
+    }
+
+    let in_query = matches!(site.method, "GET" | "DELETE");
+    let mut body = Fields::default();
+    for (name, schema) in &declared {
+        if template_params.contains(&name.as_str()) {
+            continue;
+        }
+        let location = format!("parameters.{name}");
+        let converted = convert(schema, Side::Request, site, &location)?;
+        if in_query && indexed_base(name).is_none() {
+            parameters.push(json!({
+                "name": name,
+                "in": "query",
+                "required": !is_optional(schema),
+                "schema": converted,
+            }));
+        } else {
+            body.add(name, schema, converted, Side::Request);
+        }
+    }
+
+    let mut operation = Map::new();
+    operation.insert("operationId".into(), json!(id));
+    if !parameters.is_empty() {
+        operation.insert("parameters".into(), Value::Array(parameters));
+    }
+    if !body.is_empty() {
+        if in_query {
+            // Indexed query parameters (`name[n]`) cannot be listed one by one.
+            operation.insert("x-pve-indexed-parameters".into(), json!(body.indexed));
+        } else {
+            let required = !body.required.is_empty();
+            operation.insert(
+                "requestBody".into(),
+                json!({
+                    "required": required,
+                    "content": { "application/json": { "schema": body.into_object() } },
+                }),
+            );
+        }
+    }
+    let data = match &op.returns {
+        Some(returns) => convert(returns, Side::Response, site, "returns")?,
+        None => json!({}),
+    };
+    operation.insert(
+        "responses".into(),
+        json!({
+            "200": {
+                "description": "Success",
+                "content": { "application/json": { "schema": {
+                    "type": "object",
+                    "required": ["data"],
+                    "properties": { "data": data },
+                }}},
+            },
+        }),
+    );
+    Ok(Value::Object(operation))
+}
+
+/// The properties of an object being converted.
+#[derive(Default)]
+struct Fields {
+    properties: BTreeMap<String, Value>,
+    indexed: BTreeMap<String, Value>,
+    required: Vec<String>,
+}
+
+impl Fields {
+    fn add(&mut self, name: &str, original: &Value, converted: Value, side: Side) {
+        if let Some(base) = indexed_base(name) {
+            self.indexed.insert(base.to_owned(), converted);
+            return;
+        }
+        if side == Side::Request && !is_optional(original) {
+            self.required.push(name.to_owned());
+        }
+        self.properties.insert(name.to_owned(), converted);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.properties.is_empty() && self.indexed.is_empty()
+    }
+
+    fn into_object(self) -> Value {
+        let mut object = Map::new();
+        object.insert("type".into(), json!("object"));
+        if !self.properties.is_empty() {
+            object.insert("properties".into(), json!(self.properties));
+        }
+        if !self.required.is_empty() {
+            object.insert("required".into(), json!(self.required));
+        }
+        if !self.indexed.is_empty() {
+            // `net[n]` stands for net0, net1, …: recorded by its base name.
+            object.insert("x-pve-indexed-properties".into(), json!(self.indexed));
+        }
+        Value::Object(object)
+    }
+}
+
+/// `net[n]` → `net`.
+fn indexed_base(name: &str) -> Option<&str> {
+    name.strip_suffix("[n]").filter(|b| !b.is_empty())
+}
+
+fn is_optional(schema: &Value) -> bool {
+    truthy(schema.get("optional"))
+}
+
+/// apidata writes flags as `1`, `"1"` or `true`.
+fn truthy(value: Option<&Value>) -> bool {
+    match value {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
+        Some(Value::String(s)) => !matches!(s.as_str(), "" | "0" | "false"),
+        _ => false,
+    }
+}
+
+fn declared_type(schema: &Map<String, Value>) -> &str {
+    match schema.get("type").and_then(Value::as_str) {
+        Some(ty) => ty,
+        None if schema.contains_key("properties") => "object",
+        None if schema.contains_key("items") => "array",
+        None => "any",
+    }
+}
+
+fn convert(schema: &Value, side: Side, site: &Site, location: &str) -> Result<Value, SchemaError> {
+    let Some(schema) = schema.as_object() else {
+        return Ok(json!({}));
+    };
+    if let Some(alternatives) = schema.get("oneOf").and_then(Value::as_array) {
+        let mut converted = Vec::with_capacity(alternatives.len());
+        for (i, alt) in alternatives.iter().enumerate() {
+            let mut alt = convert(alt, side, site, &format!("{location}.oneOf[{i}]"))?;
+            if let (Some(types), Some(obj)) = (
+                alternatives[i].get("instance-types"),
+                alt.as_object_mut(),
+            ) {
+                obj.insert("x-pve-instance-types".into(), types.clone());
+            }
+            converted.push(alt);
+        }
+        let mut out = Map::new();
+        out.insert("oneOf".into(), Value::Array(converted));
+        if let Some(prop) = schema.get("type-property") {
+            out.insert("x-pve-type-property".into(), prop.clone());
+        }
+        return Ok(Value::Object(out));
+    }
+
+    let ty = declared_type(schema);
+    let out = match ty {
+        "string" | "integer" | "number" | "boolean" => scalar(schema, ty, side),
+        "object" => {
+            let mut fields = Fields::default();
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                for (name, prop) in props {
+                    let converted = convert(prop, side, site, &format!("{location}.{name}"))?;
+                    fields.add(name, prop, converted, side);
+                }
+            }
+            let mut object = fields.into_object();
+            if let Some(extra) = schema.get("additionalProperties").filter(|v| v.is_object()) {
+                let extra = convert(extra, side, site, &format!("{location}.*"))?;
+                object["additionalProperties"] = extra;
+            }
+            object
+        }
+        "array" => {
+            let items = match schema.get("items") {
+                Some(items) => convert(items, side, site, &format!("{location}[]"))?,
+                None => json!({}),
+            };
+            json!({ "type": "array", "items": items })
+        }
+        "null" => json!({ "nullable": true, "x-pve-type": "null" }),
+        "any" => json!({}),
+        other => {
+            return Err(SchemaError::UnknownType {
+                ty: other.to_owned(),
+                method: site.method.to_owned(),
+                path: site.path.to_owned(),
+                location: location.to_owned(),
+            });
+        }
+    };
+    Ok(out)
+}
+
+fn scalar(schema: &Map<String, Value>, ty: &str, side: Side) -> Value {
+    let mut out = Map::new();
+    match side {
+        Side::Response => {
+            let (_, name) = LENIENT_SCALARS
+                .iter()
+                .find(|(t, _)| *t == ty)
+                .copied()
+                .unwrap_or(("string", "PveString"));
+            out.insert("$ref".into(), json!(format!("#/components/schemas/{name}")));
+            if let Some(values) = schema.get("enum") {
+                out.insert("x-pve-enum".into(), values.clone());
+            }
+        }
+        Side::Request => {
+            out.insert("type".into(), json!(ty));
+            let facts: &[&str] = match ty {
+                "string" => &["enum", "minLength", "maxLength"],
+                "integer" | "number" => &["minimum", "maximum"],
+                _ => &[],
+            };
+            for fact in facts {
+                if let Some(v) = schema.get(*fact) {
+                    out.insert((*fact).into(), v.clone());
+                }
+            }
+            if let Some(pattern) = schema.get("pattern") {
+                // PVE's patterns are Perl regexes: kept as a fact, not enforced by the client.
+                out.insert("x-pve-pattern".into(), pattern.clone());
+            }
+        }
+    }
+    if let Some(format) = schema.get("format") {
+        out.insert("x-pve-format".into(), without_prose(format));
+    }
+    Value::Object(out)
+}
+
+/// A copy of `value` without pve-docs' prose: descriptions, titles and type texts.
+fn without_prose(value: &Value) -> Value {
+    const PROSE: [&str; 5] = [
+        "description",
+        "verbose_description",
+        "format_description",
+        "title",
+        "typetext",
+    ];
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| !PROSE.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), without_prose(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_prose).collect()),
+        other => other.clone(),
+    }
+}
