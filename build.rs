@@ -80,7 +80,10 @@ fn parse_operations(text: &str) -> Result<Vec<(String, String)>, String> {
 }
 
 /// Runs progenitor on `spec` cut down to `ops`.
-fn generate_for(spec: &Value, ops: &[(String, String)]) -> Result<proc_macro2::TokenStream, String> {
+fn generate_for(
+    spec: &Value,
+    ops: &[(String, String)],
+) -> Result<proc_macro2::TokenStream, String> {
     let mut paths = Map::new();
     for (method, path) in ops {
         let op = spec
@@ -100,8 +103,8 @@ fn generate_for(spec: &Value, ops: &[(String, String)]) -> Result<proc_macro2::T
     }
     let mut cut = spec.clone();
     cut["paths"] = Value::Object(paths);
-    let openapi: openapiv3::OpenAPI = serde_json::from_value(cut)
-        .map_err(|e| format!("not an OpenAPI 3.0 document: {e}"))?;
+    let openapi: openapiv3::OpenAPI =
+        serde_json::from_value(cut).map_err(|e| format!("not an OpenAPI 3.0 document: {e}"))?;
 
     let mut settings = progenitor::GenerationSettings::default();
     settings.with_interface(progenitor::InterfaceStyle::Builder);

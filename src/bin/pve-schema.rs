@@ -34,6 +34,10 @@ enum Command {
         /// Only report paths starting with one of these prefixes (repeatable).
         #[arg(long = "path")]
         paths: Vec<String>,
+        /// Only report the paths listed in this file (`METHOD /path` lines, like
+        /// schema/operations.txt): what a new PVE release means for our collectors.
+        #[arg(long)]
+        operations: Option<PathBuf>,
     },
 }
 
@@ -67,9 +71,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let text = schema::read_text(&apidata)?;
             let nodes = schema::parse_apidata(&text, &apidata.display().to_string())?;
             let doc = schema::import(&nodes, &version)?;
-            let mut bytes = serde_json::to_vec_pretty(&doc)?;
-            bytes.push(b'\n');
-            std::fs::write(&out, bytes)
+            std::fs::write(&out, schema::to_bytes(&doc))
                 .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
             let count = doc["paths"].as_object().map_or(0, |p| p.len());
             eprintln!(
@@ -78,12 +80,26 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             );
             Ok(())
         }
-        Command::Diff { old, new, paths } => {
+        Command::Diff {
+            old,
+            new,
+            paths,
+            operations,
+        } => {
+            let listed = match &operations {
+                Some(file) => Some(listed_paths(&schema::read_text(file)?)),
+                None => None,
+            };
             let old_doc = load(&old)?;
             let new_doc = load(&new)?;
             let changes: Vec<_> = schema::diff(&old_doc, &new_doc)
                 .into_iter()
                 .filter(|c| paths.is_empty() || paths.iter().any(|p| c.path().starts_with(p)))
+                .filter(|c| {
+                    listed
+                        .as_ref()
+                        .is_none_or(|l| l.iter().any(|p| p == c.path()))
+                })
                 .collect();
             for change in &changes {
                 println!("{change}");
@@ -97,6 +113,15 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
 fn load(path: &Path) -> Result<serde_json::Value, SchemaError> {
     let text = schema::read_text(path)?;
     schema::load_openapi(&text, &path.display().to_string())
+}
+
+/// The paths of an operations list: `METHOD /path` lines, `#` comments.
+fn listed_paths(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| line.split('#').next())
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// `apidata-9.1.3.js` → `9.1.3`.

@@ -1,7 +1,9 @@
 //! The Proxmox VE API client: generated types and calls ([`client`]), the lenient scalars
-//! they decode into ([`lenient`]), and the dispatcher that spreads requests over endpoints.
+//! they decode into ([`lenient`]), and the [`dispatcher`] that spreads requests over endpoints.
 
 pub mod client;
+pub mod dispatcher;
 pub mod lenient;
 
+pub use dispatcher::{ApiError, ApiToken, Backoff, Dispatcher, DispatcherConfig, ErrorKind};
 pub use lenient::Known;

@@ -11,12 +11,36 @@ use serde_json::Value;
 pub enum Change {
     PathAdded(String),
     PathRemoved(String),
-    MethodAdded { method: String, path: String },
-    MethodRemoved { method: String, path: String },
-    FieldAdded { op: String, field: String, ty: String },
-    FieldRemoved { op: String, field: String, ty: String },
-    FieldRetyped { op: String, field: String, old: String, new: String },
-    EnumChanged { op: String, field: String, added: Vec<String>, removed: Vec<String> },
+    MethodAdded {
+        method: String,
+        path: String,
+    },
+    MethodRemoved {
+        method: String,
+        path: String,
+    },
+    FieldAdded {
+        op: String,
+        field: String,
+        ty: String,
+    },
+    FieldRemoved {
+        op: String,
+        field: String,
+        ty: String,
+    },
+    FieldRetyped {
+        op: String,
+        field: String,
+        old: String,
+        new: String,
+    },
+    EnumChanged {
+        op: String,
+        field: String,
+        added: Vec<String>,
+        removed: Vec<String>,
+    },
 }
 
 impl Change {
@@ -42,10 +66,20 @@ impl fmt::Display for Change {
             Change::MethodRemoved { method, path } => write!(f, "- {method} {path}"),
             Change::FieldAdded { op, field, ty } => write!(f, "~ {op}: + {field} ({ty})"),
             Change::FieldRemoved { op, field, ty } => write!(f, "~ {op}: - {field} ({ty})"),
-            Change::FieldRetyped { op, field, old, new } => {
+            Change::FieldRetyped {
+                op,
+                field,
+                old,
+                new,
+            } => {
                 write!(f, "~ {op}: {field} {old} -> {new}")
             }
-            Change::EnumChanged { op, field, added, removed } => {
+            Change::EnumChanged {
+                op,
+                field,
+                added,
+                removed,
+            } => {
                 write!(f, "~ {op}: {field} values")?;
                 if !added.is_empty() {
                     write!(f, " +[{}]", added.join(", "))?;
@@ -83,14 +117,25 @@ pub fn diff(old: &Value, new: &Value) -> Vec<Change> {
             continue;
         };
         for method in old_methods.keys().filter(|m| !new_methods.contains_key(*m)) {
-            changes.push(Change::MethodRemoved { method: method.clone(), path: path.clone() });
+            changes.push(Change::MethodRemoved {
+                method: method.clone(),
+                path: path.clone(),
+            });
         }
         for method in new_methods.keys().filter(|m| !old_methods.contains_key(*m)) {
-            changes.push(Change::MethodAdded { method: method.clone(), path: path.clone() });
+            changes.push(Change::MethodAdded {
+                method: method.clone(),
+                path: path.clone(),
+            });
         }
         for (method, old_fields) in old_methods {
             if let Some(new_fields) = new_methods.get(method) {
-                compare_fields(&format!("{method} {path}"), old_fields, new_fields, &mut changes);
+                compare_fields(
+                    &format!("{method} {path}"),
+                    old_fields,
+                    new_fields,
+                    &mut changes,
+                );
             }
         }
     }
@@ -198,14 +243,24 @@ fn flatten(
         .or_else(|| target.get("enum"))
         .and_then(Value::as_array)
         .map(|v| v.iter().map(value_text).collect());
-    fields.insert(at.to_owned(), Field { ty: ty.clone(), values });
+    fields.insert(
+        at.to_owned(),
+        Field {
+            ty: ty.clone(),
+            values,
+        },
+    );
     if depth >= MAX_DEPTH {
         return;
     }
     match ty.as_str() {
         "object" => {
             for (key, suffix) in [("properties", ""), ("x-pve-indexed-properties", "[n]")] {
-                let subs = target.get(key).and_then(Value::as_object).into_iter().flatten();
+                let subs = target
+                    .get(key)
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten();
                 for (name, sub) in subs {
                     flatten(doc, sub, &format!("{at}.{name}{suffix}"), fields, depth + 1);
                 }

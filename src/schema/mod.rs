@@ -44,6 +44,13 @@ pub enum SchemaError {
     },
 }
 
+/// The bytes `pve-schema import` writes: pretty JSON with sorted keys and a final newline.
+pub fn to_bytes(doc: &serde_json::Value) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(doc).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
 /// Reads a file and returns its text, naming the file on failure.
 pub fn read_text(path: &std::path::Path) -> Result<String, SchemaError> {
     std::fs::read_to_string(path).map_err(|source| SchemaError::Read {

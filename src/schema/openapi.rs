@@ -102,7 +102,7 @@ pub fn import(nodes: &[ApiNode], version: &str) -> Result<Value, SchemaError> {
         "info": {
             "title": "Proxmox VE API",
             "version": version,
-            "x-generated-by": "pve-schema import (facts only; no pve-docs prose)",
+            "x-generated-by": "pve-schema import",
         },
         "servers": [{
             "url": "https://{host}:8006/api2/json",
@@ -309,10 +309,9 @@ fn convert(schema: &Value, side: Side, site: &Site, location: &str) -> Result<Va
         let mut converted = Vec::with_capacity(alternatives.len());
         for (i, alt) in alternatives.iter().enumerate() {
             let mut alt = convert(alt, side, site, &format!("{location}.oneOf[{i}]"))?;
-            if let (Some(types), Some(obj)) = (
-                alternatives[i].get("instance-types"),
-                alt.as_object_mut(),
-            ) {
+            if let (Some(types), Some(obj)) =
+                (alternatives[i].get("instance-types"), alt.as_object_mut())
+            {
                 obj.insert("x-pve-instance-types".into(), types.clone());
             }
             converted.push(alt);
@@ -420,5 +419,245 @@ fn without_prose(value: &Value) -> Value {
         ),
         Value::Array(items) => Value::Array(items.iter().map(without_prose).collect()),
         other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::parse_apidata;
+
+    /// A small API tree of our own, with one of everything the importer has to handle.
+    const SNIPPET: &str = r#"const apiSchema = [
+      {"path": "/nodes", "text": "nodes", "leaf": 0,
+       "info": {"GET": {"method": "GET", "description": "NOT-COPIED prose",
+                        "parameters": {"additionalProperties": 0},
+                        "returns": {"type": "array", "items": {"type": "object",
+                                    "properties": {"node": {"type": "string"}}}}}},
+       "children": [
+        {"path": "/nodes/{node}", "text": "{node}", "leaf": 0, "info": {},
+         "children": [
+          {"path": "/nodes/{node}/qemu/{vmid}/config", "text": "config", "leaf": 1,
+           "info": {
+            "GET": {"parameters": {"properties": {
+                       "node": {"type": "string", "format": "pve-node", "description": "x"},
+                       "vmid": {"type": "integer", "minimum": 100, "maximum": 999999999,
+                                "title": "NOT-COPIED title", "typetext": "<NOT-COPIED>"},
+                       "current": {"type": "boolean", "optional": 1, "default": 0},
+                       "snapshot": {"type": "string", "optional": "1", "maxLength": 40,
+                                    "pattern": "[a-z]+"}}},
+                    "returns": {"type": "object", "properties": {
+                       "cores": {"type": "integer", "optional": 1},
+                       "cpulimit": {"type": "number"},
+                       "onboot": {"type": "boolean"},
+                       "ostype": {"type": "string", "enum": ["l26", "win11"]},
+                       "net[n]": {"type": "string", "format": {"model": {"type": "string",
+                                  "description": "NOT-COPIED either"}}},
+                       "tags": {"type": "array", "items": {"type": "string"}},
+                       "meta": {"type": "object", "additionalProperties": {"type": "integer"}},
+                       "nothing": {"type": "null"},
+                       "anything": {"type": "any"},
+                       "untyped": {"optional": 1}}}},
+            "PUT": {"parameters": {"properties": {
+                       "node": {"type": "string"},
+                       "vmid": {"type": "integer"},
+                       "cores": {"type": "integer", "optional": 1, "minimum": 1},
+                       "net[n]": {"type": "string", "optional": 1},
+                       "name": {"type": "string"}}},
+                    "returns": {"type": "null"}}}},
+          {"path": "/nodes/{node}/status", "text": "status", "leaf": 1,
+           "info": {"GET": {"parameters": {"properties": {"node": {"type": "string"}}}},
+                    "DELETE": {"parameters": {"properties": {"node": {"type": "string"}}},
+                               "returns": {"type": "object", "properties": {
+                                 "inner": {"properties": {"deep": {"type": "integer"}}}}}}}}
+         ]}
+       ]}
+    ];"#;
+
+    fn imported() -> Value {
+        let nodes = parse_apidata(SNIPPET, "snippet").unwrap();
+        import(&nodes, "0.0-test").unwrap()
+    }
+
+    fn op<'a>(doc: &'a Value, path: &str, method: &str) -> &'a Value {
+        &doc["paths"][path][method]
+    }
+
+    fn data(doc: &Value, path: &str, method: &str) -> Value {
+        op(doc, path, method)["responses"]["200"]["content"]["application/json"]["schema"]
+            ["properties"]["data"]
+            .clone()
+    }
+
+    #[test]
+    fn every_path_with_a_method_and_nothing_else() {
+        let doc = imported();
+        let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+        assert_eq!(
+            paths,
+            [
+                "/nodes",
+                "/nodes/{node}/qemu/{vmid}/config",
+                "/nodes/{node}/status"
+            ]
+        );
+        assert_eq!(doc["openapi"], "3.0.3");
+        assert_eq!(doc["info"]["version"], "0.0-test");
+    }
+
+    #[test]
+    fn operation_ids_come_from_method_and_path() {
+        let doc = imported();
+        assert_eq!(
+            op(&doc, "/nodes/{node}/qemu/{vmid}/config", "get")["operationId"],
+            "get_nodes_node_qemu_vmid_config"
+        );
+        assert_eq!(
+            op(&doc, "/nodes/{node}/status", "delete")["operationId"],
+            "delete_nodes_node_status"
+        );
+        assert_eq!(operation_id("GET", "/"), "get_root");
+        assert_eq!(
+            operation_id("POST", "/nodes/{node}/qemu/{vmid}/agent/get-fsinfo"),
+            "post_nodes_node_qemu_vmid_agent_get_fsinfo"
+        );
+    }
+
+    #[test]
+    fn colliding_operation_ids_are_refused() {
+        let text = r#"[{"path": "/a-b", "info": {"GET": {}}},
+                       {"path": "/a_b", "info": {"GET": {}}}]"#;
+        let err = import(&parse_apidata(text, "t").unwrap(), "1").unwrap_err();
+        assert!(
+            matches!(err, SchemaError::DuplicateOperationId { ref id, .. } if id == "get_a_b"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn path_parameters_are_separated_from_query_parameters() {
+        let doc = imported();
+        let params = op(&doc, "/nodes/{node}/qemu/{vmid}/config", "get")["parameters"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let summary: Vec<(String, String, bool)> = params
+            .iter()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap().to_owned(),
+                    p["in"].as_str().unwrap().to_owned(),
+                    p["required"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        let expected = [
+            ("node", "path", true),
+            ("vmid", "path", true),
+            ("current", "query", false),
+            ("snapshot", "query", false),
+        ]
+        .map(|(n, i, r)| (n.to_owned(), i.to_owned(), r));
+        assert_eq!(summary, expected);
+        assert_eq!(params[1]["schema"]["minimum"], 100);
+        assert_eq!(params[3]["schema"]["maxLength"], 40);
+        assert_eq!(params[3]["schema"]["x-pve-pattern"], "[a-z]+");
+        assert_eq!(params[0]["schema"]["x-pve-format"], "pve-node");
+        // A template parameter PVE forgot to declare is still a path parameter.
+        let status = op(&doc, "/nodes/{node}/status", "get");
+        assert_eq!(status["parameters"][0]["in"], "path");
+    }
+
+    #[test]
+    fn bodies_and_indexed_names() {
+        let doc = imported();
+        let put = op(&doc, "/nodes/{node}/qemu/{vmid}/config", "put");
+        let body = &put["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(put["requestBody"]["required"], true);
+        assert_eq!(body["required"], json!(["name"]));
+        assert_eq!(body["properties"]["cores"]["minimum"], 1);
+        assert!(body["properties"].get("net[n]").is_none());
+        assert_eq!(body["x-pve-indexed-properties"]["net"]["type"], "string");
+        let returned = data(&doc, "/nodes/{node}/qemu/{vmid}/config", "get");
+        assert_eq!(
+            returned["x-pve-indexed-properties"]["net"]["$ref"],
+            "#/components/schemas/PveString"
+        );
+        // A format given as an object is kept as facts, without its prose.
+        assert_eq!(
+            returned["x-pve-indexed-properties"]["net"]["x-pve-format"],
+            json!({"model": {"type": "string"}})
+        );
+    }
+
+    #[test]
+    fn every_pve_type_in_a_response() {
+        let doc = imported();
+        let config = data(&doc, "/nodes/{node}/qemu/{vmid}/config", "get");
+        let props = &config["properties"];
+        let r = |name: &str| format!("#/components/schemas/{name}");
+        assert_eq!(props["cores"]["$ref"], r("PveInteger"));
+        assert_eq!(props["cpulimit"]["$ref"], r("PveNumber"));
+        assert_eq!(props["onboot"]["$ref"], r("PveBoolean"));
+        assert_eq!(props["ostype"]["$ref"], r("PveString"));
+        assert_eq!(props["ostype"]["x-pve-enum"], json!(["l26", "win11"]));
+        assert_eq!(props["tags"]["items"]["$ref"], r("PveString"));
+        assert_eq!(
+            props["meta"]["additionalProperties"]["$ref"],
+            r("PveInteger")
+        );
+        assert_eq!(props["nothing"]["x-pve-type"], "null");
+        assert_eq!(props["anything"], json!({}));
+        assert_eq!(props["untyped"], json!({}));
+        // Nothing in a response is required or closed.
+        assert!(config.get("required").is_none());
+        assert!(!doc.to_string().contains("\"additionalProperties\":false"));
+        for (_, name) in LENIENT_SCALARS {
+            assert!(doc["components"]["schemas"].get(name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn nested_and_missing_returns() {
+        let doc = imported();
+        // Missing `returns`: `data` is anything.
+        assert_eq!(data(&doc, "/nodes/{node}/status", "get"), json!({}));
+        // An object without `type` but with properties, inside another.
+        let nested = data(&doc, "/nodes/{node}/status", "delete");
+        assert_eq!(
+            nested["properties"]["inner"]["properties"]["deep"]["$ref"],
+            "#/components/schemas/PveInteger"
+        );
+        // Every answer is wrapped in PVE's envelope, `data` required.
+        let envelope =
+            &op(&doc, "/nodes", "get")["responses"]["200"]["content"]["application/json"]["schema"];
+        assert_eq!(envelope["required"], json!(["data"]));
+        assert_eq!(envelope["properties"]["data"]["type"], "array");
+    }
+
+    #[test]
+    fn no_prose_is_copied() {
+        let text = imported().to_string();
+        for prose in ["NOT-COPIED", "\"typetext\"", "\"verbose_description\""] {
+            assert!(!text.contains(prose), "{prose} in output");
+        }
+    }
+
+    #[test]
+    fn unknown_types_are_named() {
+        let text = r#"[{"path": "/x", "info": {"GET": {"returns": {"type": "object",
+                        "properties": {"f": {"type": "quaternion"}}}}}}]"#;
+        let err = import(&parse_apidata(text, "t").unwrap(), "1").unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("quaternion"), "{message}");
+        assert!(message.contains("GET /x"), "{message}");
+        assert!(message.contains("returns.f"), "{message}");
+    }
+
+    #[test]
+    fn importing_twice_gives_identical_bytes() {
+        let a = serde_json::to_vec_pretty(&imported()).unwrap();
+        let b = serde_json::to_vec_pretty(&imported()).unwrap();
+        assert_eq!(a, b);
     }
 }

@@ -1,0 +1,505 @@
+//! Spreads API requests over the cluster's endpoints.
+//!
+//! Every request goes to a randomly chosen endpoint that is not in backoff. When it fails in a
+//! way that says something about the *endpoint* (no connection, a timeout, a TLS failure, a 5xx
+//! answer) the endpoint is put in backoff, and the request is tried once more on another
+//! endpoint. 595/596 are different: the endpoint answered, but the node the request was proxied
+//! to is unreachable; asking elsewhere would only wait for the same node again, so such an
+//! answer is neither retried nor held against the endpoint. 4xx answers (a wrong token, a
+//! missing privilege) would be the same everywhere and are not retried either.
+//!
+//! Backoff grows with consecutive failures up to a cap. When every endpoint is in backoff the
+//! one whose backoff ends first is used anyway: a request is never refused for want of an
+//! endpoint.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use progenitor_client::{Error as ClientError, ResponseValue};
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::client::Client;
+
+/// A PVE API token: `USER@REALM!TOKENID` and its secret. The secret never shows in `Debug`.
+#[derive(Clone)]
+pub struct ApiToken {
+    pub id: String,
+    pub secret: SecretString,
+}
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiToken")
+            .field("id", &self.id)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
+}
+
+/// How long a failing endpoint is skipped: `initial` after the first failure, doubling with
+/// each further consecutive failure, never more than `max`.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_secs(2),
+            max: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Backoff {
+    fn after(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(20);
+        self.initial.saturating_mul(1 << doublings).min(self.max)
+    }
+}
+
+/// Everything the dispatcher needs to reach the cluster.
+#[derive(Clone, Debug)]
+pub struct DispatcherConfig {
+    /// Base URLs of the API endpoints, such as `https://pve1:8006/`.
+    pub endpoints: Vec<reqwest::Url>,
+    pub token: ApiToken,
+    /// Skip TLS certificate verification (`--proxmox-api-insecure`).
+    pub insecure: bool,
+    /// Upper bound on one request, connection included.
+    pub timeout: Duration,
+    pub backoff: Backoff,
+}
+
+/// Why the dispatcher could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("no Proxmox API endpoint given")]
+    NoEndpoint,
+    #[error("endpoint {0} must be an http:// or https:// URL without user, password or query")]
+    BadEndpoint(String),
+    #[error("the API token id or secret contains characters not allowed in an HTTP header")]
+    BadToken,
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+/// What went wrong with one request, after any retry. Never holds the token or a response body.
+#[derive(Debug, thiserror::Error)]
+#[error("{endpoint}{path}: {kind}")]
+pub struct ApiError {
+    /// The endpoint that gave the final answer, as `https://host:port`.
+    pub endpoint: String,
+    /// The API path, such as `/nodes/pve1/disks/list`.
+    pub path: String,
+    pub kind: ErrorKind,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ErrorKind {
+    #[error("HTTP {}{}", .0, status_hint(*.0))]
+    Status(StatusCode),
+    #[error("timed out")]
+    Timeout,
+    #[error("connection failed: {0}")]
+    Connection(String),
+    #[error("answer does not decode: {0}")]
+    Decode(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ErrorKind {
+    /// The status as the request counter labels it.
+    fn label(&self) -> String {
+        match self {
+            ErrorKind::Status(s) => s.as_u16().to_string(),
+            ErrorKind::Timeout => "timeout".into(),
+            ErrorKind::Connection(_) => "connection_error".into(),
+            ErrorKind::Decode(_) => "invalid_answer".into(),
+            ErrorKind::Other(_) => "error".into(),
+        }
+    }
+
+    /// 595/596: the node behind the endpoint is unreachable; the endpoint itself is fine.
+    pub fn is_node_unreachable(&self) -> bool {
+        matches!(self, ErrorKind::Status(s) if matches!(s.as_u16(), 595 | 596))
+    }
+}
+
+fn status_hint(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => " (the API token id or secret is wrong, or the token expired)",
+        403 => " (the token lacks a privilege: grant it the PVEAuditor role on /)",
+        595 | 596 => " (the node behind this endpoint is unreachable)",
+        _ => "",
+    }
+}
+
+/// What one attempt's failure means for the endpoint and the request.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    /// The endpoint failed: put it in backoff and try another.
+    EndpointFault,
+    /// Another endpoint may answer (an API path this one does not know), but this one is fine.
+    TryElsewhere,
+    /// The answer would be the same anywhere: give up.
+    Final,
+}
+
+fn judge(kind: &ErrorKind) -> Verdict {
+    match kind {
+        ErrorKind::Timeout | ErrorKind::Connection(_) => Verdict::EndpointFault,
+        ErrorKind::Status(s) if kind.is_node_unreachable() || s.is_client_error() => Verdict::Final,
+        ErrorKind::Status(s) if s.as_u16() == 501 => Verdict::TryElsewhere,
+        ErrorKind::Status(s) if s.is_server_error() => Verdict::EndpointFault,
+        _ => Verdict::Final,
+    }
+}
+
+struct Endpoint {
+    label: String,
+    client: Client,
+    health: Mutex<Health>,
+}
+
+#[derive(Default)]
+struct Health {
+    failures: u32,
+    until: Option<Instant>,
+}
+
+/// The set of endpoints, their health, and a count of requests by endpoint and status.
+pub struct Dispatcher {
+    endpoints: Vec<Endpoint>,
+    backoff: Backoff,
+    requests: Mutex<BTreeMap<(usize, String), u64>>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let labels: Vec<&str> = self.endpoints.iter().map(|e| e.label.as_str()).collect();
+        f.debug_struct("Dispatcher")
+            .field("endpoints", &labels)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dispatcher {
+    pub fn new(config: &DispatcherConfig) -> Result<Self, SetupError> {
+        if config.endpoints.is_empty() {
+            return Err(SetupError::NoEndpoint);
+        }
+        let http = http_client(config)?;
+        let endpoints = config
+            .endpoints
+            .iter()
+            .map(|url| {
+                let label = endpoint_label(url)?;
+                let base = format!("{}/api2/json", url.as_str().trim_end_matches('/'));
+                Ok(Endpoint {
+                    label,
+                    client: Client::new_with_client(&base, http.clone()),
+                    health: Mutex::new(Health::default()),
+                })
+            })
+            .collect::<Result<Vec<_>, SetupError>>()?;
+        Ok(Dispatcher {
+            endpoints,
+            backoff: config.backoff,
+            requests: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Runs one API operation: `op` is called with an endpoint's client, once, or twice when the
+    /// first endpoint failed and another is there. `path` names the request in errors and logs.
+    pub async fn call<T, F, Fut>(&self, path: &str, op: F) -> Result<T, ApiError>
+    where
+        F: Fn(&Client) -> Fut,
+        Fut: Future<Output = Result<ResponseValue<T>, ClientError<()>>>,
+    {
+        // `new` refuses an empty endpoint list, so there is always a first choice.
+        let first = self.choose(None).unwrap_or(0);
+        let error = match self.attempt(first, path, &op).await {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        if judge(&error.kind) == Verdict::Final {
+            return Err(error);
+        }
+        match self.choose(Some(first)) {
+            Some(second) => {
+                tracing::debug!(endpoint = %self.endpoints[second].label, path, "retrying on another endpoint");
+                self.attempt(second, path, &op).await
+            }
+            None => Err(error),
+        }
+    }
+
+    /// Requests made so far, as (endpoint, status, count), sorted.
+    pub fn request_counts(&self) -> Vec<(String, String, u64)> {
+        let counts = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        counts
+            .iter()
+            .map(|((i, status), n)| (self.endpoints[*i].label.clone(), status.clone(), *n))
+            .collect()
+    }
+
+    /// The endpoints that are in backoff now.
+    pub fn endpoints_in_backoff(&self) -> Vec<String> {
+        let now = Instant::now();
+        self.endpoints
+            .iter()
+            .filter(|e| lock(&e.health).until.is_some_and(|u| u > now))
+            .map(|e| e.label.clone())
+            .collect()
+    }
+
+    /// Every endpoint, as `https://host:port`, in configuration order.
+    pub fn endpoint_labels(&self) -> Vec<String> {
+        self.endpoints.iter().map(|e| e.label.clone()).collect()
+    }
+
+    /// A random endpoint out of backoff other than `except`; when all are in backoff, the one
+    /// whose backoff ends first. `None` when there is no endpoint besides `except`.
+    fn choose(&self, except: Option<usize>) -> Option<usize> {
+        let now = Instant::now();
+        let mut ready = Vec::with_capacity(self.endpoints.len());
+        let mut soonest: Option<(Instant, usize)> = None;
+        for (i, endpoint) in self.endpoints.iter().enumerate() {
+            if Some(i) == except {
+                continue;
+            }
+            match lock(&endpoint.health).until {
+                Some(until) if until > now => {
+                    if soonest.is_none_or(|(s, _)| until < s) {
+                        soonest = Some((until, i));
+                    }
+                }
+                _ => ready.push(i),
+            }
+        }
+        if ready.is_empty() {
+            return soonest.map(|(_, i)| i);
+        }
+        Some(ready[fastrand::usize(..ready.len())])
+    }
+
+    async fn attempt<T, F, Fut>(&self, index: usize, path: &str, op: &F) -> Result<T, ApiError>
+    where
+        F: Fn(&Client) -> Fut,
+        Fut: Future<Output = Result<ResponseValue<T>, ClientError<()>>>,
+    {
+        let endpoint = &self.endpoints[index];
+        let result = op(&endpoint.client).await;
+        let kind = match result {
+            Ok(value) => {
+                self.count(index, value.status().as_u16().to_string());
+                self.succeeded(endpoint);
+                return Ok(value.into_inner());
+            }
+            Err(e) => classify(e),
+        };
+        self.count(index, kind.label());
+        match judge(&kind) {
+            Verdict::EndpointFault => self.failed(endpoint, path, &kind),
+            // The endpoint answered: whatever the answer, it is reachable.
+            _ => self.succeeded(endpoint),
+        }
+        Err(ApiError {
+            endpoint: endpoint.label.clone(),
+            path: path.to_owned(),
+            kind,
+        })
+    }
+
+    fn count(&self, index: usize, status: String) {
+        let mut counts = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        *counts.entry((index, status)).or_default() += 1;
+    }
+
+    fn succeeded(&self, endpoint: &Endpoint) {
+        let mut health = lock(&endpoint.health);
+        if health.failures > 0 {
+            tracing::info!(endpoint = %endpoint.label, "endpoint answers again");
+        }
+        *health = Health::default();
+    }
+
+    fn failed(&self, endpoint: &Endpoint, path: &str, kind: &ErrorKind) {
+        let mut health = lock(&endpoint.health);
+        health.failures = health.failures.saturating_add(1);
+        let pause = self.backoff.after(health.failures);
+        health.until = Some(Instant::now() + pause);
+        tracing::warn!(
+            endpoint = %endpoint.label,
+            path,
+            error = %kind,
+            failures = health.failures,
+            backoff_seconds = pause.as_secs_f64(),
+            "endpoint failed; skipping it for a while"
+        );
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind; keep using it.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn classify(error: ClientError<()>) -> ErrorKind {
+    match error {
+        ClientError::CommunicationError(e) | ClientError::ResponseBodyError(e) => transport(&e),
+        ClientError::ErrorResponse(rv) => ErrorKind::Status(rv.status()),
+        ClientError::UnexpectedResponse(response) => ErrorKind::Status(response.status()),
+        // Only the decoder's message: the body itself may be large and is not ours to log.
+        ClientError::InvalidResponsePayload(_, e) => ErrorKind::Decode(e.to_string()),
+        ClientError::InvalidRequest(m) | ClientError::Custom(m) => ErrorKind::Other(m),
+        ClientError::InvalidUpgrade(e) => transport(&e),
+    }
+}
+
+fn transport(e: &reqwest::Error) -> ErrorKind {
+    if e.is_timeout() {
+        return ErrorKind::Timeout;
+    }
+    if let Some(status) = e.status() {
+        return ErrorKind::Status(status);
+    }
+    // reqwest's own message is only "error sending request"; the cause is in the sources.
+    let mut message = String::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    if message.is_empty() {
+        message = e.to_string();
+    }
+    ErrorKind::Connection(message)
+}
+
+/// `https://host:port` for logs and labels; refuses URLs that carry credentials or a query.
+fn endpoint_label(url: &reqwest::Url) -> Result<String, SetupError> {
+    let bad = || {
+        SetupError::BadEndpoint(format!(
+            "{}://{}",
+            url.scheme(),
+            url.host_str().unwrap_or("?")
+        ))
+    };
+    if !matches!(url.scheme(), "http" | "https")
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+    {
+        return Err(bad());
+    }
+    let host = url.host_str().ok_or_else(bad)?;
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    Ok(match url.port_or_known_default() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    })
+}
+
+fn http_client(config: &DispatcherConfig) -> Result<reqwest::Client, SetupError> {
+    // reqwest is built without a default crypto provider (ring builds faster than aws-lc);
+    // an error here only means a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let value = format!(
+        "PVEAPIToken={}={}",
+        config.token.id,
+        config.token.secret.expose_secret()
+    );
+    let mut auth = HeaderValue::from_str(&value).map_err(|_| SetupError::BadToken)?;
+    auth.set_sensitive(true);
+    let mut headers = HeaderMap::new();
+    headers.insert(AUTHORIZATION, auth);
+
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .user_agent(concat!("proxmox-exporter/", env!("CARGO_PKG_VERSION")))
+        .timeout(config.timeout)
+        .connect_timeout(config.timeout.min(Duration::from_secs(5)))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_keepalive(Duration::from_secs(60))
+        .danger_accept_invalid_certs(config.insecure)
+        .build()
+        .map_err(|e| SetupError::Client(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let b = Backoff {
+            initial: Duration::from_secs(2),
+            max: Duration::from_secs(60),
+        };
+        let seconds: Vec<u64> = (1..=8).map(|n| b.after(n).as_secs()).collect();
+        assert_eq!(seconds, [2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(b.after(u32::MAX), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn verdicts() {
+        let status = |s: u16| ErrorKind::Status(StatusCode::from_u16(s).unwrap());
+        assert_eq!(judge(&status(500)), Verdict::EndpointFault);
+        assert_eq!(judge(&status(502)), Verdict::EndpointFault);
+        assert_eq!(judge(&status(501)), Verdict::TryElsewhere);
+        assert_eq!(judge(&status(595)), Verdict::Final);
+        assert_eq!(judge(&status(596)), Verdict::Final);
+        assert_eq!(judge(&status(401)), Verdict::Final);
+        assert_eq!(judge(&status(403)), Verdict::Final);
+        assert_eq!(judge(&ErrorKind::Timeout), Verdict::EndpointFault);
+        assert_eq!(judge(&ErrorKind::Decode("x".into())), Verdict::Final);
+    }
+
+    #[test]
+    fn labels_drop_paths_and_refuse_credentials() {
+        let url = |s: &str| reqwest::Url::parse(s).unwrap();
+        assert_eq!(
+            endpoint_label(&url("https://pve1:8006/")).unwrap(),
+            "https://pve1:8006"
+        );
+        assert_eq!(
+            endpoint_label(&url("https://10.0.0.1/")).unwrap(),
+            "https://10.0.0.1:443"
+        );
+        assert_eq!(
+            endpoint_label(&url("https://[::1]:8006")).unwrap(),
+            "https://[::1]:8006"
+        );
+        let err = endpoint_label(&url("https://root:hunter2@pve1:8006/")).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(endpoint_label(&url("ftp://pve1/")).is_err());
+    }
+
+    #[test]
+    fn the_secret_stays_out_of_debug() {
+        let token = ApiToken {
+            id: "monitoring@pve!exporter".into(),
+            secret: SecretString::from("5e3c7a52-0000-4000-8000-123456789abc"),
+        };
+        let shown = format!("{token:?}");
+        assert!(shown.contains("monitoring@pve!exporter"));
+        assert!(!shown.contains("5e3c7a52"), "{shown}");
+    }
+}
