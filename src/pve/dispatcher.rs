@@ -2,10 +2,11 @@
 //!
 //! Every request goes to a randomly chosen endpoint that is not in backoff. When it fails in a
 //! way that says something about the *endpoint* (no connection, a timeout, a TLS failure, a 5xx
-//! answer) the endpoint is put in backoff, and the request is tried once more on another
-//! endpoint. 595/596 are different: the endpoint answered, but the node the request was proxied
-//! to is unreachable; asking elsewhere would only wait for the same node again, so such an
-//! answer is neither retried nor held against the endpoint. 4xx answers (a wrong token, a
+//! answer) the endpoint is put in backoff, and the request is tried again on another endpoint
+//! it has not been to yet: with two endpoints that is one retry, and a request fails only when
+//! every endpoint failed it. 595/596 are different: the endpoint answered, but the node the
+//! request was proxied to is unreachable; asking elsewhere would only wait for the same node
+//! again, so such an answer is neither retried nor held against the endpoint. 4xx answers (a wrong token, a
 //! missing privilege) would be the same everywhere and are not retried either.
 //!
 //! Backoff grows with consecutive failures up to a cap. When every endpoint is in backoff the
@@ -13,7 +14,6 @@
 //! endpoint.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -217,28 +217,32 @@ impl Dispatcher {
         })
     }
 
-    /// Runs one API operation: `op` is called with an endpoint's client, once, or twice when the
-    /// first endpoint failed and another is there. `path` names the request in errors and logs.
-    pub async fn call<T, F, Fut>(&self, path: &str, op: F) -> Result<T, ApiError>
+    /// Runs one API operation: `op` is called with an endpoint's client. When the endpoint
+    /// fails (see [`Verdict`]), the request moves on to an endpoint it has not tried yet, so it
+    /// fails only when every endpoint has failed it. `path` names the request in errors and logs.
+    pub async fn call<T, F>(&self, path: &str, op: F) -> Result<T, ApiError>
     where
-        F: Fn(&Client) -> Fut,
-        Fut: Future<Output = Result<ResponseValue<T>, ClientError<()>>>,
+        F: AsyncFn(&Client) -> Result<ResponseValue<T>, ClientError<()>>,
     {
+        let mut tried = Vec::with_capacity(2);
         // `new` refuses an empty endpoint list, so there is always a first choice.
-        let first = self.choose(None).unwrap_or(0);
-        let error = match self.attempt(first, path, &op).await {
-            Ok(value) => return Ok(value),
-            Err(error) => error,
-        };
-        if judge(&error.kind) == Verdict::Final {
-            return Err(error);
-        }
-        match self.choose(Some(first)) {
-            Some(second) => {
-                tracing::debug!(endpoint = %self.endpoints[second].label, path, "retrying on another endpoint");
-                self.attempt(second, path, &op).await
+        let mut next = self.choose(&tried).unwrap_or(0);
+        loop {
+            let error = match self.attempt(next, path, &op).await {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            tried.push(next);
+            if judge(&error.kind) == Verdict::Final {
+                return Err(error);
             }
-            None => Err(error),
+            match self.choose(&tried) {
+                Some(other) => {
+                    tracing::debug!(endpoint = %self.endpoints[other].label, path, "retrying on another endpoint");
+                    next = other;
+                }
+                None => return Err(error),
+            }
         }
     }
 
@@ -266,14 +270,14 @@ impl Dispatcher {
         self.endpoints.iter().map(|e| e.label.clone()).collect()
     }
 
-    /// A random endpoint out of backoff other than `except`; when all are in backoff, the one
-    /// whose backoff ends first. `None` when there is no endpoint besides `except`.
-    fn choose(&self, except: Option<usize>) -> Option<usize> {
+    /// A random endpoint out of backoff and not in `except`; when all are in backoff, the one
+    /// whose backoff ends first. `None` when there is no endpoint besides those in `except`.
+    fn choose(&self, except: &[usize]) -> Option<usize> {
         let now = Instant::now();
         let mut ready = Vec::with_capacity(self.endpoints.len());
         let mut soonest: Option<(Instant, usize)> = None;
         for (i, endpoint) in self.endpoints.iter().enumerate() {
-            if Some(i) == except {
+            if except.contains(&i) {
                 continue;
             }
             match lock(&endpoint.health).until {
@@ -291,10 +295,9 @@ impl Dispatcher {
         Some(ready[fastrand::usize(..ready.len())])
     }
 
-    async fn attempt<T, F, Fut>(&self, index: usize, path: &str, op: &F) -> Result<T, ApiError>
+    async fn attempt<T, F>(&self, index: usize, path: &str, op: &F) -> Result<T, ApiError>
     where
-        F: Fn(&Client) -> Fut,
-        Fut: Future<Output = Result<ResponseValue<T>, ClientError<()>>>,
+        F: AsyncFn(&Client) -> Result<ResponseValue<T>, ClientError<()>>,
     {
         let endpoint = &self.endpoints[index];
         let result = op(&endpoint.client).await;
