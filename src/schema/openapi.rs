@@ -325,7 +325,7 @@ fn convert(schema: &Value, side: Side, site: &Site, location: &str) -> Result<Va
     }
 
     let ty = declared_type(schema);
-    let out = match ty {
+    let mut out = match ty {
         "string" | "integer" | "number" | "boolean" => scalar(schema, ty, side),
         "object" => {
             let mut fields = Fields::default();
@@ -360,6 +360,16 @@ fn convert(schema: &Value, side: Side, site: &Site, location: &str) -> Result<Va
             });
         }
     };
+    // PVE sends `null` for absent lists and objects that are fields of an answer
+    // (`"osdid-list": null`). The answer's own `data` and list items stay non-nullable.
+    let is_field = location != "returns" && !location.ends_with("[]");
+    if side == Side::Response
+        && is_field
+        && matches!(ty, "object" | "array")
+        && let Some(obj) = out.as_object_mut()
+    {
+        obj.insert("nullable".into(), json!(true));
+    }
     Ok(out)
 }
 
@@ -609,8 +619,14 @@ mod tests {
         assert_eq!(props["nothing"]["x-pve-type"], "null");
         assert_eq!(props["anything"], json!({}));
         assert_eq!(props["untyped"], json!({}));
-        // Nothing in a response is required or closed.
+        // Nothing in a response is required or closed; nested lists and objects may be null.
         assert!(config.get("required").is_none());
+        assert_eq!(props["tags"]["nullable"], true);
+        assert_eq!(props["meta"]["nullable"], true);
+        assert!(
+            config.get("nullable").is_none(),
+            "`data` itself is not nullable"
+        );
         assert!(!doc.to_string().contains("\"additionalProperties\":false"));
         for (_, name) in LENIENT_SCALARS {
             assert!(doc["components"]["schemas"].get(name).is_some(), "{name}");
