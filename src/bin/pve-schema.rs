@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use proxmox_exporter::pve::operations::parse_operations;
 use proxmox_exporter::schema::{self, SchemaError};
 
 #[derive(Parser)]
@@ -87,7 +88,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             operations,
         } => {
             let listed = match &operations {
-                Some(file) => Some(listed_paths(&schema::read_text(file)?)),
+                Some(file) => {
+                    let text = schema::read_text(file)?;
+                    let ops = parse_operations(&text, &file.display().to_string())?;
+                    Some(ops.into_iter().map(|op| op.path).collect::<Vec<_>>())
+                }
                 None => None,
             };
             let old_doc = load(&old)?;
@@ -113,15 +118,6 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
 fn load(path: &Path) -> Result<serde_json::Value, SchemaError> {
     let text = schema::read_text(path)?;
     schema::load_openapi(&text, &path.display().to_string())
-}
-
-/// The paths of an operations list: `METHOD /path` lines, `#` comments.
-fn listed_paths(text: &str) -> Vec<String> {
-    text.lines()
-        .filter_map(|line| line.split('#').next())
-        .filter_map(|line| line.split_whitespace().nth(1))
-        .map(str::to_owned)
-        .collect()
 }
 
 /// `apidata-9.1.3.js` → `9.1.3`.

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod dispatcher;
 pub mod lenient;
+pub mod operations;
 
 pub use dispatcher::{ApiError, ApiToken, Backoff, Dispatcher, DispatcherConfig, ErrorKind};
 pub use lenient::Known;
