@@ -6,5 +6,9 @@
 //! - [`pve`]: the client generated from that schema by `build.rs`, the lenient types PVE's
 //!   answers need, and the dispatcher that spreads requests over the cluster's endpoints.
 
+pub mod collectors;
+pub mod config;
 pub mod pve;
 pub mod schema;
+pub mod server;
+pub mod telemetry;

@@ -1,1 +1,80 @@
-fn main() {}
+//! `proxmox-exporter`: flags and environment → configuration → the server.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use proxmox_exporter::config::Cli;
+use proxmox_exporter::pve::Dispatcher;
+use proxmox_exporter::server::{self, Exporter};
+use proxmox_exporter::telemetry;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Cli::parse().into_config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("proxmox-exporter: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log_level);
+    let dispatcher = match Dispatcher::new(&config.dispatcher) {
+        Ok(d) => Arc::new(d),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot set up the Proxmox API client");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(address = %config.listen, error = %e, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        address = %config.listen,
+        endpoints = ?dispatcher.endpoint_labels(),
+        cache_seconds = config.cache_duration.as_secs_f64(),
+        "serving metrics at /metrics"
+    );
+    let exporter = Arc::new(Exporter::new(
+        dispatcher,
+        config.cache_duration,
+        config.max_concurrent_requests,
+    ));
+    match server::run(listener, exporter, shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

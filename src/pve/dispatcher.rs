@@ -14,7 +14,8 @@
 //! endpoint.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use progenitor_client::{Error as ClientError, ResponseValue};
@@ -165,7 +166,7 @@ fn judge(kind: &ErrorKind) -> Verdict {
 
 struct Endpoint {
     label: String,
-    client: Client,
+    client: Arc<Client>,
     health: Mutex<Health>,
 }
 
@@ -205,7 +206,7 @@ impl Dispatcher {
                 let base = format!("{}/api2/json", url.as_str().trim_end_matches('/'));
                 Ok(Endpoint {
                     label,
-                    client: Client::new_with_client(&base, http.clone()),
+                    client: Arc::new(Client::new_with_client(&base, http.clone())),
                     health: Mutex::new(Health::default()),
                 })
             })
@@ -217,12 +218,14 @@ impl Dispatcher {
         })
     }
 
-    /// Runs one API operation: `op` is called with an endpoint's client. When the endpoint
+    /// Runs one API operation: `op` is called with an endpoint's client
+    /// (`|c| async move { c.get_cluster_resources().send().await }`). When the endpoint
     /// fails (see [`Verdict`]), the request moves on to an endpoint it has not tried yet, so it
     /// fails only when every endpoint has failed it. `path` names the request in errors and logs.
-    pub async fn call<T, F>(&self, path: &str, op: F) -> Result<T, ApiError>
+    pub async fn call<T, F, Fut>(&self, path: &str, op: F) -> Result<T, ApiError>
     where
-        F: AsyncFn(&Client) -> Result<ResponseValue<T>, ClientError<()>>,
+        F: Fn(Arc<Client>) -> Fut,
+        Fut: Future<Output = Result<ResponseValue<T>, ClientError<()>>>,
     {
         let mut tried = Vec::with_capacity(2);
         // `new` refuses an empty endpoint list, so there is always a first choice.
@@ -295,12 +298,13 @@ impl Dispatcher {
         Some(ready[fastrand::usize(..ready.len())])
     }
 
-    async fn attempt<T, F>(&self, index: usize, path: &str, op: &F) -> Result<T, ApiError>
+    async fn attempt<T, F, Fut>(&self, index: usize, path: &str, op: &F) -> Result<T, ApiError>
     where
-        F: AsyncFn(&Client) -> Result<ResponseValue<T>, ClientError<()>>,
+        F: Fn(Arc<Client>) -> Fut,
+        Fut: Future<Output = Result<ResponseValue<T>, ClientError<()>>>,
     {
         let endpoint = &self.endpoints[index];
-        let result = op(&endpoint.client).await;
+        let result = op(endpoint.client.clone()).await;
         let kind = match result {
             Ok(value) => {
                 self.count(index, value.status().as_u16().to_string());

@@ -1,0 +1,206 @@
+//! `/cluster/resources`: one request for the whole cluster. Nodes, guests and storage, and the
+//! sums over them.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use prometheus_client::encoding::DescriptorEncoder;
+
+use super::{Collected, Sample, gauge, gauge_family, labels};
+use crate::pve::client::types::GetClusterResourcesResponseDataItem;
+use crate::pve::{Dispatcher, Known};
+
+pub const NAME: &str = "cluster_resources";
+const PATH: &str = "/cluster/resources";
+
+pub type Resource = GetClusterResourcesResponseDataItem;
+
+pub async fn fetch(dispatcher: &Dispatcher) -> Collected<Vec<Resource>> {
+    let started = Instant::now();
+    let answer = dispatcher
+        .call(PATH, |c| async move { c.get_cluster_resources().send().await })
+        .await;
+    let (data, errors) = match answer {
+        Ok(answer) => (answer.data, Vec::new()),
+        Err(error) => (Vec::new(), vec![error]),
+    };
+    Collected {
+        data,
+        errors,
+        duration: started.elapsed(),
+    }
+}
+
+fn kind(row: &Resource) -> &str {
+    row.type_.known().unwrap_or("")
+}
+
+/// The nodes whose status is `online`: the ones worth asking for their own details.
+pub fn online_nodes(rows: &[Resource]) -> Vec<String> {
+    rows.iter()
+        .filter(|r| kind(r) == "node" && r.status.known() == Some("online"))
+        .filter_map(|r| r.node.known().map(str::to_owned))
+        .collect()
+}
+
+/// A guest: a VM or container that is not a template.
+fn is_guest(row: &Resource) -> bool {
+    matches!(kind(row), "qemu" | "lxc") && row.template.known() != Some(true)
+}
+
+#[derive(Default)]
+struct NodeSums {
+    up: bool,
+    cpus: Option<f64>,
+    memory: Option<f64>,
+    cpus_allocated: f64,
+    memory_allocated: f64,
+}
+
+pub fn encode(rows: &[Resource], encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+    let mut nodes: BTreeMap<&str, NodeSums> = BTreeMap::new();
+    for row in rows.iter().filter(|r| kind(r) == "node") {
+        let Some(name) = row.node.known() else {
+            continue;
+        };
+        let sums = nodes.entry(name).or_default();
+        sums.up = row.status.known() == Some("online");
+        sums.cpus = row.maxcpu.known();
+        sums.memory = row.maxmem.known().map(|m| m as f64);
+    }
+    let mut guests_up: Vec<Sample> = Vec::new();
+    for row in rows.iter().filter(|r| is_guest(r)) {
+        let host = row.node.known().unwrap_or("");
+        if let Some(sums) = nodes.get_mut(host) {
+            sums.cpus_allocated += row.maxcpu.known().unwrap_or(0.0);
+            sums.memory_allocated += row.maxmem.known().unwrap_or(0) as f64;
+        }
+        let id = row.id.known().unwrap_or("");
+        let vmid = match row.vmid.known() {
+            Some(vmid) => vmid.to_string(),
+            None => id.rsplit('/').next().unwrap_or("").to_owned(),
+        };
+        let up = row.status.known() == Some("running");
+        guests_up.push((
+            labels([
+                ("host", host),
+                ("name", row.name.known().unwrap_or("")),
+                ("type", kind(row)),
+                ("vmid", &vmid),
+            ]),
+            f64::from(u8::from(up)),
+        ));
+    }
+
+    let cluster_cpus_allocated: f64 = nodes.values().map(|n| n.cpus_allocated).sum();
+    let cluster_cpus: f64 = nodes.values().filter_map(|n| n.cpus).sum();
+    let cluster_memory_allocated: f64 = nodes.values().map(|n| n.memory_allocated).sum();
+    let cluster_memory: f64 = nodes.values().filter_map(|n| n.memory).sum();
+    gauge(
+        encoder,
+        "proxmox_cluster_cpus_allocated",
+        "vCPUs allocated to the cluster's guests, running or not (templates excluded).",
+        cluster_cpus_allocated,
+    )?;
+    gauge(
+        encoder,
+        "proxmox_cluster_cpus_total",
+        "CPU threads of the cluster's online nodes.",
+        cluster_cpus,
+    )?;
+    gauge(
+        encoder,
+        "proxmox_cluster_memory_allocated_bytes",
+        "Memory allocated to the cluster's guests, running or not (templates excluded), in bytes.",
+        cluster_memory_allocated,
+    )?;
+    gauge(
+        encoder,
+        "proxmox_cluster_memory_total_bytes",
+        "Memory of the cluster's online nodes, in bytes.",
+        cluster_memory,
+    )?;
+    gauge_family(
+        encoder,
+        "proxmox_guest_up",
+        "Whether a guest (VM or container) is running (1) or not (0).",
+        guests_up,
+    )?;
+
+    let per_node = |value: &dyn Fn(&NodeSums) -> Option<f64>| -> Vec<Sample> {
+        nodes
+            .iter()
+            .filter_map(|(name, sums)| Some((labels([("name", name)]), value(sums)?)))
+            .collect()
+    };
+    gauge_family(
+        encoder,
+        "proxmox_node_cpus_allocated",
+        "vCPUs allocated to a node's guests, running or not (templates excluded).",
+        per_node(&|n| Some(n.cpus_allocated)),
+    )?;
+    gauge_family(
+        encoder,
+        "proxmox_node_cpus_total",
+        "CPU threads of a node (absent while the node is offline).",
+        per_node(&|n| n.cpus),
+    )?;
+    gauge_family(
+        encoder,
+        "proxmox_node_memory_allocated_bytes",
+        "Memory allocated to a node's guests, running or not (templates excluded), in bytes.",
+        per_node(&|n| Some(n.memory_allocated)),
+    )?;
+    gauge_family(
+        encoder,
+        "proxmox_node_memory_total_bytes",
+        "Memory of a node in bytes (absent while the node is offline).",
+        per_node(&|n| n.memory),
+    )?;
+
+    let mut storage_total: Vec<Sample> = Vec::new();
+    let mut storage_used: Vec<Sample> = Vec::new();
+    for row in rows.iter().filter(|r| kind(r) == "storage") {
+        let id = row.id.known().unwrap_or("");
+        let name = row
+            .storage
+            .known()
+            .unwrap_or_else(|| id.rsplit('/').next().unwrap_or(""));
+        let set = labels([
+            ("node", row.node.known().unwrap_or("")),
+            ("storage", name),
+            ("type", row.plugintype.known().unwrap_or("")),
+        ]);
+        if let Some(total) = row.maxdisk.known() {
+            storage_total.push((set.clone(), total as f64));
+        }
+        if let Some(used) = row.disk.known() {
+            storage_used.push((set, used as f64));
+        }
+    }
+    gauge_family(
+        encoder,
+        "proxmox_node_storage_total_bytes",
+        "Size of a storage as seen from a node, in bytes.",
+        storage_total,
+    )?;
+    gauge_family(
+        encoder,
+        "proxmox_node_storage_used_bytes",
+        "Space used on a storage as seen from a node, in bytes.",
+        storage_used,
+    )?;
+
+    gauge_family(
+        encoder,
+        "proxmox_node_up",
+        "Whether a node is online (1) or not (0).",
+        per_node(&|n| Some(f64::from(u8::from(n.up))))
+            .into_iter()
+            .map(|(mut set, v)| {
+                set.push(("type", "node".to_owned()));
+                (set, v)
+            })
+            .collect(),
+    )
+}

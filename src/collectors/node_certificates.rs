@@ -1,0 +1,82 @@
+//! `/nodes/{node}/certificates/info` for every online node: days until each certificate expires.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus_client::encoding::DescriptorEncoder;
+
+use super::{Sample, gauge_family, labels};
+use crate::pve::client::types::GetNodesNodeCertificatesInfoResponseDataItem;
+use crate::pve::{ApiError, Dispatcher, Known};
+
+pub const NAME: &str = "node_certificates";
+
+pub type Certificate = GetNodesNodeCertificatesInfoResponseDataItem;
+
+const DAY: i64 = 86_400;
+
+pub async fn fetch(
+    dispatcher: Arc<Dispatcher>,
+    node: String,
+) -> Result<Vec<Certificate>, ApiError> {
+    let path = format!("/nodes/{node}/certificates/info");
+    let answer = dispatcher
+        .call(&path, |c| {
+            let node = node.clone();
+            async move { c.get_nodes_node_certificates_info().node(node).send().await }
+        })
+        .await?;
+    Ok(answer.data)
+}
+
+/// Whole days from `now` until `notafter` (a Unix time), rounded down: negative once expired.
+pub fn days_left(notafter: i64, now: SystemTime) -> i64 {
+    let now = match now.duration_since(UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
+    };
+    notafter.saturating_sub(now).div_euclid(DAY)
+}
+
+pub fn encode(
+    nodes: &[(String, Vec<Certificate>)],
+    now: SystemTime,
+    encoder: &mut DescriptorEncoder,
+) -> std::fmt::Result {
+    let mut samples: Vec<(Sample, i64)> = Vec::new();
+    for (node, certificates) in nodes {
+        for cert in certificates {
+            let (Some(subject), Some(notafter)) = (cert.subject.known(), cert.notafter.known())
+            else {
+                continue;
+            };
+            let days = days_left(notafter, now);
+            samples.push(((labels([("node", node), ("subject", subject)]), days as f64), days));
+        }
+    }
+    // Two certificates with one subject on a node: report the one that expires first.
+    samples.sort_by_key(|(_, days)| *days);
+    gauge_family(
+        encoder,
+        "proxmox_node_days_until_cert_expiration",
+        "Whole days until a node's certificate expires; negative once it has expired.",
+        samples.into_iter().map(|(sample, _)| sample).collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn days_round_down_and_go_negative() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000 * DAY as u64);
+        let at = |days: i64, secs: i64| 1_000 * DAY + days * DAY + secs;
+        assert_eq!(days_left(at(30, 0), now), 30);
+        assert_eq!(days_left(at(29, DAY - 1), now), 29);
+        assert_eq!(days_left(at(0, 1), now), 0);
+        assert_eq!(days_left(at(0, -1), now), -1);
+        assert_eq!(days_left(at(-3, 0), now), -3);
+    }
+}

@@ -1,0 +1,85 @@
+//! `/nodes/{node}/disks/list` for every online node: the SMART health of each disk.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::DescriptorEncoder;
+
+use super::{Sample, gauge_family, labels};
+use crate::pve::client::types::GetNodesNodeDisksListResponseDataItem;
+use crate::pve::{ApiError, Dispatcher, Known};
+
+pub const NAME: &str = "node_disks";
+
+pub type Disk = GetNodesNodeDisksListResponseDataItem;
+
+pub async fn fetch(dispatcher: Arc<Dispatcher>, node: String) -> Result<Vec<Disk>, ApiError> {
+    let path = format!("/nodes/{node}/disks/list");
+    let answer = dispatcher
+        .call(&path, |c| {
+            let node = node.clone();
+            async move { c.get_nodes_node_disks_list().node(node).send().await }
+        })
+        .await?;
+    Ok(answer.data)
+}
+
+/// 1 for a passed health check (`PASSED`, or `OK` for SAS/NVMe), -1 when there is none
+/// (absent, empty or `UNKNOWN`), 0 for anything else: a failure.
+pub fn smart_value(health: Option<&str>) -> f64 {
+    match health.map(str::trim) {
+        Some(h) if h.eq_ignore_ascii_case("PASSED") || h.eq_ignore_ascii_case("OK") => 1.0,
+        None | Some("") => -1.0,
+        Some(h) if h.eq_ignore_ascii_case("UNKNOWN") => -1.0,
+        Some(_) => 0.0,
+    }
+}
+
+pub fn encode(nodes: &[(String, Vec<Disk>)], encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+    let mut samples: Vec<Sample> = Vec::new();
+    for (node, disks) in nodes {
+        for disk in disks {
+            let Some(devpath) = disk.devpath.known() else {
+                continue;
+            };
+            let set = labels([("devpath", devpath), ("node", node)]);
+            samples.push((set, smart_value(disk.health.known())));
+        }
+    }
+    // Should a device be listed twice, the worse health wins: failed, then unknown, then passed.
+    samples.sort_by_key(|(_, v)| {
+        if *v == 0.0 {
+            0
+        } else if *v < 0.0 {
+            1
+        } else {
+            2
+        }
+    });
+    gauge_family(
+        encoder,
+        "proxmox_node_disk_smart_status",
+        "SMART health of a disk: 1 passed, 0 failed, -1 unknown (no SMART data reported).",
+        samples,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::smart_value;
+
+    #[test]
+    fn health_words() {
+        for (health, want) in [
+            (Some("PASSED"), 1.0),
+            (Some("OK"), 1.0),
+            (Some("passed"), 1.0),
+            (Some("FAILED"), 0.0),
+            (Some("FAILING_NOW"), 0.0),
+            (Some("UNKNOWN"), -1.0),
+            (Some(""), -1.0),
+            (None, -1.0),
+        ] {
+            assert_eq!(smart_value(health), want, "{health:?}");
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! Command-line flags and `PROXMOX_EXPORTER_*` variables (a flag wins over its variable), and
+//! their check into a [`Config`]. Every bad value is refused at start with the setting's name.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use clap::Parser;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::pve::{ApiToken, Backoff, DispatcherConfig};
+
+/// Prometheus exporter for Proxmox VE clusters.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+pub struct Cli {
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long, env = "PROXMOX_EXPORTER_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Accept any TLS certificate from the Proxmox API (self-signed ones included).
+    #[arg(
+        long,
+        env = "PROXMOX_EXPORTER_PROXMOX_API_INSECURE",
+        num_args = 0..=1,
+        default_value = "false",
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
+    )]
+    pub proxmox_api_insecure: bool,
+
+    /// Proxmox API endpoints, comma separated (e.g. https://pve1:8006/,https://pve2:8006/).
+    #[arg(long, env = "PROXMOX_EXPORTER_PROXMOX_ENDPOINTS", value_delimiter = ',')]
+    pub proxmox_endpoints: Vec<String>,
+
+    /// Secret of the Proxmox API token.
+    #[arg(
+        long,
+        env = "PROXMOX_EXPORTER_PROXMOX_TOKEN",
+        hide_env_values = true,
+        value_parser = secret
+    )]
+    pub proxmox_token: Option<SecretString>,
+
+    /// Id of the Proxmox API token, as USER@REALM!TOKENID (e.g. monitoring@pve!exporter).
+    #[arg(long, env = "PROXMOX_EXPORTER_PROXMOX_TOKEN_ID")]
+    pub proxmox_token_id: Option<String>,
+
+    /// Port the metrics server listens on.
+    #[arg(long, env = "PROXMOX_EXPORTER_SERVER_PORT", default_value = "8080")]
+    pub server_port: String,
+
+    /// Address the metrics server listens on.
+    #[arg(long, env = "PROXMOX_EXPORTER_SERVER_ADDRESS", default_value = "0.0.0.0")]
+    pub server_address: String,
+
+    /// How long API answers are reused, in seconds (fractions allowed): scrapes within this
+    /// window cost no API request. Keep it below the scrape interval.
+    #[arg(long, env = "PROXMOX_EXPORTER_CACHE_DURATION", default_value = "29")]
+    pub cache_duration: String,
+
+    /// Upper bound on one API request, in seconds.
+    #[arg(long, env = "PROXMOX_EXPORTER_API_TIMEOUT", default_value = "10")]
+    pub api_timeout: String,
+
+    /// How many API requests may be under way at once during a collection.
+    #[arg(long, env = "PROXMOX_EXPORTER_MAX_CONCURRENT_REQUESTS", default_value = "32")]
+    pub max_concurrent_requests: String,
+}
+
+fn secret(text: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(text))
+}
+
+/// A checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub log_level: tracing::Level,
+    pub listen: SocketAddr,
+    pub cache_duration: Duration,
+    pub max_concurrent_requests: usize,
+    pub dispatcher: DispatcherConfig,
+}
+
+/// A setting that cannot be used; the message names it and never repeats a secret.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {setting}: {reason}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub reason: String,
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+impl Cli {
+    /// Checks every setting; the first bad one is reported.
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        let log_level = parse_log_level(&self.log_level)?;
+        let port: u16 = self.server_port.trim().parse().map_err(|_| {
+            invalid(
+                "--server-port (PROXMOX_EXPORTER_SERVER_PORT)",
+                format!("`{}` is not a port number (0-65535)", self.server_port),
+            )
+        })?;
+        let address: IpAddr = self.server_address.trim().parse().map_err(|_| {
+            invalid(
+                "--server-address (PROXMOX_EXPORTER_SERVER_ADDRESS)",
+                format!("`{}` is not an IP address", self.server_address),
+            )
+        })?;
+        let cache_duration = parse_seconds(
+            "--cache-duration (PROXMOX_EXPORTER_CACHE_DURATION)",
+            &self.cache_duration,
+            true,
+        )?;
+        let timeout = parse_seconds(
+            "--api-timeout (PROXMOX_EXPORTER_API_TIMEOUT)",
+            &self.api_timeout,
+            false,
+        )?;
+        let max_concurrent_requests = self
+            .max_concurrent_requests
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1024).contains(n))
+            .ok_or_else(|| {
+                invalid(
+                    "--max-concurrent-requests (PROXMOX_EXPORTER_MAX_CONCURRENT_REQUESTS)",
+                    format!("`{}` is not a number from 1 to 1024", self.max_concurrent_requests),
+                )
+            })?;
+        let endpoints = parse_endpoints(&self.proxmox_endpoints)?;
+        let token = parse_token(self.proxmox_token_id, self.proxmox_token)?;
+        Ok(Config {
+            log_level,
+            listen: SocketAddr::new(address, port),
+            cache_duration,
+            max_concurrent_requests,
+            dispatcher: DispatcherConfig {
+                endpoints,
+                token,
+                insecure: self.proxmox_api_insecure,
+                timeout,
+                backoff: Backoff::default(),
+            },
+        })
+    }
+}
+
+pub fn parse_log_level(text: &str) -> Result<tracing::Level, ConfigError> {
+    text.trim().parse::<tracing::Level>().map_err(|_| {
+        invalid(
+            "--log-level (PROXMOX_EXPORTER_LOG_LEVEL)",
+            format!("`{text}` is not one of error, warn, info, debug, trace"),
+        )
+    })
+}
+
+fn parse_seconds(setting: &'static str, text: &str, zero_ok: bool) -> Result<Duration, ConfigError> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && (*s > 0.0 || (zero_ok && *s == 0.0)) && *s <= 86_400.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            invalid(
+                setting,
+                format!("`{text}` is not a number of seconds up to 86400"),
+            )
+        })
+}
+
+fn parse_endpoints(given: &[String]) -> Result<Vec<reqwest::Url>, ConfigError> {
+    const SETTING: &str = "--proxmox-endpoints (PROXMOX_EXPORTER_PROXMOX_ENDPOINTS)";
+    let mut endpoints = Vec::new();
+    for text in given.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let url = reqwest::Url::parse(text)
+            .map_err(|e| invalid(SETTING, format!("`{}` is not a URL: {e}", shown(text))))?;
+        if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+            return Err(invalid(
+                SETTING,
+                format!(
+                    "`{}` must be an https:// URL such as https://pve1:8006/",
+                    shown(text)
+                ),
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid(
+                SETTING,
+                "an endpoint must not carry a user or password; use --proxmox-token-id and --proxmox-token",
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid(
+                SETTING,
+                format!("`{}` must not have a query or fragment", shown(text)),
+            ));
+        }
+        endpoints.push(url);
+    }
+    if endpoints.is_empty() {
+        return Err(invalid(SETTING, "no endpoint given"));
+    }
+    Ok(endpoints)
+}
+
+/// An endpoint as given, without anything before an `@` (which could be a password).
+fn shown(text: &str) -> String {
+    match (text.find("://"), text.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://…@{}", &text[..scheme], &text[at + 1..]),
+        _ => text.to_owned(),
+    }
+}
+
+fn parse_token(
+    id: Option<String>,
+    secret: Option<SecretString>,
+) -> Result<ApiToken, ConfigError> {
+    const ID: &str = "--proxmox-token-id (PROXMOX_EXPORTER_PROXMOX_TOKEN_ID)";
+    const SECRET: &str = "--proxmox-token (PROXMOX_EXPORTER_PROXMOX_TOKEN)";
+    let id = id.map(|s| s.trim().to_owned()).unwrap_or_default();
+    if id.is_empty() {
+        return Err(invalid(ID, "missing"));
+    }
+    let well_formed = id
+        .split_once('@')
+        .and_then(|(user, rest)| rest.split_once('!').map(|(realm, name)| (user, realm, name)))
+        .is_some_and(|(user, realm, name)| {
+            !user.is_empty()
+                && !realm.is_empty()
+                && !name.is_empty()
+                && id.chars().all(|c| c.is_ascii_graphic() && c != '=')
+        });
+    if !well_formed {
+        return Err(invalid(
+            ID,
+            format!("`{id}` is not of the form USER@REALM!TOKENID (e.g. monitoring@pve!exporter)"),
+        ));
+    }
+    let secret = secret
+        .map(|s| s.expose_secret().trim().to_owned())
+        .unwrap_or_default();
+    if secret.is_empty() {
+        return Err(invalid(SECRET, "missing"));
+    }
+    if !secret.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(invalid(
+            SECRET,
+            "contains spaces or characters that cannot be sent in an HTTP header",
+        ));
+    }
+    Ok(ApiToken {
+        id,
+        secret: SecretString::from(secret),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        let mut all = vec!["proxmox-exporter"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).unwrap()
+    }
+
+    const GOOD: [&str; 6] = [
+        "--proxmox-endpoints",
+        "https://pve1:8006/,https://pve2:8006/",
+        "--proxmox-token-id",
+        "monitoring@pve!exporter",
+        "--proxmox-token",
+        "00000000-1111-2222-3333-444444444444",
+    ];
+
+    #[test]
+    fn defaults_match_the_seed() {
+        let config = cli(&GOOD).into_config().unwrap();
+        assert_eq!(config.listen.port(), 8080);
+        assert_eq!(config.log_level, tracing::Level::INFO);
+        assert_eq!(config.cache_duration, Duration::from_secs(29));
+        assert!(!config.dispatcher.insecure);
+        assert_eq!(config.dispatcher.endpoints.len(), 2);
+    }
+
+    #[test]
+    fn insecure_flag_alone_or_with_a_value() {
+        let mut args = GOOD.to_vec();
+        args.push("--proxmox-api-insecure");
+        assert!(cli(&args).into_config().unwrap().dispatcher.insecure);
+        let mut args = GOOD.to_vec();
+        args.push("--proxmox-api-insecure=false");
+        assert!(!cli(&args).into_config().unwrap().dispatcher.insecure);
+    }
+
+    #[test]
+    fn each_bad_setting_is_named() {
+        for (extra, setting) in [
+            (vec!["--log-level", "loud"], "--log-level"),
+            (vec!["--server-port", "80800"], "--server-port"),
+            (vec!["--server-address", "my-host"], "--server-address"),
+            (vec!["--cache-duration", "-1"], "--cache-duration"),
+            (vec!["--api-timeout", "0"], "--api-timeout"),
+            (vec!["--max-concurrent-requests", "0"], "--max-concurrent-requests"),
+            (vec!["--proxmox-endpoints", "pve1:8006"], "--proxmox-endpoints"),
+            (vec!["--proxmox-endpoints", "ftp://pve1/"], "--proxmox-endpoints"),
+            (vec!["--proxmox-token-id", "monitoring"], "--proxmox-token-id"),
+        ] {
+            let mut args = GOOD.to_vec();
+            args.extend(extra.iter());
+            let err = cli(&args).into_config().unwrap_err();
+            assert!(err.to_string().contains(setting), "{extra:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn missing_token_parts_are_named_and_secrets_not_repeated() {
+        let err = cli(&GOOD[..4]).into_config().unwrap_err();
+        assert!(err.to_string().contains("--proxmox-token "), "{err}");
+        let err = cli(&[GOOD[0], GOOD[1], GOOD[4], GOOD[5]])
+            .into_config()
+            .unwrap_err();
+        assert!(err.to_string().contains("--proxmox-token-id"), "{err}");
+        let mut args = GOOD.to_vec();
+        args[5] = "has a space";
+        let err = cli(&args).into_config().unwrap_err();
+        assert!(!err.to_string().contains("has a space"), "{err}");
+        let mut args = GOOD.to_vec();
+        args[1] = "https://root:hunter2@pve1:8006/";
+        let err = cli(&args).into_config().unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_hides_the_secret() {
+        let parsed = cli(&GOOD);
+        assert!(!format!("{parsed:?}").contains("00000000-1111"));
+        let config = parsed.into_config().unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("00000000-1111"), "{shown}");
+    }
+}

@@ -1,0 +1,206 @@
+//! The HTTP side: `/metrics` from a cache of collections shared by all scrapers, a landing page,
+//! and health endpoints.
+//!
+//! A collection is reused for `cache_duration`: scrapes in that window cost no API request,
+//! so a highly available Prometheus pair costs one set of requests per window. Scrapes that
+//! arrive while a collection is under way wait for it instead of starting their own. The
+//! encoded exposition is kept with the collection, once per format.
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use tokio::net::TcpListener;
+
+use crate::collectors::{self, Exposition, Format, Snapshot};
+use crate::pve::Dispatcher;
+
+/// One collection and its encodings.
+#[derive(Debug)]
+pub struct Collection {
+    /// When the collection finished.
+    pub finished: Instant,
+    pub snapshot: Arc<Snapshot>,
+    text: OnceLock<Bytes>,
+    openmetrics: OnceLock<Bytes>,
+}
+
+impl Collection {
+    fn new(snapshot: Snapshot) -> Self {
+        Collection {
+            finished: Instant::now(),
+            snapshot: Arc::new(snapshot),
+            text: OnceLock::new(),
+            openmetrics: OnceLock::new(),
+        }
+    }
+}
+
+/// Collects through the dispatcher and keeps the result for the cache window.
+pub struct Exporter {
+    dispatcher: Arc<Dispatcher>,
+    cache: quick_cache::sync::Cache<(), Arc<Collection>>,
+    cache_duration: Duration,
+    max_concurrent_requests: usize,
+}
+
+impl Exporter {
+    pub fn new(
+        dispatcher: Arc<Dispatcher>,
+        cache_duration: Duration,
+        max_concurrent_requests: usize,
+    ) -> Self {
+        Exporter {
+            dispatcher,
+            cache: quick_cache::sync::Cache::new(4),
+            cache_duration,
+            max_concurrent_requests,
+        }
+    }
+
+    /// The current collection: the cached one while it is fresh, else a new one. Concurrent
+    /// callers share one collection.
+    pub async fn collection(&self) -> Arc<Collection> {
+        let asked = Instant::now();
+        loop {
+            match self.cache.get_value_or_guard_async(&()).await {
+                // Fresh, or finished after we asked (we waited for it): use it.
+                Ok(found)
+                    if found.finished.elapsed() < self.cache_duration || found.finished >= asked =>
+                {
+                    return found;
+                }
+                Ok(stale) => {
+                    // Only this stale value: a newer one someone else just put there stays.
+                    self.cache.remove_if(&(), |v| Arc::ptr_eq(v, &stale));
+                }
+                Err(guard) => {
+                    let snapshot =
+                        collectors::collect(&self.dispatcher, self.max_concurrent_requests).await;
+                    let collection = Arc::new(Collection::new(snapshot));
+                    let _ = guard.insert(collection.clone());
+                    return collection;
+                }
+            }
+        }
+    }
+
+    /// The exposition of the current collection in `format`, encoded once per collection.
+    pub async fn exposition(&self, format: Format) -> Bytes {
+        let collection = self.collection().await;
+        let cell = match format {
+            Format::Text => &collection.text,
+            Format::OpenMetrics => &collection.openmetrics,
+        };
+        cell.get_or_init(|| {
+            let exposition = Exposition {
+                snapshot: collection.snapshot.clone(),
+                requests: self.dispatcher.request_counts(),
+            };
+            Bytes::from(exposition.render(format))
+        })
+        .clone()
+    }
+}
+
+/// The exporter's routes.
+pub fn router(exporter: Arc<Exporter>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/", get(landing))
+        .route("/-/healthy", get(|| async { "OK\n" }))
+        .route("/-/ready", get(|| async { "OK\n" }))
+        .with_state(exporter)
+}
+
+/// Serves until `shutdown` completes, then lets requests under way finish.
+pub async fn run(
+    listener: TcpListener,
+    exporter: Arc<Exporter>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(exporter))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn metrics(State(exporter): State<Arc<Exporter>>, headers: HeaderMap) -> Response {
+    let format = negotiate(headers.get(header::ACCEPT));
+    let body = exporter.exposition(format).await;
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, format.content_type())],
+        body,
+    )
+        .into_response()
+}
+
+async fn landing() -> Html<&'static str> {
+    Html(concat!(
+        "<!DOCTYPE html>\n<html><head><title>Proxmox VE exporter</title></head><body>\n",
+        "<h1>Proxmox VE exporter</h1>\n",
+        "<p>Version ",
+        env!("CARGO_PKG_VERSION"),
+        ".</p>\n<ul>\n<li><a href=\"/metrics\">Metrics</a></li>\n",
+        "<li><a href=\"/-/healthy\">Health</a></li>\n</ul>\n</body></html>\n"
+    ))
+}
+
+/// OpenMetrics when the `Accept` header prefers it to the classic text format, else classic.
+pub fn negotiate(accept: Option<&HeaderValue>) -> Format {
+    let Some(accept) = accept.and_then(|v| v.to_str().ok()) else {
+        return Format::Text;
+    };
+    let (mut openmetrics, mut text) = (0.0f32, 0.0f32);
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.strip_prefix("q="))
+            .find_map(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        match media.as_str() {
+            "application/openmetrics-text" => openmetrics = openmetrics.max(q),
+            "text/plain" | "text/*" | "*/*" => text = text.max(q),
+            _ => {}
+        }
+    }
+    if openmetrics > 0.0 && openmetrics >= text {
+        Format::OpenMetrics
+    } else {
+        Format::Text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn format(accept: &str) -> Format {
+        negotiate(Some(&HeaderValue::from_str(accept).unwrap()))
+    }
+
+    #[test]
+    fn prometheus_gets_openmetrics_and_curl_gets_text() {
+        assert_eq!(
+            format(
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+                 version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+            ),
+            Format::OpenMetrics
+        );
+        assert_eq!(format("*/*"), Format::Text);
+        assert_eq!(format("text/plain;version=0.0.4"), Format::Text);
+        assert_eq!(
+            format("text/plain;q=1,application/openmetrics-text;q=0.5"),
+            Format::Text
+        );
+        assert_eq!(negotiate(None), Format::Text);
+    }
+}
