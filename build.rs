@@ -56,8 +56,8 @@ fn generate() -> Result<(), String> {
 
 /// Runs progenitor on the document cut down to the wanted operations.
 fn generate_from(cut: Value) -> Result<proc_macro2::TokenStream, String> {
-    let openapi: openapiv3::OpenAPI = serde_json::from_value(cut)
-        .map_err(|e| format!("not an OpenAPI 3.0 document: {e}"))?;
+    let openapi: openapiv3::OpenAPI =
+        serde_json::from_value(cut).map_err(|e| format!("not an OpenAPI 3.0 document: {e}"))?;
 
     let mut settings = progenitor::GenerationSettings::default();
     settings.with_interface(progenitor::InterfaceStyle::Builder);

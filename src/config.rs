@@ -29,7 +29,11 @@ pub struct Cli {
     pub proxmox_api_insecure: bool,
 
     /// Proxmox API endpoints, comma separated (e.g. https://pve1:8006/,https://pve2:8006/).
-    #[arg(long, env = "PROXMOX_EXPORTER_PROXMOX_ENDPOINTS", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "PROXMOX_EXPORTER_PROXMOX_ENDPOINTS",
+        value_delimiter = ','
+    )]
     pub proxmox_endpoints: Vec<String>,
 
     /// Secret of the Proxmox API token.
@@ -50,7 +54,11 @@ pub struct Cli {
     pub server_port: String,
 
     /// Address the metrics server listens on.
-    #[arg(long, env = "PROXMOX_EXPORTER_SERVER_ADDRESS", default_value = "0.0.0.0")]
+    #[arg(
+        long,
+        env = "PROXMOX_EXPORTER_SERVER_ADDRESS",
+        default_value = "0.0.0.0"
+    )]
     pub server_address: String,
 
     /// How long API answers are reused, in seconds (fractions allowed): scrapes within this
@@ -62,8 +70,17 @@ pub struct Cli {
     #[arg(long, env = "PROXMOX_EXPORTER_API_TIMEOUT", default_value = "10")]
     pub api_timeout: String,
 
+    /// Run against a built-in simulated cluster (3 nodes, 30 guests) instead of a real one:
+    /// no endpoint or token needed.
+    #[arg(long)]
+    pub demo: bool,
+
     /// How many API requests may be under way at once during a collection.
-    #[arg(long, env = "PROXMOX_EXPORTER_MAX_CONCURRENT_REQUESTS", default_value = "32")]
+    #[arg(
+        long,
+        env = "PROXMOX_EXPORTER_MAX_CONCURRENT_REQUESTS",
+        default_value = "32"
+    )]
     pub max_concurrent_requests: String,
 }
 
@@ -131,7 +148,10 @@ impl Cli {
             .ok_or_else(|| {
                 invalid(
                     "--max-concurrent-requests (PROXMOX_EXPORTER_MAX_CONCURRENT_REQUESTS)",
-                    format!("`{}` is not a number from 1 to 1024", self.max_concurrent_requests),
+                    format!(
+                        "`{}` is not a number from 1 to 1024",
+                        self.max_concurrent_requests
+                    ),
                 )
             })?;
         let endpoints = parse_endpoints(&self.proxmox_endpoints)?;
@@ -161,7 +181,11 @@ pub fn parse_log_level(text: &str) -> Result<tracing::Level, ConfigError> {
     })
 }
 
-fn parse_seconds(setting: &'static str, text: &str, zero_ok: bool) -> Result<Duration, ConfigError> {
+fn parse_seconds(
+    setting: &'static str,
+    text: &str,
+    zero_ok: bool,
+) -> Result<Duration, ConfigError> {
     text.trim()
         .parse::<f64>()
         .ok()
@@ -213,15 +237,14 @@ fn parse_endpoints(given: &[String]) -> Result<Vec<reqwest::Url>, ConfigError> {
 /// An endpoint as given, without anything before an `@` (which could be a password).
 fn shown(text: &str) -> String {
     match (text.find("://"), text.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://…@{}", &text[..scheme], &text[at + 1..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &text[..scheme], &text[at + 1..])
+        }
         _ => text.to_owned(),
     }
 }
 
-fn parse_token(
-    id: Option<String>,
-    secret: Option<SecretString>,
-) -> Result<ApiToken, ConfigError> {
+fn parse_token(id: Option<String>, secret: Option<SecretString>) -> Result<ApiToken, ConfigError> {
     const ID: &str = "--proxmox-token-id (PROXMOX_EXPORTER_PROXMOX_TOKEN_ID)";
     const SECRET: &str = "--proxmox-token (PROXMOX_EXPORTER_PROXMOX_TOKEN)";
     let id = id.map(|s| s.trim().to_owned()).unwrap_or_default();
@@ -230,7 +253,10 @@ fn parse_token(
     }
     let well_formed = id
         .split_once('@')
-        .and_then(|(user, rest)| rest.split_once('!').map(|(realm, name)| (user, realm, name)))
+        .and_then(|(user, rest)| {
+            rest.split_once('!')
+                .map(|(realm, name)| (user, realm, name))
+        })
         .is_some_and(|(user, realm, name)| {
             !user.is_empty()
                 && !realm.is_empty()
@@ -306,12 +332,24 @@ mod tests {
             (vec!["--log-level", "loud"], "--log-level"),
             (vec!["--server-port", "80800"], "--server-port"),
             (vec!["--server-address", "my-host"], "--server-address"),
-            (vec!["--cache-duration", "-1"], "--cache-duration"),
+            (vec!["--cache-duration=-1"], "--cache-duration"),
             (vec!["--api-timeout", "0"], "--api-timeout"),
-            (vec!["--max-concurrent-requests", "0"], "--max-concurrent-requests"),
-            (vec!["--proxmox-endpoints", "pve1:8006"], "--proxmox-endpoints"),
-            (vec!["--proxmox-endpoints", "ftp://pve1/"], "--proxmox-endpoints"),
-            (vec!["--proxmox-token-id", "monitoring"], "--proxmox-token-id"),
+            (
+                vec!["--max-concurrent-requests", "0"],
+                "--max-concurrent-requests",
+            ),
+            (
+                vec!["--proxmox-endpoints", "pve1:8006"],
+                "--proxmox-endpoints",
+            ),
+            (
+                vec!["--proxmox-endpoints", "ftp://pve1/"],
+                "--proxmox-endpoints",
+            ),
+            (
+                vec!["--proxmox-token-id", "monitoring"],
+                "--proxmox-token-id",
+            ),
         ] {
             let mut args = GOOD.to_vec();
             args.extend(extra.iter());

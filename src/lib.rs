@@ -11,4 +11,5 @@ pub mod config;
 pub mod pve;
 pub mod schema;
 pub mod server;
+pub mod sim;
 pub mod telemetry;

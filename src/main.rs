@@ -7,11 +7,26 @@ use clap::Parser;
 use proxmox_exporter::config::Cli;
 use proxmox_exporter::pve::Dispatcher;
 use proxmox_exporter::server::{self, Exporter};
+use proxmox_exporter::sim::{Answers, SimApi};
 use proxmox_exporter::telemetry;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match Cli::parse().into_config() {
+    let mut cli = Cli::parse();
+    if cli.demo {
+        match start_demo().await {
+            Ok(endpoint) => {
+                cli.proxmox_endpoints = vec![endpoint];
+                cli.proxmox_token_id = Some(DEMO_TOKEN_ID.into());
+                cli.proxmox_token = Some(DEMO_SECRET.into());
+            }
+            Err(e) => {
+                eprintln!("proxmox-exporter: cannot start the simulated cluster: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let config = match cli.into_config() {
         Ok(config) => config,
         Err(e) => {
             eprintln!("proxmox-exporter: {e}");
@@ -54,6 +69,20 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+const DEMO_TOKEN_ID: &str = "demo@pve!exporter";
+const DEMO_SECRET: &str = "demo-secret";
+
+/// Starts a simulated 3-node cluster on a loopback port; returns its endpoint URL.
+async fn start_demo() -> std::io::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = format!("http://{}/", listener.local_addr()?);
+    let answers = Answers::generate(3, 30, 1, std::time::SystemTime::now());
+    let api = SimApi::new(answers, DEMO_TOKEN_ID, DEMO_SECRET);
+    tokio::spawn(api.serve(listener));
+    eprintln!("proxmox-exporter: --demo: a simulated 3-node cluster answers at {endpoint}");
+    Ok(endpoint)
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::extract::State;
@@ -48,6 +48,7 @@ pub struct Exporter {
     cache: quick_cache::sync::Cache<(), Arc<Collection>>,
     cache_duration: Duration,
     max_concurrent_requests: usize,
+    clock: fn() -> SystemTime,
 }
 
 impl Exporter {
@@ -61,7 +62,14 @@ impl Exporter {
             cache: quick_cache::sync::Cache::new(4),
             cache_duration,
             max_concurrent_requests,
+            clock: SystemTime::now,
         }
+    }
+
+    /// Uses `clock` for "now" (certificate days), so tests get stable output.
+    pub fn with_clock(mut self, clock: fn() -> SystemTime) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The current collection: the cached one while it is fresh, else a new one. Concurrent
@@ -72,7 +80,8 @@ impl Exporter {
             match self.cache.get_value_or_guard_async(&()).await {
                 // Fresh, or finished after we asked (we waited for it): use it.
                 Ok(found)
-                    if found.finished.elapsed() < self.cache_duration || found.finished >= asked =>
+                    if found.finished.elapsed() < self.cache_duration
+                        || found.finished >= asked =>
                 {
                     return found;
                 }
@@ -81,8 +90,12 @@ impl Exporter {
                     self.cache.remove_if(&(), |v| Arc::ptr_eq(v, &stale));
                 }
                 Err(guard) => {
-                    let snapshot =
-                        collectors::collect(&self.dispatcher, self.max_concurrent_requests).await;
+                    let snapshot = collectors::collect(
+                        &self.dispatcher,
+                        self.max_concurrent_requests,
+                        (self.clock)(),
+                    )
+                    .await;
                     let collection = Arc::new(Collection::new(snapshot));
                     let _ = guard.insert(collection.clone());
                     return collection;

@@ -17,7 +17,10 @@ async fn serving() -> FakeEndpoint {
 
 async fn resources(dispatcher: &Dispatcher) -> Result<usize, ApiError> {
     let answer = dispatcher
-        .call(PATH, |c| async move { c.get_cluster_resources().send().await })
+        .call(
+            PATH,
+            |c| async move { c.get_cluster_resources().send().await },
+        )
         .await?;
     assert_eq!(answer.data[0].maxmem.known(), Some(34_359_738_368));
     Ok(answer.data.len())

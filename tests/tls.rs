@@ -64,7 +64,9 @@ async fn a_self_signed_certificate_is_refused_by_default() {
     let (url, served) = self_signed_endpoint().await;
     let dispatcher = Dispatcher::new(&support::config(vec![url])).unwrap();
     let error = dispatcher
-        .call("/cluster/resources", |c| async move { c.get_cluster_resources().send().await })
+        .call("/cluster/resources", |c| async move {
+            c.get_cluster_resources().send().await
+        })
         .await
         .unwrap_err();
     assert!(matches!(error.kind, ErrorKind::Connection(_)), "{error}");
@@ -82,7 +84,9 @@ async fn insecure_accepts_it() {
     config.insecure = true;
     let dispatcher = Dispatcher::new(&config).unwrap();
     let answer = dispatcher
-        .call("/cluster/resources", |c| async move { c.get_cluster_resources().send().await })
+        .call("/cluster/resources", |c| async move {
+            c.get_cluster_resources().send().await
+        })
         .await
         .unwrap();
     assert_eq!(answer.data.len(), 1);

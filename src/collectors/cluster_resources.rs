@@ -18,7 +18,10 @@ pub type Resource = GetClusterResourcesResponseDataItem;
 pub async fn fetch(dispatcher: &Dispatcher) -> Collected<Vec<Resource>> {
     let started = Instant::now();
     let answer = dispatcher
-        .call(PATH, |c| async move { c.get_cluster_resources().send().await })
+        .call(
+            PATH,
+            |c| async move { c.get_cluster_resources().send().await },
+        )
         .await;
     let (data, errors) = match answer {
         Ok(answer) => (answer.data, Vec::new()),

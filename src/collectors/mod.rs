@@ -52,9 +52,12 @@ pub struct Snapshot {
 }
 
 /// Fetches a snapshot: the cluster's resources first, then the per-node answers for every
-/// online node, all at once (bounded by `max_concurrent`).
-pub async fn collect(dispatcher: &Arc<Dispatcher>, max_concurrent: usize) -> Snapshot {
-    let taken_at = SystemTime::now();
+/// online node, all at once (bounded by `max_concurrent`). `taken_at` is the snapshot's "now".
+pub async fn collect(
+    dispatcher: &Arc<Dispatcher>,
+    max_concurrent: usize,
+    taken_at: SystemTime,
+) -> Snapshot {
     let resources = cluster_resources::fetch(dispatcher).await;
     let nodes = cluster_resources::online_nodes(&resources.data);
     let limit = Arc::new(Semaphore::new(max_concurrent.max(1)));
@@ -182,9 +185,17 @@ impl prometheus_client::collector::Collector for Exposition {
             f64::from(u8::from(s.resources.succeeded())),
         )?;
         let outcomes = [
-            (cluster_resources::NAME, s.resources.succeeded(), s.resources.duration),
+            (
+                cluster_resources::NAME,
+                s.resources.succeeded(),
+                s.resources.duration,
+            ),
             (node_disks::NAME, s.disks.succeeded(), s.disks.duration),
-            (node_certificates::NAME, s.certificates.succeeded(), s.certificates.duration),
+            (
+                node_certificates::NAME,
+                s.certificates.succeeded(),
+                s.certificates.duration,
+            ),
         ];
         gauge_family(
             &mut encoder,
@@ -249,7 +260,12 @@ pub fn gauge_family(
 }
 
 /// Writes a gauge without labels.
-pub fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: f64) -> std::fmt::Result {
+pub fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: f64,
+) -> std::fmt::Result {
     let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
     encode_number(metric, value)
 }

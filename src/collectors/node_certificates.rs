@@ -51,7 +51,10 @@ pub fn encode(
                 continue;
             };
             let days = days_left(notafter, now);
-            samples.push(((labels([("node", node), ("subject", subject)]), days as f64), days));
+            samples.push((
+                (labels([("node", node), ("subject", subject)]), days as f64),
+                days,
+            ));
         }
     }
     // Two certificates with one subject on a node: report the one that expires first.

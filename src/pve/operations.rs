@@ -31,8 +31,7 @@ pub fn parse_operations(text: &str, file: &str) -> Result<Vec<Operation>, String
         let mut words = line.split_whitespace();
         match (words.next(), words.next(), words.next()) {
             (Some(method), Some(path), None)
-                if path.starts_with('/')
-                    && ["GET", "POST", "PUT", "DELETE"].contains(&method) =>
+                if path.starts_with('/') && ["GET", "POST", "PUT", "DELETE"].contains(&method) =>
             {
                 ops.push(Operation {
                     method: method.to_ascii_lowercase(),
@@ -90,14 +89,21 @@ mod tests {
 
     #[test]
     fn reads_the_list_and_names_bad_lines() {
-        let ops = parse_operations("# c\nGET /cluster/resources # why\n\nGET /a/{b}\n", "ops")
-            .unwrap();
+        let ops =
+            parse_operations("# c\nGET /cluster/resources # why\n\nGET /a/{b}\n", "ops").unwrap();
         assert_eq!(ops.len(), 2);
         assert_eq!(ops[1].to_string(), "GET /a/{b}");
         let err = parse_operations("GET /x\nFETCH /y\n", "ops.txt").unwrap_err();
-        assert!(err.starts_with("ops.txt:2:") && err.contains("FETCH /y"), "{err}");
+        assert!(
+            err.starts_with("ops.txt:2:") && err.contains("FETCH /y"),
+            "{err}"
+        );
         assert!(parse_operations("GET nopath", "f").is_err());
-        assert!(parse_operations("# nothing\n", "f").unwrap_err().contains("no operation"));
+        assert!(
+            parse_operations("# nothing\n", "f")
+                .unwrap_err()
+                .contains("no operation")
+        );
     }
 
     #[test]

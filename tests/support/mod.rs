@@ -1,70 +1,81 @@
-//! An in-process fake PVE API endpoint for the integration tests.
+//! Helpers for the integration tests: simulated PVE endpoints on 127.0.0.1 and an exporter
+//! wired to them.
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use proxmox_exporter::pve::{ApiToken, Backoff, DispatcherConfig};
+use bytes::Bytes;
+use proxmox_exporter::pve::{ApiToken, Backoff, Dispatcher, DispatcherConfig};
+use proxmox_exporter::server::{self, Exporter};
+use proxmox_exporter::sim::{Answer, Answers, SimApi};
 
 pub const TOKEN_ID: &str = "monitoring@pve!exporter";
 pub const TOKEN_SECRET: &str = "0d5e1c2a-7f3b-4c9e-a1d2-3b4c5d6e7f80";
 
+/// The snapshot tests' "now": 2026-06-01T00:00:00Z.
+pub fn fixed_now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_780_272_000)
+}
+
 /// How a fake endpoint answers.
 #[derive(Clone, Debug)]
 pub enum Mode {
-    /// 200 with the body registered for the path (404 when there is none).
+    /// The registered answer for the path (501 when there is none).
     Serve,
-    /// This status, with PVE's usual `{"data":null}` body.
+    /// This status for every request.
     Status(u16),
     /// Wait this long, then serve.
     Slow(Duration),
 }
 
-struct Shared {
-    mode: Mutex<Mode>,
-    hits: AtomicUsize,
-    bodies: Vec<(String, String)>,
-}
-
-/// One fake endpoint, listening on 127.0.0.1.
+/// One simulated endpoint, listening on 127.0.0.1.
 pub struct FakeEndpoint {
     pub url: reqwest::Url,
-    shared: Arc<Shared>,
+    pub api: SimApi,
 }
 
 impl FakeEndpoint {
     /// Serves `bodies` (API path below `/api2/json`, raw JSON body) in `mode`.
     pub async fn start(mode: Mode, bodies: &[(&str, &str)]) -> FakeEndpoint {
-        let shared = Arc::new(Shared {
-            mode: Mutex::new(mode),
-            hits: AtomicUsize::new(0),
-            bodies: bodies
-                .iter()
-                .map(|(p, b)| ((*p).to_owned(), (*b).to_owned()))
-                .collect(),
-        });
-        let app = Router::new().fallback(answer).with_state(shared.clone());
+        let answers = bodies
+            .iter()
+            .map(|(p, b)| ((*p).to_owned(), Answer::Json(Bytes::from(b.to_string()))))
+            .collect();
+        let endpoint = FakeEndpoint::serve(Answers(answers)).await;
+        endpoint.set_mode(mode);
+        endpoint
+    }
+
+    /// Serves a fixture scenario directory.
+    pub async fn scenario(dir: &Path) -> FakeEndpoint {
+        FakeEndpoint::serve(Answers::from_dir(dir).unwrap()).await
+    }
+
+    pub async fn serve(answers: Answers) -> FakeEndpoint {
+        let api = SimApi::new(answers, TOKEN_ID, TOKEN_SECRET);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        tokio::spawn(api.clone().serve(listener));
         FakeEndpoint {
             url: reqwest::Url::parse(&format!("http://{addr}/")).unwrap(),
-            shared,
+            api,
         }
     }
 
     pub fn hits(&self) -> usize {
-        self.shared.hits.load(Ordering::SeqCst)
+        self.api.requests() as usize
     }
 
     pub fn set_mode(&self, mode: Mode) {
-        *self.shared.mode.lock().unwrap() = mode;
+        let (status, latency) = match mode {
+            Mode::Serve => (None, Duration::ZERO),
+            Mode::Status(code) => (Some(code), Duration::ZERO),
+            Mode::Slow(pause) => (None, pause),
+        };
+        self.api.set_status_override(status);
+        self.api.set_latency(latency);
     }
 
     /// `https://` to this plain-HTTP listener: every TLS handshake fails.
@@ -73,39 +84,6 @@ impl FakeEndpoint {
         url.set_scheme("https").unwrap();
         url
     }
-}
-
-async fn answer(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
-    shared.hits.fetch_add(1, Ordering::SeqCst);
-    let expected = format!("PVEAPIToken={TOKEN_ID}={TOKEN_SECRET}");
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
-        return status(401);
-    }
-    let mode = shared.mode.lock().unwrap().clone();
-    match mode {
-        Mode::Status(code) => return status(code),
-        Mode::Slow(pause) => tokio::time::sleep(pause).await,
-        Mode::Serve => {}
-    }
-    let path = uri.path().strip_prefix("/api2/json").unwrap_or(uri.path());
-    match shared.bodies.iter().find(|(p, _)| p == path) {
-        Some((_, body)) => (
-            [("content-type", "application/json;charset=UTF-8")],
-            body.clone(),
-        )
-            .into_response(),
-        None => status(501),
-    }
-}
-
-fn status(code: u16) -> Response {
-    let code = StatusCode::from_u16(code).unwrap();
-    (
-        code,
-        [("content-type", "application/json")],
-        "{\"data\":null}",
-    )
-        .into_response()
 }
 
 /// A URL on which nothing listens: connections are refused.
@@ -131,4 +109,18 @@ pub fn config(endpoints: Vec<reqwest::Url>) -> DispatcherConfig {
             max: Duration::from_secs(2),
         },
     }
+}
+
+/// A running exporter (the real server) over `endpoints`; returns its `/metrics` URL.
+pub async fn exporter(endpoints: Vec<reqwest::Url>, cache: Duration) -> (String, Arc<Exporter>) {
+    let dispatcher = Arc::new(Dispatcher::new(&config(endpoints)).unwrap());
+    let exporter = Arc::new(Exporter::new(dispatcher, cache, 32).with_clock(fixed_now));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/metrics", listener.local_addr().unwrap());
+    tokio::spawn(server::run(
+        listener,
+        exporter.clone(),
+        std::future::pending(),
+    ));
+    (url, exporter)
 }

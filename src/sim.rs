@@ -1,0 +1,299 @@
+//! A simulated Proxmox VE API: serves a fixed set of answers over HTTP the way PVE does
+//! (token check, `{"data": ...}` bodies, PVE's error statuses), for tests, `--demo` and
+//! benchmarks. Answers come from a fixture scenario directory or from a generated cluster.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// What the simulated API answers for one path.
+#[derive(Clone, Debug)]
+pub enum Answer {
+    /// 200 with this JSON body.
+    Json(Bytes),
+    /// This status with PVE's `{"data":null}` body.
+    Status(u16),
+}
+
+/// The answers of one simulated cluster, by API path (below `/api2/json`).
+#[derive(Clone, Debug, Default)]
+pub struct Answers(pub HashMap<String, Answer>);
+
+impl Answers {
+    /// Reads a fixture scenario: `cluster/resources.json` answers `/cluster/resources`, and a
+    /// `nodes/x/disks/list.status` file holding `595` makes that path answer 595.
+    pub fn from_dir(dir: &Path) -> std::io::Result<Answers> {
+        let mut answers = HashMap::new();
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(current) = pending.pop() {
+            for entry in std::fs::read_dir(&current)? {
+                let path = entry?.path();
+                if path.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                let Ok(relative) = path.strip_prefix(dir) else {
+                    continue;
+                };
+                let api_path = format!("/{}", relative.with_extension("").display());
+                match path.extension().and_then(|e| e.to_str()) {
+                    Some("json") => {
+                        answers.insert(api_path, Answer::Json(Bytes::from(std::fs::read(&path)?)));
+                    }
+                    Some("status") => {
+                        let text = std::fs::read_to_string(&path)?;
+                        let code = text.trim().parse().map_err(|_| {
+                            std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                format!("{}: not an HTTP status", path.display()),
+                            )
+                        })?;
+                        answers.insert(api_path, Answer::Status(code));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(Answers(answers))
+    }
+
+    /// A cluster of `nodes` nodes and `guests` guests, the same for the same `seed`, with the
+    /// quirks of real answers (numbers as strings, 0/1 booleans, templates, `N/A` wear-out).
+    /// Certificates expire relative to `now`.
+    pub fn generate(nodes: usize, guests: usize, seed: u64, now: SystemTime) -> Answers {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let now = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let names: Vec<String> = (1..=nodes).map(|i| format!("pve{i:02}")).collect();
+        let mut rows = Vec::new();
+        let mut answers = HashMap::new();
+        let cluster_ca = "/CN=Proxmox Virtual Environment/OU=3c5e0a1f-sim/O=PVE Cluster Manager CA";
+        for (i, name) in names.iter().enumerate() {
+            let cpus = [16, 32, 48, 64][rng.usize(..4)];
+            let gib = [64u64, 128, 256, 512][rng.usize(..4)];
+            rows.push(json!({
+                "id": format!("node/{name}"), "type": "node", "node": name, "status": "online",
+                "maxcpu": cpus, "cpu": rng.f64() / 2.0, "maxmem": gib << 30,
+                "mem": (gib << 30) / 3, "maxdisk": 100_861_726_720u64, "disk": 5_601_427_456u64,
+                "uptime": 86_400 * (1 + rng.u64(..300)), "level": "", "cgroup-mode": 2,
+            }));
+            for (storage, plugin, shared, total) in [
+                ("local", "dir", 0, 100_861_726_720u64),
+                ("local-lvm", "lvmthin", 0, 1_884_119_105_536),
+                ("ceph-vm", "rbd", 1, 2_406_956_265_150),
+            ] {
+                let used = total / 100 * rng.u64(1..90);
+                rows.push(json!({
+                    "id": format!("storage/{name}/{storage}"), "type": "storage",
+                    "storage": storage, "node": name, "status": "available",
+                    "plugintype": plugin, "shared": shared,
+                    // PVE 7 sent sizes as strings; keep some that way.
+                    "maxdisk": if i % 2 == 0 { json!(total.to_string()) } else { json!(total) },
+                    "disk": used,
+                }));
+            }
+            let disks: Vec<Value> = (0..2 + rng.usize(..4))
+                .map(|d| {
+                    let health = match rng.usize(..40) {
+                        0 => "FAILED",
+                        1 => "UNKNOWN",
+                        _ if d == 0 => "OK",
+                        _ => "PASSED",
+                    };
+                    json!({
+                        "devpath": if d == 0 { "/dev/nvme0n1".to_owned() }
+                                   else { format!("/dev/sd{}", (b'a' + d as u8 - 1) as char) },
+                        "type": if d == 0 { "nvme" } else { "hdd" },
+                        "health": health, "size": 2_000_398_934_016u64,
+                        "wearout": if d == 0 { json!(100 - rng.u64(..10)) } else { json!("N/A") },
+                        "rpm": if d == 0 { json!(0) } else { json!("7200") },
+                        "gpt": 1, "osdid": -1, "osdid-list": null,
+                        "serial": format!("SIM{i:03}{d:02}"),
+                    })
+                })
+                .collect();
+            answers.insert(
+                format!("/nodes/{name}/disks/list"),
+                Answer::Json(Bytes::from(json!({ "data": disks }).to_string())),
+            );
+            let node_cert_days = 200 + rng.i64(0..500);
+            let certs = json!({ "data": [
+                { "filename": "pve-root-ca.pem", "subject": cluster_ca, "issuer": cluster_ca,
+                  "notbefore": now - 86_400 * 400, "notafter": now + 86_400 * 3_250 + 3_600 },
+                { "filename": "pve-ssl.pem",
+                  "subject": format!("/OU=PVE Cluster Node/O=Proxmox Virtual Environment/CN={name}.sim.lan"),
+                  "issuer": cluster_ca, "notbefore": now - 86_400 * 400,
+                  "notafter": (now + 86_400 * node_cert_days + 3_600).to_string(),
+                  "san": ["127.0.0.1", "localhost", name, format!("{name}.sim.lan")] },
+            ]});
+            answers.insert(
+                format!("/nodes/{name}/certificates/info"),
+                Answer::Json(Bytes::from(certs.to_string())),
+            );
+        }
+        for g in 0..guests {
+            let vmid = 100 + g;
+            let node = &names[rng.usize(..names.len().max(1))];
+            let lxc = rng.usize(..5) == 0;
+            let template = rng.usize(..40) == 0;
+            let running = !template && rng.usize(..8) != 0;
+            let kind = if lxc { "lxc" } else { "qemu" };
+            let maxmem: u64 = [1u64, 2, 4, 8, 16, 32][rng.usize(..6)] << 30;
+            let maxcpu = [1, 2, 4, 8][rng.usize(..4)];
+            rows.push(json!({
+                "id": format!("{kind}/{vmid}"), "type": kind,
+                "vmid": if g % 7 == 0 { json!(vmid.to_string()) } else { json!(vmid) },
+                "name": format!("{}-{vmid}", if lxc { "ct" } else { "vm" }),
+                "node": node, "status": if running { "running" } else { "stopped" },
+                "template": u8::from(template), "maxcpu": maxcpu,
+                "maxmem": maxmem, "mem": if running { maxmem / 2 } else { 0 },
+                "memhost": if running { maxmem / 2 } else { 0 },
+                "maxdisk": 34_359_738_368u64, "disk": 0, "cpu": rng.f64() / 10.0,
+                "uptime": if running { 3_600 * rng.u64(1..2_000) } else { 0 },
+                "netin": rng.u64(..1 << 40), "netout": rng.u64(..1 << 40),
+                "diskread": rng.u64(..1 << 38), "diskwrite": rng.u64(..1 << 38),
+            }));
+        }
+        answers.insert(
+            "/cluster/resources".into(),
+            Answer::Json(Bytes::from(json!({ "data": rows }).to_string())),
+        );
+        Answers(answers)
+    }
+}
+
+struct Shared {
+    answers: Answers,
+    authorization: String,
+    latency: Mutex<Duration>,
+    status_override: Mutex<Option<u16>>,
+    requests: AtomicU64,
+}
+
+/// A running simulated API endpoint.
+#[derive(Clone)]
+pub struct SimApi {
+    shared: Arc<Shared>,
+}
+
+impl SimApi {
+    /// Serves `answers` to clients that send token `token_id` with `secret`.
+    pub fn new(answers: Answers, token_id: &str, secret: &str) -> SimApi {
+        SimApi {
+            shared: Arc::new(Shared {
+                answers,
+                authorization: format!("PVEAPIToken={token_id}={secret}"),
+                latency: Mutex::new(Duration::ZERO),
+                status_override: Mutex::new(None),
+                requests: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Every answer waits this long first.
+    pub fn set_latency(&self, latency: Duration) {
+        *lock(&self.shared.latency) = latency;
+    }
+
+    /// Every request gets this status instead of its answer (`None`: answer normally).
+    pub fn set_status_override(&self, status: Option<u16>) {
+        *lock(&self.shared.status_override) = status;
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> u64 {
+        self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .fallback(answer)
+            .with_state(self.shared.clone())
+    }
+
+    /// Serves on `listener` until the task is dropped or the runtime ends.
+    pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
+        axum::serve(listener, self.router()).await
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn answer(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
+    shared.requests.fetch_add(1, Ordering::SeqCst);
+    let latency = *lock(&shared.latency);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let authorized = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == shared.authorization);
+    if !authorized {
+        return status(401);
+    }
+    if let Some(code) = *lock(&shared.status_override) {
+        return status(code);
+    }
+    let Some(path) = uri.path().strip_prefix("/api2/json") else {
+        return status(404);
+    };
+    match shared.answers.0.get(path) {
+        Some(Answer::Json(body)) => (
+            [("content-type", "application/json;charset=UTF-8")],
+            body.clone(),
+        )
+            .into_response(),
+        Some(Answer::Status(code)) => status(*code),
+        // PVE answers 501 for a path it does not implement.
+        None => status(501),
+    }
+}
+
+fn status(code: u16) -> Response {
+    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        code,
+        [("content-type", "application/json;charset=UTF-8")],
+        "{\"data\":null}",
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_clusters_are_deterministic_and_sized() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_780_000_000);
+        let a = Answers::generate(3, 30, 7, now);
+        let b = Answers::generate(3, 30, 7, now);
+        let body = |x: &Answers| match x.0.get("/cluster/resources") {
+            Some(Answer::Json(b)) => b.clone(),
+            _ => panic!("no resources"),
+        };
+        assert_eq!(body(&a), body(&b));
+        let rows: Value = serde_json::from_slice(&body(&a)).unwrap();
+        let rows = rows["data"].as_array().unwrap();
+        let count = |t: &str| rows.iter().filter(|r| r["type"] == t).count();
+        assert_eq!(count("node"), 3);
+        assert_eq!(count("qemu") + count("lxc"), 30);
+        assert_eq!(count("storage"), 9);
+        assert_eq!(a.0.len(), 1 + 2 * 3);
+    }
+}

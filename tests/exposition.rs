@@ -1,0 +1,98 @@
+//! The whole exposition for each fixture scenario in `tests/fixtures/<scenario>/`, pinned by an
+//! insta snapshot in `snapshots/`. Each goes the real way: a simulated PVE over HTTP, the
+//! dispatcher, the cache and the server.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use support::FakeEndpoint;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Scrapes the scenario once; returns the classic text exposition with the parts that differ
+/// from run to run or release to release (the simulator's port, durations, the version) masked, and the API requests it cost.
+async fn scrape(scenario: &str) -> (String, u64) {
+    let api = FakeEndpoint::scenario(&fixtures().join(scenario)).await;
+    let (url, _) = support::exporter(vec![api.url.clone()], Duration::from_secs(29)).await;
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let body = response.text().await.unwrap();
+    let port = api.url.port().unwrap().to_string();
+    let masked = body
+        .lines()
+        .map(|line| {
+            if line.starts_with("proxmox_exporter_collector_duration_seconds{") {
+                let (series, _) = line.rsplit_once(' ').unwrap();
+                format!("{series} [duration]")
+            } else {
+                line.replace(&format!("127.0.0.1:{port}"), "127.0.0.1:[port]")
+                    .replace(
+                        concat!("version=\"", env!("CARGO_PKG_VERSION"), "\""),
+                        "version=\"[version]\"",
+                    )
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    (masked + "\n", api.api.requests())
+}
+
+fn online_nodes(scenario: &str) -> u64 {
+    let text =
+        std::fs::read_to_string(fixtures().join(scenario).join("cluster/resources.json")).unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&text).unwrap();
+    rows["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["type"] == "node" && r["status"] == "online")
+        .count() as u64
+}
+
+macro_rules! scenario {
+    ($test:ident, $dir:literal) => {
+        #[tokio::test]
+        async fn $test() {
+            let (exposition, requests) = scrape($dir).await;
+            // One cluster-wide request, then two per online node: never one per guest.
+            assert_eq!(requests, 1 + 2 * online_nodes($dir), "API requests");
+            insta::with_settings!({
+                snapshot_path => "../snapshots",
+                prepend_module_to_snapshot => false,
+                omit_expression => true,
+            }, {
+                insta::assert_snapshot!($dir, exposition);
+            });
+        }
+    };
+}
+
+scenario!(three_node_cluster, "three-node");
+scenario!(standalone_node, "standalone");
+scenario!(cluster_with_an_offline_node, "offline-node");
+scenario!(pve7_numbers_as_strings, "pve7-strings");
+scenario!(pve9_additions, "pve9");
+scenario!(templates_are_not_guests, "templates");
+scenario!(empty_cluster, "empty");
+scenario!(every_quirk, "quirks");
+
+#[test]
+fn every_fixture_scenario_has_a_snapshot_test() {
+    let source = std::fs::read_to_string(file!()).unwrap();
+    for entry in std::fs::read_dir(fixtures()).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(
+            source.contains(&format!("\"{name}\")")),
+            "tests/fixtures/{name} has no scenario!(…) line in {}",
+            file!()
+        );
+    }
+}
