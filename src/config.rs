@@ -11,7 +11,7 @@ use crate::pve::{ApiToken, Backoff, DispatcherConfig};
 
 /// Prometheus exporter for Proxmox VE clusters.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, env = "PROXMOX_EXPORTER_LOG_LEVEL", default_value = "info")]
