@@ -48,8 +48,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let address = listener.local_addr().unwrap_or(config.listen);
     tracing::info!(
-        address = %config.listen,
+        %address,
         endpoints = ?dispatcher.endpoint_labels(),
         cache_seconds = config.cache_duration.as_secs_f64(),
         "serving metrics at /metrics"

@@ -423,10 +423,16 @@ fn endpoint_label(url: &reqwest::Url) -> Result<String, SetupError> {
     })
 }
 
-fn http_client(config: &DispatcherConfig) -> Result<reqwest::Client, SetupError> {
-    // reqwest is built without a default crypto provider (ring builds faster than aws-lc);
-    // an error here only means a provider is installed already.
+/// Makes ring the process's TLS crypto provider, unless one is set already. reqwest is built
+/// without a default provider (ring builds much faster than aws-lc), so any `reqwest::Client`
+/// needs this first; the dispatcher calls it itself.
+pub fn install_crypto_provider() {
+    // An error only means a provider is installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn http_client(config: &DispatcherConfig) -> Result<reqwest::Client, SetupError> {
+    install_crypto_provider();
 
     let value = format!(
         "PVEAPIToken={}={}",

@@ -1,0 +1,157 @@
+//! The `proxmox-exporter` binary: settings from flags and environment, refusals that name the
+//! setting, logs that never show the token, and a clean stop on SIGTERM.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use support::{FakeEndpoint, TOKEN_ID, TOKEN_SECRET};
+
+fn exporter() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_proxmox-exporter"));
+    // Only what each test sets: nothing from the environment running the tests.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("PROXMOX_EXPORTER_") || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+const ENDPOINT: &str = "https://pve1.example:8006/";
+
+#[test]
+fn bad_settings_exit_non_zero_and_name_the_setting() {
+    let good = [
+        "--proxmox-endpoints",
+        ENDPOINT,
+        "--proxmox-token-id",
+        TOKEN_ID,
+        "--proxmox-token",
+        TOKEN_SECRET,
+    ];
+    let cases: [(&[&str], &[(&str, &str)], &str); 8] = [
+        (&["--log-level", "verbose"], &[], "--log-level"),
+        (&["--server-port", "99999"], &[], "--server-port"),
+        (
+            &[],
+            &[("PROXMOX_EXPORTER_SERVER_PORT", "http")],
+            "PROXMOX_EXPORTER_SERVER_PORT",
+        ),
+        (&["--proxmox-endpoints", "pve1"], &[], "--proxmox-endpoints"),
+        (&["--proxmox-token-id", "root"], &[], "--proxmox-token-id"),
+        (
+            &[],
+            &[("PROXMOX_EXPORTER_LOG_LEVEL", "chatty")],
+            "PROXMOX_EXPORTER_LOG_LEVEL",
+        ),
+        (
+            &["--proxmox-api-insecure=maybe"],
+            &[],
+            "--proxmox-api-insecure",
+        ),
+        (&["--no-such-flag"], &[], "--no-such-flag"),
+    ];
+    for (flags, env, setting) in cases {
+        let out = exporter()
+            .args(good)
+            .args(flags)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flags:?} {env:?} started");
+        assert!(stderr.contains(setting), "{flags:?} {env:?}: {stderr}");
+        assert!(!stderr.contains(TOKEN_SECRET), "{stderr}");
+    }
+    for missing in [&good[..4], &good[2..]] {
+        let out = exporter().args(missing).output().unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("missing") || stderr.contains("no endpoint"),
+            "{stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn env_settings_apply_flags_win_and_the_token_never_shows_in_logs() {
+    let api = FakeEndpoint::scenario(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/three-node"),
+    )
+    .await;
+    proxmox_exporter::pve::dispatcher::install_crypto_provider();
+    let child = exporter()
+        .args(["--server-port", "0", "--server-address", "127.0.0.1"])
+        .args(["--log-level", "trace"])
+        .env("PROXMOX_EXPORTER_LOG_LEVEL", "not-a-level") // the flag wins
+        .env("PROXMOX_EXPORTER_SERVER_PORT", "not-a-port") // the flag wins
+        .env("PROXMOX_EXPORTER_PROXMOX_ENDPOINTS", api.url.as_str())
+        .env("PROXMOX_EXPORTER_PROXMOX_TOKEN_ID", TOKEN_ID)
+        .env("PROXMOX_EXPORTER_PROXMOX_TOKEN", TOKEN_SECRET)
+        .env("RUST_LOG", "trace") // every crate's logs, HTTP internals included
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let stderr = child.0.stderr.take().unwrap();
+    let (lines_tx, lines_rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line.clone());
+        }
+    });
+    let mut logs = Vec::new();
+    let address = loop {
+        let line = lines_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("no `serving metrics` log line");
+        logs.push(line.clone());
+        if line.contains("serving metrics") {
+            let at = line.find("address=").unwrap() + "address=".len();
+            break line[at..].split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let metrics = reqwest::get(format!("http://{address}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("proxmox_node_up{name=\"hv1\",type=\"node\"} 1"));
+    assert_eq!(api.hits(), 7);
+
+    let stopped = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "exit after SIGTERM: {status:?}");
+    reader.join().unwrap();
+    logs.extend(lines_rx.try_iter());
+    let all = logs.join("\n");
+    assert!(all.contains("shutting down"), "{all}");
+    assert!(
+        logs.len() > 10,
+        "trace logging produced almost nothing: {all}"
+    );
+    assert!(
+        !all.contains(TOKEN_SECRET),
+        "the token secret is in the logs"
+    );
+}
+
+/// Stops the exporter when a test fails half-way, so no process outlives the test run.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
