@@ -33,7 +33,8 @@ fn bad_settings_exit_non_zero_and_name_the_setting() {
         "--proxmox-token",
         TOKEN_SECRET,
     ];
-    let cases: [(&[&str], &[(&str, &str)], &str); 8] = [
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 8] = [
         (&["--log-level", "verbose"], &[], "--log-level"),
         (&["--server-port", "99999"], &[], "--server-port"),
         (
