@@ -46,8 +46,12 @@ fn produced() -> Families {
 /// name → (type, label names), from the README's table.
 fn documented() -> Families {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let start = readme.find("<!-- metrics-table").expect("no metrics table marker");
-    let end = readme.find("<!-- end of metrics-table").expect("no end marker");
+    let start = readme
+        .find("<!-- metrics-table")
+        .expect("no metrics table marker");
+    let end = readme
+        .find("<!-- end of metrics-table")
+        .expect("no end marker");
     let mut families = Families::new();
     for row in readme[start..end].lines().filter(|l| l.starts_with("| `")) {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
@@ -58,7 +62,9 @@ fn documented() -> Families {
             .filter(|l| !l.is_empty())
             .collect();
         assert!(
-            families.insert(name.clone(), (cells[2].to_owned(), labels)).is_none(),
+            families
+                .insert(name.clone(), (cells[2].to_owned(), labels))
+                .is_none(),
             "{name} twice in the README"
         );
     }
@@ -69,11 +75,17 @@ fn documented() -> Families {
 fn the_readme_metrics_table_matches_the_exposition() {
     let produced = produced();
     let documented = documented();
-    assert!(produced.len() >= 19, "snapshots hold too few families: {produced:?}");
+    assert!(
+        produced.len() >= 19,
+        "snapshots hold too few families: {produced:?}"
+    );
     for (name, family) in &produced {
         assert_eq!(documented.get(name), Some(family), "README row for {name}");
     }
     for name in documented.keys() {
-        assert!(produced.contains_key(name), "README lists {name}, the exporter does not produce it");
+        assert!(
+            produced.contains_key(name),
+            "README lists {name}, the exporter does not produce it"
+        );
     }
 }
