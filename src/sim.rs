@@ -2,15 +2,16 @@
 //! (token check, `{"data": ...}` bodies, PVE's error statuses), for tests, `--demo` and
 //! benchmarks. Answers come from a fixture scenario directory or from a generated cluster.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -180,6 +181,8 @@ struct Shared {
     latency: Mutex<Duration>,
     status_override: Mutex<Option<u16>>,
     requests: AtomicU64,
+    /// Client addresses seen: one per TCP connection.
+    peers: Mutex<HashSet<SocketAddr>>,
 }
 
 /// A running simulated API endpoint.
@@ -198,6 +201,7 @@ impl SimApi {
                 latency: Mutex::new(Duration::ZERO),
                 status_override: Mutex::new(None),
                 requests: AtomicU64::new(0),
+                peers: Mutex::new(HashSet::new()),
             }),
         }
     }
@@ -217,6 +221,11 @@ impl SimApi {
         self.shared.requests.load(Ordering::SeqCst)
     }
 
+    /// TCP connections clients opened so far.
+    pub fn connections(&self) -> usize {
+        lock(&self.shared.peers).len()
+    }
+
     pub fn router(&self) -> Router {
         Router::new()
             .fallback(answer)
@@ -225,7 +234,12 @@ impl SimApi {
 
     /// Serves on `listener` until the task is dropped or the runtime ends.
     pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
-        axum::serve(listener, self.router()).await
+        let app = self.router();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
     }
 }
 
@@ -233,8 +247,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-async fn answer(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
+async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     shared.requests.fetch_add(1, Ordering::SeqCst);
+    if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
+        lock(&shared.peers).insert(*peer);
+    }
+    let (uri, headers) = (request.uri(), request.headers());
     let latency = *lock(&shared.latency);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;

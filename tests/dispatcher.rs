@@ -223,3 +223,18 @@ async fn broken_answers_are_not_retried_and_name_the_path() {
     );
     assert_eq!(garbage.hits() + other.hits(), 1);
 }
+
+#[tokio::test]
+async fn connections_are_reused() {
+    let endpoint = serving().await;
+    let dispatcher = Dispatcher::new(&config(vec![endpoint.url.clone()])).unwrap();
+    for _ in 0..25 {
+        resources(&dispatcher).await.unwrap();
+    }
+    assert_eq!(endpoint.hits(), 25);
+    assert_eq!(
+        endpoint.api.connections(),
+        1,
+        "one connection for sequential requests"
+    );
+}
