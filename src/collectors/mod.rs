@@ -96,26 +96,27 @@ where
 {
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
+    let mut names = std::collections::HashMap::new();
     for node in nodes {
         let work = fetch(dispatcher.clone(), node.clone());
         let limit = limit.clone();
-        let node = node.clone();
-        tasks.spawn(async move {
+        let task = tasks.spawn(async move {
             // The semaphore is never closed, so acquiring only waits.
             let _permit = limit.acquire_owned().await;
-            (node, work.await)
+            work.await
         });
+        names.insert(task.id(), node.clone());
     }
     let mut data = Vec::with_capacity(nodes.len());
     let mut errors = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
+    while let Some(joined) = tasks.join_next_with_id().await {
         match joined {
-            Ok((node, Ok(value))) => data.push((node, value)),
+            Ok((id, Ok(value))) => data.push((names.remove(&id).unwrap_or_default(), value)),
             Ok((_, Err(error))) => errors.push(error),
-            Err(panicked) => errors.push(ApiError {
-                endpoint: String::new(),
-                path: String::new(),
-                kind: crate::pve::ErrorKind::Other(format!("collector task failed: {panicked}")),
+            Err(failed) => errors.push(ApiError {
+                endpoint: "-".into(),
+                path: format!("/nodes/{}", names.remove(&failed.id()).unwrap_or_default()),
+                kind: crate::pve::ErrorKind::Other(format!("collector task failed: {failed}")),
             }),
         }
     }
