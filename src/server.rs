@@ -21,14 +21,15 @@ use tokio::net::TcpListener;
 use crate::collectors::{self, Exposition, Format, Snapshot};
 use crate::pve::Dispatcher;
 
-/// One collection and its encodings.
+/// One collection and its encodings, each made on first use: the exposition in either
+/// format, plain and gzipped. Scrapes within the window get these bytes as they are.
 #[derive(Debug)]
 pub struct Collection {
     /// When the collection finished.
     pub finished: Instant,
     pub snapshot: Arc<Snapshot>,
-    text: OnceLock<Bytes>,
-    openmetrics: OnceLock<Bytes>,
+    /// Indexed by [`Collection::slot`].
+    encoded: [OnceLock<Bytes>; 4],
 }
 
 impl Collection {
@@ -36,9 +37,16 @@ impl Collection {
         Collection {
             finished: Instant::now(),
             snapshot: Arc::new(snapshot),
-            text: OnceLock::new(),
-            openmetrics: OnceLock::new(),
+            encoded: Default::default(),
         }
+    }
+
+    fn slot(format: Format, gzip: bool) -> usize {
+        let f = match format {
+            Format::Text => 0,
+            Format::OpenMetrics => 2,
+        };
+        f + usize::from(gzip)
     }
 }
 
@@ -104,21 +112,27 @@ impl Exporter {
         }
     }
 
-    /// The exposition of the current collection in `format`, encoded once per collection.
-    pub async fn exposition(&self, format: Format) -> Bytes {
+    /// The exposition of the current collection in `format`, gzipped when `gzip`; encoded
+    /// once per collection.
+    pub async fn exposition(&self, format: Format, gzip: bool) -> Bytes {
         let collection = self.collection().await;
-        let cell = match format {
-            Format::Text => &collection.text,
-            Format::OpenMetrics => &collection.openmetrics,
+        let plain = || {
+            collection.encoded[Collection::slot(format, false)]
+                .get_or_init(|| {
+                    let exposition = Exposition {
+                        snapshot: collection.snapshot.clone(),
+                        requests: self.dispatcher.request_counts(),
+                    };
+                    Bytes::from(exposition.render(format))
+                })
+                .clone()
         };
-        cell.get_or_init(|| {
-            let exposition = Exposition {
-                snapshot: collection.snapshot.clone(),
-                requests: self.dispatcher.request_counts(),
-            };
-            Bytes::from(exposition.render(format))
-        })
-        .clone()
+        if !gzip {
+            return plain();
+        }
+        collection.encoded[Collection::slot(format, true)]
+            .get_or_init(|| gzipped(&plain()))
+            .clone()
     }
 }
 
@@ -145,13 +159,50 @@ pub async fn run(
 
 async fn metrics(State(exporter): State<Arc<Exporter>>, headers: HeaderMap) -> Response {
     let format = negotiate(headers.get(header::ACCEPT));
-    let body = exporter.exposition(format).await;
-    (
+    let gzip = accepts_gzip(headers.get(header::ACCEPT_ENCODING));
+    let body = exporter.exposition(format, gzip).await;
+    let mut response = (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, format.content_type())],
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (header::VARY, "Accept, Accept-Encoding"),
+        ],
         body,
     )
-        .into_response()
+        .into_response();
+    if gzip {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
+}
+
+fn gzipped(plain: &[u8]) -> Bytes {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(plain.len() / 8),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(plain);
+    Bytes::from(encoder.finish().unwrap_or_default())
+}
+
+/// Whether `Accept-Encoding` allows gzip (and does not refuse it with `q=0`).
+pub fn accepts_gzip(accept_encoding: Option<&HeaderValue>) -> bool {
+    let Some(value) = accept_encoding.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    value.split(',').any(|coding| {
+        let mut parts = coding.split(';').map(str::trim);
+        let name = parts.next().unwrap_or("");
+        let q = parts
+            .filter_map(|p| p.strip_prefix("q="))
+            .find_map(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        (name.eq_ignore_ascii_case("gzip") || name == "*") && q > 0.0
+    })
 }
 
 async fn landing() -> Html<&'static str> {
@@ -215,5 +266,16 @@ mod tests {
             Format::Text
         );
         assert_eq!(negotiate(None), Format::Text);
+    }
+
+    #[test]
+    fn gzip_when_accepted() {
+        let accepts = |v: &str| accepts_gzip(Some(&HeaderValue::from_str(v).unwrap()));
+        assert!(accepts("gzip"));
+        assert!(accepts("deflate, gzip;q=0.8"));
+        assert!(accepts("*"));
+        assert!(!accepts("gzip;q=0"));
+        assert!(!accepts("identity"));
+        assert!(!accepts_gzip(None));
     }
 }

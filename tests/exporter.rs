@@ -97,6 +97,33 @@ async fn openmetrics_for_scrapers_that_ask_for_it() {
 }
 
 #[tokio::test]
+async fn gzip_for_scrapers_that_accept_it() {
+    use std::io::Read;
+    let api = FakeEndpoint::serve(scenario("three-node")).await;
+    let (url, _) = support::exporter(vec![api.url.clone()], Duration::from_secs(29)).await;
+    // reqwest is built without decompression: the body arrives as sent.
+    let response = reqwest::Client::new()
+        .get(&url)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    let compressed = response.bytes().await.unwrap();
+    let mut plain = String::new();
+    flate2::read::GzDecoder::new(&compressed[..])
+        .read_to_string(&mut plain)
+        .unwrap();
+    assert_eq!(plain, get(&url).await);
+    assert!(
+        compressed.len() * 3 < plain.len(),
+        "{} vs {}",
+        compressed.len(),
+        plain.len()
+    );
+}
+
+#[tokio::test]
 async fn landing_page_and_health() {
     let api = FakeEndpoint::serve(scenario("empty")).await;
     let (url, _) = support::exporter(vec![api.url.clone()], Duration::from_secs(29)).await;
