@@ -10,9 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
+use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::serve::IncomingStream;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -24,6 +26,8 @@ pub enum Answer {
     Json(Bytes),
     /// This status with PVE's `{"data":null}` body.
     Status(u16),
+    /// This answer after a pause, like PVE's 595 for an unreachable node.
+    Delayed(Duration, Box<Answer>),
 }
 
 /// The answers of one simulated cluster, by API path (below `/api2/json`).
@@ -72,6 +76,19 @@ impl Answers {
     /// quirks of real answers (numbers as strings, 0/1 booleans, templates, `N/A` wear-out).
     /// Certificates expire relative to `now`.
     pub fn generate(nodes: usize, guests: usize, seed: u64, now: SystemTime) -> Answers {
+        Answers::generate_with_offline(nodes, guests, seed, now, 0, Duration::ZERO)
+    }
+
+    /// Like [`Answers::generate`], with the last `offline` nodes down: listed with only their
+    /// status, their guests `unknown`, and their own paths answering 595 after `delay`.
+    pub fn generate_with_offline(
+        nodes: usize,
+        guests: usize,
+        seed: u64,
+        now: SystemTime,
+        offline: usize,
+        delay: Duration,
+    ) -> Answers {
         let mut rng = fastrand::Rng::with_seed(seed);
         let now = now
             .duration_since(UNIX_EPOCH)
@@ -81,7 +98,18 @@ impl Answers {
         let mut rows = Vec::new();
         let mut answers = HashMap::new();
         let cluster_ca = "/CN=Proxmox Virtual Environment/OU=3c5e0a1f-sim/O=PVE Cluster Manager CA";
+        let first_offline = nodes.saturating_sub(offline);
         for (i, name) in names.iter().enumerate() {
+            if i >= first_offline {
+                rows.push(json!({
+                    "id": format!("node/{name}"), "type": "node", "node": name, "status": "offline",
+                }));
+                for path in ["disks/list", "certificates/info"] {
+                    let unreachable = Answer::Delayed(delay, Box::new(Answer::Status(595)));
+                    answers.insert(format!("/nodes/{name}/{path}"), unreachable);
+                }
+                continue;
+            }
             let cpus = [16, 32, 48, 64][rng.usize(..4)];
             let gib = [64u64, 128, 256, 512][rng.usize(..4)];
             rows.push(json!({
@@ -151,6 +179,15 @@ impl Answers {
             let template = rng.usize(..40) == 0;
             let running = !template && rng.usize(..8) != 0;
             let kind = if lxc { "lxc" } else { "qemu" };
+            let node_index = names.iter().position(|n| n == node).unwrap_or(0);
+            if node_index >= first_offline {
+                rows.push(json!({
+                    "id": format!("{kind}/{vmid}"), "type": kind, "vmid": vmid, "node": node,
+                    "name": format!("{}-{vmid}", if lxc { "ct" } else { "vm" }),
+                    "status": "unknown", "template": u8::from(template),
+                }));
+                continue;
+            }
             let maxmem: u64 = [1u64, 2, 4, 8, 16, 32][rng.usize(..6)] << 30;
             let maxcpu = [1, 2, 4, 8][rng.usize(..4)];
             rows.push(json!({
@@ -183,6 +220,8 @@ struct Shared {
     requests: AtomicU64,
     /// Client addresses seen: one per TCP connection.
     peers: Mutex<HashSet<SocketAddr>>,
+    /// Answers set while running; they win over `answers`.
+    overrides: Mutex<HashMap<String, Answer>>,
 }
 
 /// A running simulated API endpoint.
@@ -202,6 +241,7 @@ impl SimApi {
                 status_override: Mutex::new(None),
                 requests: AtomicU64::new(0),
                 peers: Mutex::new(HashSet::new()),
+                overrides: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -221,6 +261,11 @@ impl SimApi {
         self.shared.requests.load(Ordering::SeqCst)
     }
 
+    /// Answers every request with `answer` for `path` from now on (fault injection).
+    pub fn set_answer(&self, path: &str, answer: Answer) {
+        lock(&self.shared.overrides).insert(path.to_owned(), answer);
+    }
+
     /// TCP connections clients opened so far.
     pub fn connections(&self) -> usize {
         lock(&self.shared.peers).len()
@@ -232,14 +277,21 @@ impl SimApi {
             .with_state(self.shared.clone())
     }
 
-    /// Serves on `listener` until the task is dropped or the runtime ends.
+    /// Serves plain HTTP on `listener` until the task is dropped or the runtime ends.
     pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
         let app = self.router();
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
+        axum::serve(listener, app.into_make_service_with_connect_info::<Peer>()).await
+    }
+
+    /// Serves HTTPS on `listener` with `tls` (see [`self_signed`]), as PVE does on port 8006.
+    pub async fn serve_tls(
+        self,
+        listener: TcpListener,
+        tls: tokio_rustls::TlsAcceptor,
+    ) -> std::io::Result<()> {
+        let app = self.router();
+        let listener = TlsListener { tcp: listener, tls };
+        axum::serve(listener, app.into_make_service_with_connect_info::<Peer>()).await
     }
 }
 
@@ -247,9 +299,70 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The client's address, for counting connections.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
+/// Accepts TCP connections and completes the TLS handshake before handing them to axum.
+pub struct TlsListener {
+    tcp: TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, peer)) = self.tcp.accept().await else {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            };
+            let handshake = tokio::time::timeout(Duration::from_secs(5), self.tls.accept(stream));
+            if let Ok(Ok(tls)) = handshake.await {
+                return (tls, peer);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// A TLS acceptor with a fresh self-signed certificate for `localhost` and 127.0.0.1, like
+/// the one a new PVE node has.
+pub fn self_signed() -> Result<tokio_rustls::TlsAcceptor, String> {
+    crate::pve::dispatcher::install_crypto_provider();
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let cert = rcgen::generate_simple_self_signed(names).map_err(|e| e.to_string())?;
+    let chain = vec![cert.cert.der().clone()];
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        cert.signing_key.serialize_der(),
+    ));
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| e.to_string())?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     shared.requests.fetch_add(1, Ordering::SeqCst);
-    if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
+    if let Some(ConnectInfo(Peer(peer))) = request.extensions().get::<ConnectInfo<Peer>>() {
         lock(&shared.peers).insert(*peer);
     }
     let (uri, headers) = (request.uri(), request.headers());
@@ -267,18 +380,39 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
     if let Some(code) = *lock(&shared.status_override) {
         return status(code);
     }
+    if uri.path() == "/_sim/requests" {
+        // Not PVE: lets a benchmark in another process read the request count.
+        return shared
+            .requests
+            .load(Ordering::SeqCst)
+            .to_string()
+            .into_response();
+    }
     let Some(path) = uri.path().strip_prefix("/api2/json") else {
         return status(404);
     };
-    match shared.answers.0.get(path) {
-        Some(Answer::Json(body)) => (
+    let overridden = lock(&shared.overrides).get(path).cloned();
+    match overridden.as_ref().or_else(|| shared.answers.0.get(path)) {
+        Some(found) => respond(found).await,
+        // PVE answers 501 for a path it does not implement.
+        None => status(501),
+    }
+}
+
+async fn respond(answer: &Answer) -> Response {
+    let mut answer = answer;
+    while let Answer::Delayed(pause, inner) = answer {
+        tokio::time::sleep(*pause).await;
+        answer = inner;
+    }
+    match answer {
+        Answer::Json(body) => (
             [("content-type", "application/json;charset=UTF-8")],
             body.clone(),
         )
             .into_response(),
-        Some(Answer::Status(code)) => status(*code),
-        // PVE answers 501 for a path it does not implement.
-        None => status(501),
+        Answer::Status(code) => status(*code),
+        Answer::Delayed(..) => status(500),
     }
 }
 
@@ -313,5 +447,30 @@ mod tests {
         assert_eq!(count("qemu") + count("lxc"), 30);
         assert_eq!(count("storage"), 9);
         assert_eq!(a.0.len(), 1 + 2 * 3);
+    }
+
+    #[test]
+    fn offline_nodes_answer_595_and_list_only_their_status() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_780_000_000);
+        let a = Answers::generate_with_offline(3, 60, 7, now, 1, Duration::from_millis(5));
+        let Some(Answer::Json(body)) = a.0.get("/cluster/resources") else {
+            panic!("no resources");
+        };
+        let rows: Value = serde_json::from_slice(body).unwrap();
+        let rows = rows["data"].as_array().unwrap();
+        let down = rows.iter().find(|r| r["id"] == "node/pve03").unwrap();
+        assert_eq!(
+            down,
+            &json!({"id": "node/pve03", "type": "node", "node": "pve03", "status": "offline"})
+        );
+        assert!(
+            rows.iter()
+                .filter(|r| r["node"] == "pve03" && r["type"] == "qemu")
+                .all(|r| r["status"] == "unknown")
+        );
+        assert!(matches!(
+            a.0.get("/nodes/pve03/disks/list"),
+            Some(Answer::Delayed(_, inner)) if matches!(**inner, Answer::Status(595))
+        ));
     }
 }
