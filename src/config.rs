@@ -75,11 +75,12 @@ pub struct Cli {
     #[arg(long)]
     pub demo: bool,
 
-    /// How many API requests may be under way at once during a collection.
+    /// How many API requests may be under way at once during a collection (two per online
+    /// node are needed: 100 covers 50 nodes in one round).
     #[arg(
         long,
         env = "PROXMOX_EXPORTER_MAX_CONCURRENT_REQUESTS",
-        default_value = "32"
+        default_value = "100"
     )]
     pub max_concurrent_requests: String,
 }

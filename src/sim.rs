@@ -204,11 +204,80 @@ impl Answers {
                 "diskread": rng.u64(..1 << 38), "diskwrite": rng.u64(..1 << 38),
             }));
         }
-        answers.insert(
-            "/cluster/resources".into(),
-            Answer::Json(Bytes::from(json!({ "data": rows }).to_string())),
-        );
+        let body = |data: Value| Answer::Json(Bytes::from(json!({ "data": data }).to_string()));
+        for (filter, kinds) in [
+            ("vm", &["qemu", "lxc"][..]),
+            ("storage", &["storage"][..]),
+            ("node", &["node"][..]),
+        ] {
+            let some: Vec<&Value> = rows
+                .iter()
+                .filter(|r| kinds.iter().any(|k| r["type"] == *k))
+                .collect();
+            answers.insert(
+                format!("/cluster/resources?type={filter}"),
+                body(json!(some)),
+            );
+        }
+        other_exporters_paths(&mut answers, &names, first_offline, &rows);
+        answers.insert("/cluster/resources".into(), body(json!(rows)));
         Answers(answers)
+    }
+}
+
+/// The answers another exporter (prometheus-pve-exporter) asks for, so that benchmarks can
+/// compare both against the same simulated cluster: cluster status, version, guest lists and
+/// configurations of every online node, replication, subscription, backup information.
+fn other_exporters_paths(
+    answers: &mut HashMap<String, Answer>,
+    names: &[String],
+    first_offline: usize,
+    rows: &[Value],
+) {
+    let body = |data: Value| Answer::Json(Bytes::from(json!({ "data": data }).to_string()));
+    let mut status = vec![json!({
+        "type": "cluster", "id": "cluster", "name": "sim", "nodes": names.len(),
+        "quorate": 1, "version": names.len(),
+    })];
+    for (i, name) in names.iter().enumerate() {
+        status.push(json!({
+            "type": "node", "id": format!("node/{name}"), "name": name, "nodeid": i + 1,
+            "online": u8::from(i < first_offline), "local": u8::from(i == 0), "level": "",
+            "ip": format!("192.0.2.{}", 1 + i % 250),
+        }));
+    }
+    answers.insert("/cluster/status".into(), body(json!(status)));
+    answers.insert(
+        "/version".into(),
+        body(json!({ "version": "9.1.3", "release": "9.1", "repoid": "5e1a2b3c" })),
+    );
+    answers.insert("/cluster/backup-info/not-backed-up".into(), body(json!([])));
+    for name in names.iter().take(first_offline) {
+        answers.insert(format!("/nodes/{name}/replication"), body(json!([])));
+        answers.insert(
+            format!("/nodes/{name}/subscription"),
+            body(json!({ "status": "notfound", "level": "" })),
+        );
+        for kind in ["qemu", "lxc"] {
+            let guests: Vec<&Value> = rows
+                .iter()
+                .filter(|r| r["type"] == kind && r["node"] == name.as_str())
+                .collect();
+            for guest in &guests {
+                let config = json!({
+                    "name": guest["name"], "onboot": 1, "cores": guest["maxcpu"],
+                    "memory": guest["maxmem"].as_u64().unwrap_or(0) >> 20,
+                });
+                answers.insert(
+                    format!(
+                        "/nodes/{name}/{kind}/{}/config",
+                        guest["vmid"].to_string().trim_matches('"')
+                    ),
+                    body(config),
+                );
+            }
+            answers.insert(format!("/nodes/{name}/{kind}"), body(json!(guests)));
+        }
     }
 }
 
@@ -363,7 +432,11 @@ pub fn self_signed() -> Result<tokio_rustls::TlsAcceptor, String> {
 async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     if request.uri().path() == "/_sim/requests" {
         // Not PVE: lets a benchmark in another process read the API request count.
-        return shared.requests.load(Ordering::SeqCst).to_string().into_response();
+        return shared
+            .requests
+            .load(Ordering::SeqCst)
+            .to_string()
+            .into_response();
     }
     shared.requests.fetch_add(1, Ordering::SeqCst);
     if let Some(ConnectInfo(Peer(peer))) = request.extensions().get::<ConnectInfo<Peer>>() {
@@ -396,7 +469,13 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
         return status(404);
     };
     let overridden = lock(&shared.overrides).get(path).cloned();
-    match overridden.as_ref().or_else(|| shared.answers.0.get(path)) {
+    // An answer for the path with its query (`/cluster/resources?type=vm`) comes first.
+    let with_query = uri.query().map(|q| format!("{path}?{q}"));
+    let found = overridden
+        .as_ref()
+        .or_else(|| with_query.and_then(|k| shared.answers.0.get(&k)))
+        .or_else(|| shared.answers.0.get(path));
+    match found {
         Some(found) => respond(found).await,
         // PVE answers 501 for a path it does not implement.
         None => status(501),
@@ -450,7 +529,8 @@ mod tests {
         assert_eq!(count("node"), 3);
         assert_eq!(count("qemu") + count("lxc"), 30);
         assert_eq!(count("storage"), 9);
-        assert_eq!(a.0.len(), 1 + 2 * 3);
+        assert!(a.0.contains_key("/cluster/resources?type=vm"));
+        assert!(a.0.contains_key("/nodes/pve01/qemu"));
     }
 
     #[test]

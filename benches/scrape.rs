@@ -1,0 +1,382 @@
+//! Scrape benchmark: the exporter (as its own process) against the simulated PVE over TLS, for
+//! several cluster sizes and API latencies, and prometheus-pve-exporter against the same
+//! simulator when `--pve-exporter PATH` is given. Prints a Markdown table.
+//!
+//! `benches/run.sh` installs prometheus-pve-exporter and runs this; see BENCHMARKS.md.
+//! Everything listens on 127.0.0.1 and every loop is bounded.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use proxmox_exporter::sim::{Answers, SimApi, self_signed};
+
+const TOKEN_ID: &str = "monitoring@pve!exporter";
+const TOKEN_SECRET: &str = "bench-secret";
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+struct Options {
+    pve_exporter: Option<PathBuf>,
+    sizes: Vec<(usize, usize)>,
+    latencies: Vec<u64>,
+    cold_runs: usize,
+    warm_runs: usize,
+    other_runs: usize,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        pve_exporter: None,
+        sizes: vec![(3, 30), (20, 1_000), (50, 5_000), (200, 20_000)],
+        latencies: vec![0, 20],
+        cold_runs: 10,
+        warm_runs: 300,
+        other_runs: 3,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--pve-exporter" => o.pve_exporter = args.next().map(PathBuf::from),
+            "--quick" => {
+                o.sizes.truncate(2);
+                o.cold_runs = 3;
+                o.warm_runs = 50;
+                o.other_runs = 1;
+            }
+            "--sizes" => {
+                o.sizes = args
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(|s| s.split_once('/'))
+                    .filter_map(|(n, g)| Some((n.parse().ok()?, g.parse().ok()?)))
+                    .collect();
+            }
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    o
+}
+
+/// A child process that is killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Process {
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+/// CPU seconds (user + system) used so far by `pid` and its children that have exited.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0 // USER_HZ is 100 on Linux
+}
+
+/// Peak resident memory of `pid`, in MB.
+fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Starts the exporter against `endpoint`; returns it and its metrics URL.
+fn start_exporter(endpoint: &str, cache_seconds: &str) -> (Process, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_proxmox-exporter"))
+        .args(["--proxmox-endpoints", endpoint, "--proxmox-api-insecure"])
+        .args([
+            "--proxmox-token-id",
+            TOKEN_ID,
+            "--proxmox-token",
+            TOKEN_SECRET,
+        ])
+        .args(["--server-address", "127.0.0.1", "--server-port", "0"])
+        .args(["--cache-duration", cache_seconds, "--log-level", "info"])
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start proxmox-exporter");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(at) = line.find("address=") {
+                let address = line[at + 8..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
+                let _ = tx.send(address);
+            }
+        }
+    });
+    let address = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the exporter did not start");
+    (Process(child), format!("http://{address}/metrics"))
+}
+
+/// Starts prometheus-pve-exporter; returns it and its scrape URL for the simulator at `target`.
+fn start_pve_exporter(path: &PathBuf, target: &str, dir: &std::path::Path) -> (Process, String) {
+    let config = dir.join("pve.yml");
+    let (user, token) = TOKEN_ID.split_once('!').expect("token id");
+    std::fs::write(
+        &config,
+        format!(
+            "default:\n  user: {user}\n  token_name: {token}\n  token_value: {TOKEN_SECRET}\n  verify_ssl: false\n"
+        ),
+    )
+    .expect("write pve.yml");
+    let port = free_port();
+    let child = Command::new(path)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start pve_exporter");
+    let url = format!("http://127.0.0.1:{port}/pve?target={target}&cluster=1&node=1");
+    // Wait until it listens (bounded).
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (Process(child), url)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v
+}
+
+/// One timed scrape: milliseconds and body bytes.
+async fn scrape(client: &reqwest::Client, url: &str, gzip: bool) -> (f64, usize) {
+    let started = Instant::now();
+    let mut request = client.get(url).header("accept", PROMETHEUS_ACCEPT);
+    if gzip {
+        request = request.header("accept-encoding", "gzip");
+    }
+    let response = request.send().await.expect("scrape");
+    assert!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
+    let body = response.bytes().await.expect("body");
+    (started.elapsed().as_secs_f64() * 1000.0, body.len())
+}
+
+struct Measured {
+    first_ms: f64,
+    cold_ms: Vec<f64>,
+    requests_per_cold: f64,
+    cpu_ms_per_cold: f64,
+    bytes: usize,
+    gzip_bytes: usize,
+    concurrent_requests: u64,
+    warm_ms: Vec<f64>,
+    rss_mb: f64,
+}
+
+async fn measure_ours(endpoint: &str, api: &SimApi, o: &Options) -> Measured {
+    let client = reqwest::Client::new();
+    // Cold: no cache, so every scrape collects.
+    let (cold, url) = start_exporter(endpoint, "0");
+    let before = api.requests();
+    let (first_ms, bytes) = scrape(&client, &url, false).await;
+    let first_requests = api.requests() - before;
+    let (cpu0, req0) = (cpu_seconds(cold.pid()), api.requests());
+    let mut cold_ms = Vec::new();
+    for _ in 0..o.cold_runs {
+        cold_ms.push(scrape(&client, &url, false).await.0);
+    }
+    let cpu_ms_per_cold = (cpu_seconds(cold.pid()) - cpu0) * 1000.0 / o.cold_runs as f64;
+    let requests_per_cold = (api.requests() - req0) as f64 / o.cold_runs as f64;
+    assert_eq!(requests_per_cold as u64, first_requests);
+    let (_, gzip_bytes) = scrape(&client, &url, true).await;
+    let rss_cold = peak_rss_mb(cold.pid());
+    drop(cold);
+
+    // Four scrapers at once against a fresh exporter with the usual cache.
+    let (shared, url) = start_exporter(endpoint, "29");
+    let before = api.requests();
+    let together: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move { scrape(&client, &url, false).await })
+        })
+        .collect();
+    for scrape in together {
+        scrape.await.expect("scrape task");
+    }
+    let concurrent_requests = api.requests() - before;
+
+    // Warm: the cache answers, as Prometheus asks (OpenMetrics, gzip).
+    let mut warm_ms = Vec::new();
+    for _ in 0..o.warm_runs {
+        warm_ms.push(scrape(&client, &url, true).await.0);
+    }
+    let rss = rss_cold.max(peak_rss_mb(shared.pid()));
+    Measured {
+        first_ms,
+        cold_ms: sorted(cold_ms),
+        requests_per_cold,
+        cpu_ms_per_cold,
+        bytes,
+        gzip_bytes,
+        concurrent_requests,
+        warm_ms: sorted(warm_ms),
+        rss_mb: rss,
+    }
+}
+
+struct Other {
+    ms: Vec<f64>,
+    requests: f64,
+    cpu_ms: f64,
+    rss_mb: f64,
+    bytes: usize,
+}
+
+/// gunicorn runs the scrape in a worker: CPU and memory are summed over the process group.
+fn group_pids(leader: u32) -> Vec<u32> {
+    let mut pids = vec![leader];
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+            if after.split_whitespace().nth(1) == Some(&leader.to_string()) {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+async fn measure_other(path: &PathBuf, target: &str, api: &SimApi, runs: usize) -> Other {
+    let dir = std::env::temp_dir().join(format!("pve-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (process, url) = start_pve_exporter(path, target, &dir);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()
+        .expect("client");
+    scrape(&client, &url, false).await; // start-up costs out of the way
+    let cpu = |pids: &[u32]| pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>();
+    let pids = group_pids(process.pid());
+    let (cpu0, req0) = (cpu(&pids), api.requests());
+    let mut ms = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..runs {
+        let (took, size) = scrape(&client, &url, false).await;
+        ms.push(took);
+        bytes = size;
+    }
+    let pids = group_pids(process.pid());
+    let rss_mb = pids.iter().map(|p| peak_rss_mb(*p)).sum();
+    Other {
+        ms: sorted(ms),
+        requests: (api.requests() - req0) as f64 / runs as f64,
+        cpu_ms: (cpu(&pids) - cpu0) * 1000.0 / runs as f64,
+        rss_mb,
+        bytes,
+    }
+}
+
+fn main() {
+    let o = options();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    println!(
+        "| nodes/guests | latency | cold scrape ms (first / p50 / p99) | API requests per cold scrape | 4 scrapes at once: API requests | warm p50 / p99 ms | CPU ms per cold scrape | peak RSS MB | exposition bytes (gzip) | prometheus-pve-exporter: scrape ms p50, API requests, CPU ms, RSS MB, bytes | speed-up |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for &(nodes, guests) in &o.sizes {
+        let answers = Answers::generate(nodes, guests, 1, SystemTime::now());
+        for &latency in &o.latencies {
+            runtime.block_on(async {
+                let api = SimApi::new(answers.clone(), TOKEN_ID, TOKEN_SECRET);
+                api.set_latency(Duration::from_millis(latency));
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                let address = listener.local_addr().expect("address");
+                let server = tokio::spawn(
+                    api.clone()
+                        .serve_tls(listener, self_signed().expect("certificate")),
+                );
+                let endpoint = format!("https://{address}/");
+                let ours = measure_ours(&endpoint, &api, &o).await;
+                let other = match &o.pve_exporter {
+                    Some(path) => {
+                        Some(measure_other(path, &address.to_string(), &api, o.other_runs).await)
+                    }
+                    None => None,
+                };
+                server.abort();
+                let cold_p50 = percentile(&ours.cold_ms, 0.5);
+                let (other_cell, speedup) = match other {
+                    Some(x) => {
+                        let p50 = percentile(&x.ms, 0.5);
+                        (
+                            format!(
+                                "{p50:.0} ms, {:.0} req, {:.0} ms CPU, {:.0} MB, {} B",
+                                x.requests, x.cpu_ms, x.rss_mb, x.bytes
+                            ),
+                            format!("{:.0}×", p50 / cold_p50),
+                        )
+                    }
+                    None => ("not run".to_owned(), "–".to_owned()),
+                };
+                println!(
+                    "| {nodes}/{guests} | {latency} ms | {:.1} / {:.1} / {:.1} | {:.0} | {} | {:.2} / {:.2} | {:.1} | {:.1} | {} ({}) | {other_cell} | {speedup} |",
+                    ours.first_ms,
+                    cold_p50,
+                    percentile(&ours.cold_ms, 0.99),
+                    ours.requests_per_cold,
+                    ours.concurrent_requests,
+                    percentile(&ours.warm_ms, 0.5),
+                    percentile(&ours.warm_ms, 0.99),
+                    ours.cpu_ms_per_cold,
+                    ours.rss_mb,
+                    ours.bytes,
+                    ours.gzip_bytes,
+                );
+            });
+        }
+    }
+}
