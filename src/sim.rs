@@ -72,6 +72,33 @@ impl Answers {
         Ok(Answers(answers))
     }
 
+    /// A broken answer for `path`: `kind` is an HTTP status (`500`), `html` (an error page
+    /// with status 200), `truncated` (the path's JSON cut in half) or `slow:MILLISECONDS`
+    /// (the path's answer, late).
+    pub fn fault(&self, path: &str, kind: &str) -> Result<Answer, String> {
+        let current = self.0.get(path).cloned().unwrap_or(Answer::Status(501));
+        Ok(match kind {
+            "html" => Answer::Json(Bytes::from_static(
+                b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+            )),
+            "truncated" => match current {
+                Answer::Json(body) => Answer::Json(body.slice(..body.len() / 2)),
+                _ => Answer::Json(Bytes::from_static(b"{\"data\":[{\"id\":")),
+            },
+            _ => match kind.strip_prefix("slow:") {
+                Some(ms) => {
+                    let ms: u64 = ms
+                        .parse()
+                        .map_err(|_| format!("`{ms}` is not milliseconds"))?;
+                    Answer::Delayed(Duration::from_millis(ms), Box::new(current))
+                }
+                None => Answer::Status(kind.parse().map_err(|_| {
+                    format!("`{kind}` is not a status, html, truncated or slow:MILLISECONDS")
+                })?),
+            },
+        })
+    }
+
     /// A cluster of `nodes` nodes and `guests` guests, the same for the same `seed`, with the
     /// quirks of real answers (numbers as strings, 0/1 booleans, templates, `N/A` wear-out).
     /// Certificates expire relative to `now`.
@@ -531,6 +558,33 @@ mod tests {
         assert_eq!(count("storage"), 9);
         assert!(a.0.contains_key("/cluster/resources?type=vm"));
         assert!(a.0.contains_key("/nodes/pve01/qemu"));
+    }
+
+    #[test]
+    fn faults() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_780_000_000);
+        let a = Answers::generate(2, 4, 1, now);
+        let path = "/cluster/resources";
+        let Some(Answer::Json(whole)) = a.0.get(path) else {
+            panic!("no resources");
+        };
+        match a.fault(path, "truncated").unwrap() {
+            Answer::Json(cut) => {
+                assert_eq!(cut.len(), whole.len() / 2);
+                assert!(serde_json::from_slice::<Value>(&cut).is_err());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(a.fault(path, "403").unwrap(), Answer::Status(403)));
+        assert!(
+            matches!(a.fault(path, "html").unwrap(), Answer::Json(b) if b.starts_with(b"<html>"))
+        );
+        assert!(matches!(
+            a.fault(path, "slow:250").unwrap(),
+            Answer::Delayed(d, _) if d == Duration::from_millis(250)
+        ));
+        assert!(a.fault(path, "slow:soon").is_err());
+        assert!(a.fault(path, "broken").is_err());
     }
 
     #[test]

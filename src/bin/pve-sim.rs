@@ -6,9 +6,8 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use clap::Parser;
-use proxmox_exporter::sim::{Answer, Answers, SimApi, self_signed};
+use proxmox_exporter::sim::{Answers, SimApi, self_signed};
 
 #[derive(Parser)]
 #[command(version, about = "A simulated Proxmox VE API")]
@@ -80,8 +79,13 @@ async fn run(cli: Cli) -> Result<(), String> {
         Duration::from_millis(cli.offline_delay_ms),
     );
     for fault in &cli.faults {
-        let (path, answer) = parse_fault(fault, &answers)?;
-        answers.0.insert(path, answer);
+        let (path, kind) = fault
+            .split_once('=')
+            .ok_or_else(|| format!("--fault {fault}: expected PATH=KIND"))?;
+        let answer = answers
+            .fault(path, kind)
+            .map_err(|e| format!("--fault {fault}: {e}"))?;
+        answers.0.insert(path.to_owned(), answer);
     }
     let api = SimApi::new(answers, &cli.token_id, &cli.token_secret);
     api.set_latency(Duration::from_millis(cli.latency_ms));
@@ -101,35 +105,4 @@ async fn run(cli: Cli) -> Result<(), String> {
         api.serve_tls(listener, self_signed()?).await
     };
     served.map_err(|e| e.to_string())
-}
-
-fn parse_fault(text: &str, answers: &Answers) -> Result<(String, Answer), String> {
-    let (path, kind) = text
-        .split_once('=')
-        .ok_or_else(|| format!("--fault {text}: expected PATH=KIND"))?;
-    let answer = match kind {
-        "html" => Answer::Json(Bytes::from_static(
-            b"<html><body><h1>502 Bad Gateway</h1></body></html>",
-        )),
-        "truncated" => {
-            let body = match answers.0.get(path) {
-                Some(Answer::Json(body)) => body.clone(),
-                _ => Bytes::from_static(b"{\"data\":[{\"id\":\"node/pve01\"}]}"),
-            };
-            Answer::Json(body.slice(..body.len() / 2))
-        }
-        _ => match kind.strip_prefix("slow:") {
-            Some(ms) => {
-                let ms: u64 = ms
-                    .parse()
-                    .map_err(|_| format!("--fault {text}: `{ms}` is not milliseconds"))?;
-                let inner = answers.0.get(path).cloned().unwrap_or(Answer::Status(501));
-                Answer::Delayed(Duration::from_millis(ms), Box::new(inner))
-            }
-            None => Answer::Status(kind.parse().map_err(|_| {
-                format!("--fault {text}: KIND must be a status, html, truncated or slow:MS")
-            })?),
-        },
-    };
-    Ok((path.to_owned(), answer))
 }
