@@ -45,6 +45,16 @@ pub struct Cli {
     )]
     pub proxmox_token: Option<SecretString>,
 
+    /// File holding the token secret (Docker, Kubernetes or systemd secrets), instead of
+    /// --proxmox-token.
+    #[arg(long, env = "PROXMOX_EXPORTER_PROXMOX_TOKEN_FILE")]
+    pub proxmox_token_file: Option<std::path::PathBuf>,
+
+    /// PEM file with certificates to trust for the API, such as the cluster's CA
+    /// (/etc/pve/pve-root-ca.pem), instead of turning verification off.
+    #[arg(long, env = "PROXMOX_EXPORTER_PROXMOX_CA_FILE")]
+    pub proxmox_ca_file: Option<std::path::PathBuf>,
+
     /// Id of the Proxmox API token, as USER@REALM!TOKENID (e.g. monitoring@pve!exporter).
     #[arg(long, env = "PROXMOX_EXPORTER_PROXMOX_TOKEN_ID")]
     pub proxmox_token_id: Option<String>,
@@ -156,7 +166,22 @@ impl Cli {
                 )
             })?;
         let endpoints = parse_endpoints(&self.proxmox_endpoints)?;
-        let token = parse_token(self.proxmox_token_id, self.proxmox_token)?;
+        let secret = match (self.proxmox_token, &self.proxmox_token_file) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "--proxmox-token-file (PROXMOX_EXPORTER_PROXMOX_TOKEN_FILE)",
+                    "give either the token or a token file, not both",
+                ));
+            }
+            (Some(secret), None) => Some(secret),
+            (None, Some(file)) => Some(read_secret_file(file)?),
+            (None, None) => None,
+        };
+        let token = parse_token(self.proxmox_token_id, secret)?;
+        let extra_roots = match &self.proxmox_ca_file {
+            Some(file) => read_ca_file(file)?,
+            None => Vec::new(),
+        };
         Ok(Config {
             log_level,
             listen: SocketAddr::new(address, port),
@@ -166,6 +191,7 @@ impl Cli {
                 endpoints,
                 token,
                 insecure: self.proxmox_api_insecure,
+                extra_roots,
                 timeout,
                 backoff: Backoff::default(),
             },
@@ -243,6 +269,33 @@ fn shown(text: &str) -> String {
         }
         _ => text.to_owned(),
     }
+}
+
+fn read_secret_file(path: &std::path::Path) -> Result<SecretString, ConfigError> {
+    const SETTING: &str = "--proxmox-token-file (PROXMOX_EXPORTER_PROXMOX_TOKEN_FILE)";
+    // The error names the file, never its content.
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        invalid(
+            SETTING,
+            format!("cannot read {}: {}", path.display(), e.kind()),
+        )
+    })?;
+    Ok(SecretString::from(text.trim().to_owned()))
+}
+
+fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, ConfigError> {
+    const SETTING: &str = "--proxmox-ca-file (PROXMOX_EXPORTER_PROXMOX_CA_FILE)";
+    let pem = std::fs::read(path)
+        .map_err(|e| invalid(SETTING, format!("cannot read {}: {e}", path.display())))?;
+    let roots = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| invalid(SETTING, format!("{} is not PEM: {e}", path.display())))?;
+    if roots.is_empty() {
+        return Err(invalid(
+            SETTING,
+            format!("{} holds no certificate", path.display()),
+        ));
+    }
+    Ok(roots)
 }
 
 fn parse_token(id: Option<String>, secret: Option<SecretString>) -> Result<ApiToken, ConfigError> {
@@ -375,6 +428,58 @@ mod tests {
         args[1] = "https://root:hunter2@pve1:8006/";
         let err = cli(&args).into_config().unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn the_token_from_a_file() {
+        let dir = std::env::temp_dir().join(format!("pe-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "  file-secret-0123\n").unwrap();
+        let path = file.display().to_string();
+        let args = [
+            GOOD[0],
+            GOOD[1],
+            GOOD[2],
+            GOOD[3],
+            "--proxmox-token-file",
+            &path,
+        ];
+        let config = cli(&args).into_config().unwrap();
+        assert_eq!(
+            config.dispatcher.token.secret.expose_secret(),
+            "file-secret-0123"
+        );
+
+        let mut both = GOOD.to_vec();
+        both.extend(["--proxmox-token-file", &path]);
+        let err = cli(&both).into_config().unwrap_err();
+        assert!(err.to_string().contains("not both"), "{err}");
+
+        let missing = dir.join("absent").display().to_string();
+        let args = [
+            GOOD[0],
+            GOOD[1],
+            GOOD[2],
+            GOOD[3],
+            "--proxmox-token-file",
+            &missing,
+        ];
+        let err = cli(&args).into_config().unwrap_err();
+        assert!(err.to_string().contains("--proxmox-token-file"), "{err}");
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_certificates() {
+        let dir = std::env::temp_dir().join(format!("pe-config-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("ca.pem");
+        std::fs::write(&file, "not a certificate\n").unwrap();
+        let mut args = GOOD.to_vec();
+        let path = file.display().to_string();
+        args.extend(["--proxmox-ca-file", &path]);
+        let err = cli(&args).into_config().unwrap_err();
+        assert!(err.to_string().contains("--proxmox-ca-file"), "{err}");
     }
 
     #[test]

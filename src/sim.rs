@@ -442,9 +442,15 @@ impl axum::serve::Listener for TlsListener {
 /// A TLS acceptor with a fresh self-signed certificate for `localhost` and 127.0.0.1, like
 /// the one a new PVE node has.
 pub fn self_signed() -> Result<tokio_rustls::TlsAcceptor, String> {
+    self_signed_with_pem().map(|(acceptor, _)| acceptor)
+}
+
+/// [`self_signed`], and the certificate in PEM, for clients that should trust it.
+pub fn self_signed_with_pem() -> Result<(tokio_rustls::TlsAcceptor, String), String> {
     crate::pve::dispatcher::install_crypto_provider();
     let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
     let cert = rcgen::generate_simple_self_signed(names).map_err(|e| e.to_string())?;
+    let pem = cert.cert.pem();
     let chain = vec![cert.cert.der().clone()];
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
         cert.signing_key.serialize_der(),
@@ -453,7 +459,7 @@ pub fn self_signed() -> Result<tokio_rustls::TlsAcceptor, String> {
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| e.to_string())?;
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    Ok((tokio_rustls::TlsAcceptor::from(Arc::new(config)), pem))
 }
 
 async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response {

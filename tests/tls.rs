@@ -3,12 +3,13 @@
 mod support;
 
 use proxmox_exporter::pve::{Dispatcher, ErrorKind};
-use proxmox_exporter::sim::{Answer, Answers, SimApi, self_signed};
+use proxmox_exporter::sim::{Answer, Answers, SimApi, self_signed_with_pem};
 
 const BODY: &str = r#"{"data":[{"id":"node/pve1","type":"node","node":"pve1","status":"online"}]}"#;
 
-/// An HTTPS endpoint with a self-signed certificate, like a fresh PVE install.
-async fn self_signed_endpoint() -> (reqwest::Url, SimApi) {
+/// An HTTPS endpoint with a self-signed certificate, like a fresh PVE install; and the
+/// certificate's PEM.
+async fn self_signed_endpoint() -> (reqwest::Url, SimApi, String) {
     let answers = Answers(
         [(
             "/cluster/resources".to_owned(),
@@ -19,14 +20,15 @@ async fn self_signed_endpoint() -> (reqwest::Url, SimApi) {
     let api = SimApi::new(answers, support::TOKEN_ID, support::TOKEN_SECRET);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    tokio::spawn(api.clone().serve_tls(listener, self_signed().unwrap()));
+    let (acceptor, pem) = self_signed_with_pem().unwrap();
+    tokio::spawn(api.clone().serve_tls(listener, acceptor));
     let url = reqwest::Url::parse(&format!("https://localhost:{port}/")).unwrap();
-    (url, api)
+    (url, api, pem)
 }
 
 #[tokio::test]
 async fn a_self_signed_certificate_is_refused_by_default() {
-    let (url, api) = self_signed_endpoint().await;
+    let (url, api, _) = self_signed_endpoint().await;
     let dispatcher = Dispatcher::new(&support::config(vec![url])).unwrap();
     let error = dispatcher
         .call("/cluster/resources", |c| async move {
@@ -44,7 +46,7 @@ async fn a_self_signed_certificate_is_refused_by_default() {
 
 #[tokio::test]
 async fn insecure_accepts_it_and_keeps_one_connection() {
-    let (url, api) = self_signed_endpoint().await;
+    let (url, api, _) = self_signed_endpoint().await;
     let mut config = support::config(vec![url]);
     config.insecure = true;
     let dispatcher = Dispatcher::new(&config).unwrap();
@@ -59,4 +61,20 @@ async fn insecure_accepts_it_and_keeps_one_connection() {
     }
     assert_eq!(api.requests(), 10);
     assert_eq!(api.connections(), 1, "one TLS handshake for ten requests");
+}
+
+#[tokio::test]
+async fn a_trusted_ca_file_verifies_without_insecure() {
+    let (url, api, pem) = self_signed_endpoint().await;
+    let mut config = support::config(vec![url]);
+    config.extra_roots = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).unwrap();
+    let dispatcher = Dispatcher::new(&config).unwrap();
+    let answer = dispatcher
+        .call("/cluster/resources", |c| async move {
+            c.get_cluster_resources().send().await
+        })
+        .await
+        .unwrap();
+    assert_eq!(answer.data.len(), 1);
+    assert_eq!(api.requests(), 1);
 }

@@ -73,6 +73,9 @@ pub struct DispatcherConfig {
     pub token: ApiToken,
     /// Skip TLS certificate verification (`--proxmox-api-insecure`).
     pub insecure: bool,
+    /// Certificates to trust besides the system's, such as PVE's cluster CA
+    /// (`--proxmox-ca-file`).
+    pub extra_roots: Vec<reqwest::Certificate>,
     /// Upper bound on one request, connection included.
     pub timeout: Duration,
     pub backoff: Backoff,
@@ -444,7 +447,11 @@ fn http_client(config: &DispatcherConfig) -> Result<reqwest::Client, SetupError>
     let mut headers = HeaderMap::new();
     headers.insert(AUTHORIZATION, auth);
 
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    for root in &config.extra_roots {
+        builder = builder.add_root_certificate(root.clone());
+    }
+    builder
         .default_headers(headers)
         .user_agent(concat!("proxmox-exporter/", env!("CARGO_PKG_VERSION")))
         .timeout(config.timeout)

@@ -103,6 +103,7 @@ pub fn config(endpoints: Vec<reqwest::Url>) -> DispatcherConfig {
             secret: TOKEN_SECRET.into(),
         },
         insecure: false,
+        extra_roots: Vec::new(),
         timeout: Duration::from_secs(5),
         backoff: Backoff {
             initial: Duration::from_millis(200),
