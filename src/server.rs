@@ -81,8 +81,9 @@ impl Exporter {
     }
 
     /// The current collection: the cached one while it is fresh, else a new one. Concurrent
-    /// callers share one collection.
-    pub async fn collection(&self) -> Arc<Collection> {
+    /// callers share one collection. A new collection gives up on what has not answered by
+    /// `deadline`.
+    pub async fn collection(&self, deadline: Option<tokio::time::Instant>) -> Arc<Collection> {
         let asked = Instant::now();
         loop {
             match self.cache.get_value_or_guard_async(&()).await {
@@ -102,6 +103,7 @@ impl Exporter {
                         &self.dispatcher,
                         self.max_concurrent_requests,
                         (self.clock)(),
+                        deadline,
                     )
                     .await;
                     let collection = Arc::new(Collection::new(snapshot));
@@ -114,8 +116,13 @@ impl Exporter {
 
     /// The exposition of the current collection in `format`, gzipped when `gzip`; encoded
     /// once per collection.
-    pub async fn exposition(&self, format: Format, gzip: bool) -> Bytes {
-        let collection = self.collection().await;
+    pub async fn exposition(
+        &self,
+        format: Format,
+        gzip: bool,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Bytes {
+        let collection = self.collection(deadline).await;
         let plain = || {
             collection.encoded[Collection::slot(format, false)]
                 .get_or_init(|| {
@@ -160,7 +167,8 @@ pub async fn run(
 async fn metrics(State(exporter): State<Arc<Exporter>>, headers: HeaderMap) -> Response {
     let format = negotiate(headers.get(header::ACCEPT));
     let gzip = accepts_gzip(headers.get(header::ACCEPT_ENCODING));
-    let body = exporter.exposition(format, gzip).await;
+    let deadline = scrape_deadline(headers.get("x-prometheus-scrape-timeout-seconds"));
+    let body = exporter.exposition(format, gzip, deadline).await;
     let mut response = (
         StatusCode::OK,
         [
@@ -176,6 +184,18 @@ async fn metrics(State(exporter): State<Arc<Exporter>>, headers: HeaderMap) -> R
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     response
+}
+
+/// When to stop waiting for the API: Prometheus's scrape timeout less a margin for encoding
+/// and sending (a tenth of it, at least 0.2 s and at most 1 s).
+pub fn scrape_deadline(timeout: Option<&HeaderValue>) -> Option<tokio::time::Instant> {
+    let seconds: f64 = timeout?.to_str().ok()?.trim().parse().ok()?;
+    if !seconds.is_finite() || seconds <= 0.0 {
+        return None;
+    }
+    let margin = (seconds / 10.0).clamp(0.2, 1.0);
+    let budget = Duration::from_secs_f64((seconds - margin).clamp(0.1, 3600.0));
+    Some(tokio::time::Instant::now() + budget)
 }
 
 fn gzipped(plain: &[u8]) -> Bytes {

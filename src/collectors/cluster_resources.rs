@@ -8,10 +8,10 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use super::{Collected, Sample, gauge, gauge_family, labels};
 use crate::pve::client::types::GetClusterResourcesResponseDataItem;
-use crate::pve::{Dispatcher, Known};
+use crate::pve::{ApiError, Dispatcher, ErrorKind, Known};
 
 pub const NAME: &str = "cluster_resources";
-const PATH: &str = "/cluster/resources";
+pub(crate) const PATH: &str = "/cluster/resources";
 
 pub type Resource = GetClusterResourcesResponseDataItem;
 
@@ -23,14 +23,26 @@ pub async fn fetch(dispatcher: &Dispatcher) -> Collected<Vec<Resource>> {
             |c| async move { c.get_cluster_resources().send().await },
         )
         .await;
-    let (data, errors) = match answer {
+    let (mut data, mut errors) = match answer {
         Ok(answer) => (answer.data, Vec::new()),
         Err(error) => (Vec::new(), vec![error]),
     };
+    // PVE gives every row an id and a type: rows without them make a broken answer. The
+    // good rows still count, the collector reports the failure.
+    let before = data.len();
+    data.retain(|r| r.id.known().is_some() && r.type_.known().is_some());
+    if data.len() < before {
+        errors.push(ApiError {
+            endpoint: "-".into(),
+            path: PATH.into(),
+            kind: ErrorKind::Decode(format!("{} rows without id or type", before - data.len())),
+        });
+    }
     Collected {
         data,
         errors,
         duration: started.elapsed(),
+        unreachable: Vec::new(),
     }
 }
 
@@ -60,14 +72,19 @@ struct NodeSums {
     memory_allocated: f64,
 }
 
-pub fn encode(rows: &[Resource], encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+/// `unreachable`: nodes listed online whose own requests answered 595/596; they count as down.
+pub fn encode(
+    rows: &[Resource],
+    unreachable: &[&str],
+    encoder: &mut DescriptorEncoder,
+) -> std::fmt::Result {
     let mut nodes: BTreeMap<&str, NodeSums> = BTreeMap::new();
     for row in rows.iter().filter(|r| kind(r) == "node") {
         let Some(name) = row.node.known() else {
             continue;
         };
         let sums = nodes.entry(name).or_default();
-        sums.up = row.status.known() == Some("online");
+        sums.up = row.status.known() == Some("online") && !unreachable.contains(&name);
         sums.cpus = row.maxcpu.known();
         sums.memory = row.maxmem.known().map(|m| m as f64);
     }
@@ -197,7 +214,7 @@ pub fn encode(rows: &[Resource], encoder: &mut DescriptorEncoder) -> std::fmt::R
     gauge_family(
         encoder,
         "proxmox_node_up",
-        "Whether a node is online (1) or not (0).",
+        "Whether a node is online and reachable through the API (1) or not (0).",
         per_node(&|n| Some(f64::from(u8::from(n.up))))
             .into_iter()
             .map(|(mut set, v)| {

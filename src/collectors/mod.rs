@@ -33,6 +33,8 @@ pub struct Collected<T> {
     pub data: T,
     pub errors: Vec<ApiError>,
     pub duration: Duration,
+    /// Nodes whose own requests answered 595/596: unreachable from the cluster right now.
+    pub unreachable: Vec<String>,
 }
 
 impl<T> Collected<T> {
@@ -53,17 +55,30 @@ pub struct Snapshot {
 
 /// Fetches a snapshot: the cluster's resources first, then the per-node answers for every
 /// online node, all at once (bounded by `max_concurrent`). `taken_at` is the snapshot's "now".
+/// What has not answered by `deadline` is given up and reported as failed.
 pub async fn collect(
     dispatcher: &Arc<Dispatcher>,
     max_concurrent: usize,
     taken_at: SystemTime,
+    deadline: Option<tokio::time::Instant>,
 ) -> Snapshot {
-    let resources = cluster_resources::fetch(dispatcher).await;
+    let started = Instant::now();
+    let resources = match deadline {
+        None => cluster_resources::fetch(dispatcher).await,
+        Some(at) => tokio::time::timeout_at(at, cluster_resources::fetch(dispatcher))
+            .await
+            .unwrap_or_else(|_| Collected {
+                data: Vec::new(),
+                errors: vec![too_late(cluster_resources::PATH)],
+                duration: started.elapsed(),
+                unreachable: Vec::new(),
+            }),
+    };
     let nodes = cluster_resources::online_nodes(&resources.data);
     let limit = Arc::new(Semaphore::new(max_concurrent.max(1)));
     let (disks, certificates) = tokio::join!(
-        per_node(dispatcher, &limit, &nodes, node_disks::fetch),
-        per_node(dispatcher, &limit, &nodes, node_certificates::fetch),
+        per_node(dispatcher, &limit, &nodes, deadline, node_disks::fetch),
+        per_node(dispatcher, &limit, &nodes, deadline, node_certificates::fetch),
     );
     for error in resources
         .errors
@@ -87,6 +102,7 @@ async fn per_node<T, F, Fut>(
     dispatcher: &Arc<Dispatcher>,
     limit: &Arc<Semaphore>,
     nodes: &[String],
+    deadline: Option<tokio::time::Instant>,
     fetch: F,
 ) -> Collected<Vec<(String, T)>>
 where
@@ -109,10 +125,34 @@ where
     }
     let mut data = Vec::with_capacity(nodes.len());
     let mut errors = Vec::new();
-    while let Some(joined) = tasks.join_next_with_id().await {
+    let mut unreachable = Vec::new();
+    loop {
+        let next = match deadline {
+            None => tasks.join_next_with_id().await,
+            Some(at) => match tokio::time::timeout_at(at, tasks.join_next_with_id()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    // The scrape's time is up: what has not answered counts as failed.
+                    tasks.abort_all();
+                    let mut late: Vec<String> = names.drain().map(|(_, node)| node).collect();
+                    late.sort();
+                    errors.extend(late.iter().map(|node| too_late(&format!("/nodes/{node}"))));
+                    break;
+                }
+            },
+        };
+        let Some(joined) = next else {
+            break;
+        };
         match joined {
             Ok((id, Ok(value))) => data.push((names.remove(&id).unwrap_or_default(), value)),
-            Ok((_, Err(error))) => errors.push(error),
+            Ok((id, Err(error))) => {
+                let node = names.remove(&id).unwrap_or_default();
+                if error.kind.is_node_unreachable() {
+                    unreachable.push(node);
+                }
+                errors.push(error);
+            }
             Err(failed) => errors.push(ApiError {
                 endpoint: "-".into(),
                 path: format!("/nodes/{}", names.remove(&failed.id()).unwrap_or_default()),
@@ -120,11 +160,21 @@ where
             }),
         }
     }
+    unreachable.sort();
     data.sort_by(|a, b| a.0.cmp(&b.0));
     Collected {
         data,
         errors,
         duration: started.elapsed(),
+        unreachable,
+    }
+}
+
+fn too_late(path: &str) -> ApiError {
+    ApiError {
+        endpoint: "-".into(),
+        path: path.to_owned(),
+        kind: crate::pve::ErrorKind::Other("no answer before the scrape's deadline".into()),
     }
 }
 
@@ -174,7 +224,14 @@ impl prometheus_client::collector::Collector for Exposition {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
         let s = &self.snapshot;
         if s.resources.succeeded() {
-            cluster_resources::encode(&s.resources.data, &mut encoder)?;
+            let unreachable: Vec<&str> = s
+                .disks
+                .unreachable
+                .iter()
+                .chain(&s.certificates.unreachable)
+                .map(String::as_str)
+                .collect();
+            cluster_resources::encode(&s.resources.data, &unreachable, &mut encoder)?;
         }
         node_certificates::encode(&s.certificates.data, s.taken_at, &mut encoder)?;
         node_disks::encode(&s.disks.data, &mut encoder)?;

@@ -6,7 +6,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use super::{Sample, gauge_family, labels};
 use crate::pve::client::types::GetNodesNodeDisksListResponseDataItem;
-use crate::pve::{ApiError, Dispatcher, Known};
+use crate::pve::{ApiError, Dispatcher, ErrorKind, Known};
 
 pub const NAME: &str = "node_disks";
 
@@ -20,6 +20,14 @@ pub async fn fetch(dispatcher: Arc<Dispatcher>, node: String) -> Result<Vec<Disk
             async move { c.get_nodes_node_disks_list().node(node).send().await }
         })
         .await?;
+    // PVE names every disk by its device path: a row without one makes a broken answer.
+    if answer.data.iter().any(|d| d.devpath.known().is_none()) {
+        return Err(ApiError {
+            endpoint: "-".into(),
+            path,
+            kind: ErrorKind::Decode("a disk without devpath".into()),
+        });
+    }
     Ok(answer.data)
 }
 
