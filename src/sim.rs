@@ -362,6 +362,11 @@ impl SimApi {
         lock(&self.shared.overrides).insert(path.to_owned(), answer);
     }
 
+    /// Drops every answer set with [`SimApi::set_answer`]: the API heals.
+    pub fn clear_answers(&self) {
+        lock(&self.shared.overrides).clear();
+    }
+
     /// TCP connections clients opened so far.
     pub fn connections(&self) -> usize {
         lock(&self.shared.peers).len()

@@ -78,7 +78,13 @@ pub async fn collect(
     let limit = Arc::new(Semaphore::new(max_concurrent.max(1)));
     let (disks, certificates) = tokio::join!(
         per_node(dispatcher, &limit, &nodes, deadline, node_disks::fetch),
-        per_node(dispatcher, &limit, &nodes, deadline, node_certificates::fetch),
+        per_node(
+            dispatcher,
+            &limit,
+            &nodes,
+            deadline,
+            node_certificates::fetch
+        ),
     );
     for error in resources
         .errors
