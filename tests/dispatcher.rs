@@ -238,3 +238,21 @@ async fn connections_are_reused() {
         "one connection for sequential requests"
     );
 }
+
+#[tokio::test]
+async fn a_huge_answer_is_refused_not_buffered() {
+    use proxmox_exporter::pve::client::MAX_ANSWER_BYTES;
+    let mut body = vec![b' '; MAX_ANSWER_BYTES as usize + 1];
+    body[..9].copy_from_slice(b"{\"data\":[");
+    let huge = FakeEndpoint::serve(proxmox_exporter::sim::Answers(
+        [(
+            PATH.to_owned(),
+            proxmox_exporter::sim::Answer::Json(body.into()),
+        )]
+        .into(),
+    ))
+    .await;
+    let dispatcher = Dispatcher::new(&config(vec![huge.url.clone()])).unwrap();
+    let error = resources(&dispatcher).await.unwrap_err();
+    assert!(error.to_string().contains("over the limit"), "{error}");
+}

@@ -182,10 +182,10 @@ proptest! {
         let mut index = at;
         replace_nth(&mut tree, &mut index, &new);
         let text = format!("const apiSchema = {tree};");
-        if let Ok(nodes) = schema::parse_apidata(&text, "mutated") {
-            if let Ok(doc) = schema::import(&nodes, "0") {
-                let _ = schema::diff(&doc, &doc);
-            }
+        if let Ok(nodes) = schema::parse_apidata(&text, "mutated")
+            && let Ok(doc) = schema::import(&nodes, "0")
+        {
+            let _ = schema::diff(&doc, &doc);
         }
     }
 

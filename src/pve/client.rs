@@ -11,3 +11,26 @@
 )]
 
 include!(concat!(env!("OUT_DIR"), "/pve_client.rs"));
+
+/// The largest API answer accepted, by its `Content-Length`: about three times the
+/// `/cluster/resources` answer of a 50,000-guest cluster. A larger one is refused before its
+/// body is read, instead of being buffered.
+pub const MAX_ANSWER_BYTES: u64 = 64 << 20;
+
+impl progenitor_client::ClientHooks<()> for Client {
+    async fn post<E>(
+        &self,
+        result: &reqwest::Result<reqwest::Response>,
+        _info: &progenitor_client::OperationInfo,
+    ) -> Result<(), progenitor_client::Error<E>> {
+        match result {
+            Ok(response) if response.content_length().unwrap_or(0) > MAX_ANSWER_BYTES => {
+                Err(progenitor_client::Error::Custom(format!(
+                    "an answer of {} bytes is over the limit of {MAX_ANSWER_BYTES}",
+                    response.content_length().unwrap_or(0)
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}
