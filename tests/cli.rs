@@ -3,10 +3,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
 use support::{FakeEndpoint, TOKEN_ID, TOKEN_SECRET};
 
@@ -85,38 +82,19 @@ async fn env_settings_apply_flags_win_and_the_token_never_shows_in_logs() {
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/three-node"),
     )
     .await;
-    proxmox_exporter::pve::dispatcher::install_crypto_provider();
-    let child = exporter()
-        .args(["--server-port", "0", "--server-address", "127.0.0.1"])
-        .args(["--log-level", "trace"])
-        .env("PROXMOX_EXPORTER_LOG_LEVEL", "not-a-level") // the flag wins
-        .env("PROXMOX_EXPORTER_SERVER_PORT", "not-a-port") // the flag wins
-        .env("PROXMOX_EXPORTER_PROXMOX_ENDPOINTS", api.url.as_str())
-        .env("PROXMOX_EXPORTER_PROXMOX_TOKEN_ID", TOKEN_ID)
-        .env("PROXMOX_EXPORTER_PROXMOX_TOKEN", TOKEN_SECRET)
-        .env("RUST_LOG", "trace") // every crate's logs, HTTP internals included
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = KillOnDrop(child);
-    let stderr = child.0.stderr.take().unwrap();
-    let (lines_tx, lines_rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line.clone());
-        }
-    });
-    let mut logs = Vec::new();
-    let address = loop {
-        let line = lines_rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("no `serving metrics` log line");
-        logs.push(line.clone());
-        if line.contains("serving metrics") {
-            let at = line.find("address=").unwrap() + "address=".len();
-            break line[at..].split_whitespace().next().unwrap().to_owned();
-        }
-    };
+    let endpoint = api.url.to_string();
+    let mut running = support::run_exporter(
+        &["--log-level", "trace"],
+        &[
+            ("PROXMOX_EXPORTER_LOG_LEVEL", "not-a-level"), // the flag wins
+            ("PROXMOX_EXPORTER_SERVER_PORT", "not-a-port"), // the flag wins
+            ("PROXMOX_EXPORTER_PROXMOX_ENDPOINTS", &endpoint),
+            ("PROXMOX_EXPORTER_PROXMOX_TOKEN_ID", TOKEN_ID),
+            ("PROXMOX_EXPORTER_PROXMOX_TOKEN", TOKEN_SECRET),
+            ("RUST_LOG", "trace"), // every crate's logs, HTTP internals included
+        ],
+    );
+    let address = running.address.clone();
     let metrics = reqwest::get(format!("http://{address}/metrics"))
         .await
         .unwrap()
@@ -127,14 +105,19 @@ async fn env_settings_apply_flags_win_and_the_token_never_shows_in_logs() {
     assert_eq!(api.hits(), 7);
 
     let stopped = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
+        .args(["-TERM", &running.child.id().to_string()])
         .status()
         .unwrap();
     assert!(stopped.success());
-    let status = child.0.wait().unwrap();
+    let status = running.child.wait().unwrap();
     assert!(status.success(), "exit after SIGTERM: {status:?}");
-    reader.join().unwrap();
-    logs.extend(lines_rx.try_iter());
+    // The log reader ends with the process; collect every line.
+    let logs: Vec<String> = running
+        .startup
+        .iter()
+        .cloned()
+        .chain(running.logs.iter())
+        .collect();
     let all = logs.join("\n");
     assert!(all.contains("shutting down"), "{all}");
     assert!(
@@ -145,14 +128,4 @@ async fn env_settings_apply_flags_win_and_the_token_never_shows_in_logs() {
         !all.contains(TOKEN_SECRET),
         "the token secret is in the logs"
     );
-}
-
-/// Stops the exporter when a test fails half-way, so no process outlives the test run.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -125,3 +125,70 @@ pub async fn exporter(endpoints: Vec<reqwest::Url>, cache: Duration) -> (String,
     ));
     (url, exporter)
 }
+
+/// The `proxmox-exporter` binary, running; killed when dropped.
+pub struct RunningExporter {
+    pub child: std::process::Child,
+    /// `host:port` it serves on.
+    pub address: String,
+    /// Its log lines up to and including `serving metrics`.
+    pub startup: Vec<String>,
+    /// Its later log lines are sent here.
+    pub logs: std::sync::mpsc::Receiver<String>,
+}
+
+impl Drop for RunningExporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the exporter binary on 127.0.0.1 with `args` and `envs` (and nothing else from
+/// the environment), and waits for its `serving metrics` line.
+pub fn run_exporter(args: &[&str], envs: &[(&str, &str)]) -> RunningExporter {
+    use std::io::BufRead;
+    // The test's own reqwest clients need it.
+    proxmox_exporter::pve::dispatcher::install_crypto_provider();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_proxmox-exporter"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("PROXMOX_EXPORTER_") || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    let mut child = command
+        .args(["--server-port", "0", "--server-address", "127.0.0.1"])
+        .args(args)
+        .envs(envs.iter().copied())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, logs) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut running = RunningExporter {
+        child,
+        address: String::new(),
+        startup: Vec::new(),
+        logs,
+    };
+    while running.address.is_empty() {
+        let line = running
+            .logs
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no `serving metrics` line; logs: {:?}", running.startup));
+        if line.contains("serving metrics") {
+            let at = line.find("address=").unwrap() + "address=".len();
+            running.address = line[at..].split_whitespace().next().unwrap().to_owned();
+        }
+        running.startup.push(line);
+    }
+    running
+}
