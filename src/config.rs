@@ -63,6 +63,11 @@ pub struct Cli {
     #[arg(long, env = "PROXMOX_EXPORTER_SERVER_PORT", default_value = "8080")]
     pub server_port: String,
 
+    /// Web configuration file (Prometheus exporter-toolkit format): TLS and basic
+    /// authentication for the metrics server.
+    #[arg(long = "web.config.file", env = "PROXMOX_EXPORTER_WEB_CONFIG_FILE")]
+    pub web_config_file: Option<std::path::PathBuf>,
+
     /// Address the metrics server listens on.
     #[arg(
         long,
@@ -103,6 +108,7 @@ fn secret(text: &str) -> Result<SecretString, std::convert::Infallible> {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub log_level: tracing::Level,
+    pub web: crate::web::WebConfig,
     pub listen: SocketAddr,
     pub cache_duration: Duration,
     pub max_concurrent_requests: usize,
@@ -165,6 +171,11 @@ impl Cli {
                     ),
                 )
             })?;
+        let web = match &self.web_config_file {
+            Some(path) => crate::web::WebConfig::load(path)
+                .map_err(|e| invalid("--web.config.file (PROXMOX_EXPORTER_WEB_CONFIG_FILE)", e))?,
+            None => crate::web::WebConfig::default(),
+        };
         let endpoints = parse_endpoints(&self.proxmox_endpoints)?;
         let secret = match (self.proxmox_token, &self.proxmox_token_file) {
             (Some(_), Some(_)) => {
@@ -184,6 +195,7 @@ impl Cli {
         };
         Ok(Config {
             log_level,
+            web,
             listen: SocketAddr::new(address, port),
             cache_duration,
             max_concurrent_requests,

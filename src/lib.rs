@@ -13,3 +13,5 @@ pub mod schema;
 pub mod server;
 pub mod sim;
 pub mod telemetry;
+pub mod tls;
+pub mod web;

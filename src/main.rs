@@ -49,8 +49,15 @@ async fn main() -> ExitCode {
         }
     };
     let address = listener.local_addr().unwrap_or(config.listen);
+    let scheme = if config.web.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     tracing::info!(
         %address,
+        scheme,
+        basic_auth = !config.web.users.is_empty(),
         endpoints = ?dispatcher.endpoint_labels(),
         cache_seconds = config.cache_duration.as_secs_f64(),
         "serving metrics at /metrics"
@@ -60,7 +67,7 @@ async fn main() -> ExitCode {
         config.cache_duration,
         config.max_concurrent_requests,
     ));
-    match server::run(listener, exporter, shutdown_signal()).await {
+    match server::run_with(listener, exporter, config.web, shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

@@ -20,6 +20,8 @@ use tokio::net::TcpListener;
 
 use crate::collectors::{self, Exposition, Format, Snapshot};
 use crate::pve::Dispatcher;
+use crate::tls::TlsListener;
+use crate::web::WebConfig;
 
 /// One collection and its encodings, each made on first use: the exposition in either
 /// format, plain and gzipped. Scrapes within the window get these bytes as they are.
@@ -153,15 +155,41 @@ pub fn router(exporter: Arc<Exporter>) -> Router {
         .with_state(exporter)
 }
 
-/// Serves until `shutdown` completes, then lets requests under way finish.
+/// Serves plain HTTP until `shutdown` completes, then lets requests under way finish.
 pub async fn run(
     listener: TcpListener,
     exporter: Arc<Exporter>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(exporter))
-        .with_graceful_shutdown(shutdown)
-        .await
+    run_with(listener, exporter, WebConfig::default(), shutdown).await
+}
+
+/// [`run`], with the TLS and basic authentication of a web configuration file.
+pub async fn run_with(
+    listener: TcpListener,
+    exporter: Arc<Exporter>,
+    web: WebConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut app = router(exporter);
+    if !web.users.is_empty() {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            web.clone(),
+            crate::web::require_auth,
+        ));
+    }
+    match web.tls {
+        Some(acceptor) => {
+            axum::serve(TlsListener::new(listener, acceptor), app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 async fn metrics(State(exporter): State<Arc<Exporter>>, headers: HeaderMap) -> Response {

@@ -15,6 +15,8 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::serve::IncomingStream;
+
+use crate::tls::TlsListener;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -391,7 +393,7 @@ impl SimApi {
         tls: tokio_rustls::TlsAcceptor,
     ) -> std::io::Result<()> {
         let app = self.router();
-        let listener = TlsListener { tcp: listener, tls };
+        let listener = TlsListener::new(listener, tls);
         axum::serve(listener, app.into_make_service_with_connect_info::<Peer>()).await
     }
 }
@@ -413,34 +415,6 @@ impl Connected<IncomingStream<'_, TcpListener>> for Peer {
 impl Connected<IncomingStream<'_, TlsListener>> for Peer {
     fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
         Peer(*stream.remote_addr())
-    }
-}
-
-/// Accepts TCP connections and completes the TLS handshake before handing them to axum.
-pub struct TlsListener {
-    tcp: TcpListener,
-    tls: tokio_rustls::TlsAcceptor,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Ok((stream, peer)) = self.tcp.accept().await else {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            };
-            let handshake = tokio::time::timeout(Duration::from_secs(5), self.tls.accept(stream));
-            if let Ok(Ok(tls)) = handshake.await {
-                return (tls, peer);
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
     }
 }
 

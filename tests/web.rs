@@ -1,0 +1,103 @@
+//! The exporter's own endpoint with `--web.config.file`: TLS and basic authentication.
+
+mod support;
+
+use std::path::Path;
+
+use support::{FakeEndpoint, TOKEN_ID, TOKEN_SECRET};
+
+fn fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/three-node")
+}
+
+#[tokio::test]
+async fn tls_and_basic_auth_from_a_web_config_file() {
+    let api = FakeEndpoint::scenario(&fixtures()).await;
+    let dir = std::env::temp_dir().join(format!("pe-web-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(dir.join("exporter.crt"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.join("exporter.key"), cert.signing_key.serialize_pem()).unwrap();
+    let hash = bcrypt::hash("scrape-pass", 4).unwrap();
+    std::fs::write(
+        dir.join("web.yml"),
+        format!(
+            "tls_server_config:\n  cert_file: exporter.crt\n  key_file: exporter.key\n\
+             basic_auth_users:\n  prometheus: '{hash}'\n"
+        ),
+    )
+    .unwrap();
+    let config = dir.join("web.yml").display().to_string();
+    let endpoint = api.url.to_string();
+    let running = support::run_exporter(
+        &["--web.config.file", &config],
+        &[
+            ("PROXMOX_EXPORTER_PROXMOX_ENDPOINTS", &endpoint),
+            ("PROXMOX_EXPORTER_PROXMOX_TOKEN_ID", TOKEN_ID),
+            ("PROXMOX_EXPORTER_PROXMOX_TOKEN", TOKEN_SECRET),
+        ],
+    );
+    let port = running.address.rsplit(':').next().unwrap().to_owned();
+    let url = format!("https://localhost:{port}/metrics");
+    let trusted = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+
+    let anonymous = trusted.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert!(
+        anonymous.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
+    let wrong = trusted
+        .get(&url)
+        .basic_auth("prometheus", Some("guess"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let right = trusted
+        .get(&url)
+        .basic_auth("prometheus", Some("scrape-pass"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 200);
+    assert!(right.text().await.unwrap().contains("proxmox_up 1"));
+    assert_eq!(api.hits(), 7, "refused scrapes cost no API request");
+
+    let plain = reqwest::get(format!("http://localhost:{port}/metrics")).await;
+    assert!(
+        plain.is_err() || plain.unwrap().status() != 200,
+        "plain HTTP answered"
+    );
+}
+
+#[test]
+fn a_bad_web_config_file_is_refused_at_start() {
+    let dir = std::env::temp_dir().join(format!("pe-web-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("web.yml");
+    std::fs::write(&file, "basic_auth_users:\n  prometheus: not-a-hash\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_proxmox-exporter"))
+        .args(["--web.config.file", &file.display().to_string()])
+        .args(["--proxmox-endpoints", "https://pve1:8006/"])
+        .args([
+            "--proxmox-token-id",
+            TOKEN_ID,
+            "--proxmox-token",
+            TOKEN_SECRET,
+        ])
+        .env_remove("PROXMOX_EXPORTER_WEB_CONFIG_FILE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--web.config.file") && stderr.contains("basic_auth_users.prometheus"),
+        "{stderr}"
+    );
+}
