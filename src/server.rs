@@ -145,6 +145,10 @@ impl Exporter {
     }
 }
 
+/// Requests handled at once; more wait their turn. Scrapes share one collection, so this
+/// only bounds the memory a flood of connections can take.
+pub const MAX_CONCURRENT_SCRAPES: usize = 256;
+
 /// The exporter's routes.
 pub fn router(exporter: Arc<Exporter>) -> Router {
     Router::new()
@@ -153,6 +157,9 @@ pub fn router(exporter: Arc<Exporter>) -> Router {
         .route("/-/healthy", get(|| async { "OK\n" }))
         .route("/-/ready", get(|| async { "OK\n" }))
         .with_state(exporter)
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            MAX_CONCURRENT_SCRAPES,
+        ))
 }
 
 /// Serves plain HTTP until `shutdown` completes, then lets requests under way finish.

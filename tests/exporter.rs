@@ -185,3 +185,20 @@ async fn without_cluster_resources_only_self_metrics_remain() {
     assert!(!m.contains("proxmox_cluster_cpus_total"));
     assert_eq!(api.hits(), 1, "no per-node request without a node list");
 }
+
+#[tokio::test]
+async fn oversized_request_headers_are_refused() {
+    let api = FakeEndpoint::serve(scenario("empty")).await;
+    let (url, _) = support::exporter(vec![api.url.clone()], Duration::from_secs(29)).await;
+    let huge = "x".repeat(1 << 20);
+    let answer = reqwest::Client::new()
+        .get(&url)
+        .header("x-padding", huge)
+        .send()
+        .await;
+    match answer {
+        Ok(response) => assert_eq!(response.status(), 431),
+        Err(e) => assert!(e.is_request() || e.is_connect() || e.is_body(), "{e}"),
+    }
+    assert_eq!(api.hits(), 0, "a refused request costs no API request");
+}

@@ -351,3 +351,68 @@ fn encode_number(
 pub fn labels<const N: usize>(pairs: [(&'static str, &str); N]) -> Vec<(&'static str, String)> {
     pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dispatcher() -> Arc<Dispatcher> {
+        let config = crate::pve::DispatcherConfig {
+            endpoints: vec![reqwest::Url::parse("http://127.0.0.1:9/").unwrap()],
+            token: crate::pve::ApiToken {
+                id: "a@pve!b".into(),
+                secret: "c".into(),
+            },
+            insecure: false,
+            extra_roots: Vec::new(),
+            timeout: Duration::from_secs(1),
+            backoff: crate::pve::Backoff::default(),
+        };
+        Arc::new(Dispatcher::new(&config).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_panicking_node_task_costs_that_node_only() {
+        let nodes = ["a", "b", "c"].map(String::from);
+        let limit = Arc::new(Semaphore::new(2));
+        let collected = per_node(&dispatcher(), &limit, &nodes, None, |_, node| async move {
+            if node == "b" {
+                panic!("a bug in a collector");
+            }
+            Ok(node.len())
+        })
+        .await;
+        let answered: Vec<&str> = collected.data.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(answered, ["a", "c"]);
+        assert_eq!(collected.errors.len(), 1);
+        assert_eq!(collected.errors[0].path, "/nodes/b");
+        assert!(
+            collected.errors[0]
+                .to_string()
+                .contains("collector task failed")
+        );
+    }
+
+    #[tokio::test]
+    async fn nodes_still_out_at_the_deadline_are_reported_late() {
+        let nodes = ["fast", "slow"].map(String::from);
+        let limit = Arc::new(Semaphore::new(4));
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+        let collected = per_node(
+            &dispatcher(),
+            &limit,
+            &nodes,
+            Some(deadline),
+            |_, node| async move {
+                if node == "slow" {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+                Ok(())
+            },
+        )
+        .await;
+        assert_eq!(collected.data.len(), 1);
+        assert_eq!(collected.errors[0].path, "/nodes/slow");
+        assert!(collected.errors[0].to_string().contains("deadline"));
+    }
+}
