@@ -2,6 +2,7 @@
 //! wired to them.
 #![allow(dead_code)]
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -191,4 +192,40 @@ pub fn run_exporter(args: &[&str], envs: &[(&str, &str)]) -> RunningExporter {
         running.startup.push(line);
     }
     running
+}
+
+/// Metric family name → (type, label names), from every snapshot in `snapshots/`.
+pub type Families = BTreeMap<String, (String, BTreeSet<String>)>;
+
+pub fn snapshot_families() -> Families {
+    let mut families = Families::new();
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots")).unwrap()
+    {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("snap") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                families.entry(name.to_owned()).or_default().0 = kind.to_owned();
+            } else if let Some((series, _)) = line.split_once('{') {
+                if line.starts_with('#') || !line.starts_with("proxmox_") {
+                    continue;
+                }
+                let labels = line[series.len() + 1..].split('}').next().unwrap();
+                let names = labels
+                    .split("\",")
+                    .filter_map(|pair| pair.split_once('='))
+                    .map(|(name, _)| name.to_owned());
+                families
+                    .entry(series.to_owned())
+                    .or_default()
+                    .1
+                    .extend(names);
+            }
+        }
+    }
+    families
 }
