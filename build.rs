@@ -19,6 +19,11 @@ fn main() {
     for input in [SCHEMA, OPERATIONS, "src/pve/operations.rs", "build.rs"] {
         println!("cargo:rerun-if-changed={input}");
     }
+    // Another PVE version's schema, to check the exporter against it (see .ci/run).
+    println!("cargo:rerun-if-env-changed=PVE_SCHEMA");
+    if let Ok(other) = std::env::var("PVE_SCHEMA") {
+        println!("cargo:rerun-if-changed={other}");
+    }
     if let Err(message) = generate() {
         eprintln!("error: {message}");
         std::process::exit(1);
@@ -26,25 +31,26 @@ fn main() {
 }
 
 fn generate() -> Result<(), String> {
+    let schema = std::env::var("PVE_SCHEMA").unwrap_or_else(|_| SCHEMA.to_owned());
     let schema_text =
-        std::fs::read_to_string(SCHEMA).map_err(|e| format!("cannot read {SCHEMA}: {e}"))?;
+        std::fs::read_to_string(&schema).map_err(|e| format!("cannot read {schema}: {e}"))?;
     let spec: Value =
-        serde_json::from_str(&schema_text).map_err(|e| format!("{SCHEMA} is not JSON: {e}"))?;
+        serde_json::from_str(&schema_text).map_err(|e| format!("{schema} is not JSON: {e}"))?;
     let list = std::fs::read_to_string(OPERATIONS)
         .map_err(|e| format!("cannot read {OPERATIONS}: {e}"))?;
     let wanted = operations::parse_operations(&list, OPERATIONS)?;
 
-    let tokens = match generate_from(operations::select(&spec, &wanted, SCHEMA)?) {
+    let tokens = match generate_from(operations::select(&spec, &wanted, &schema)?) {
         Ok(tokens) => tokens,
         Err(whole) => {
             // Name the operation at fault by generating each one alone.
             for op in &wanted {
-                let alone = operations::select(&spec, std::slice::from_ref(op), SCHEMA)?;
+                let alone = operations::select(&spec, std::slice::from_ref(op), &schema)?;
                 if let Err(e) = generate_from(alone) {
-                    return Err(format!("{SCHEMA}: cannot generate operation `{op}`: {e}"));
+                    return Err(format!("{schema}: cannot generate operation `{op}`: {e}"));
                 }
             }
-            return Err(format!("{SCHEMA}: {whole}"));
+            return Err(format!("{schema}: {whole}"));
         }
     };
     let file: syn::File = syn::parse2(tokens).map_err(|e| format!("generated code: {e}"))?;

@@ -6,12 +6,15 @@
 
 use serde_json::{Map, Value};
 
-/// One `METHOD /path` line of the list.
+/// One `METHOD /path [+field:type …]` line of the list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Operation {
     /// Lower case, as OpenAPI path items key it: `get`.
     pub method: String,
     pub path: String,
+    /// Fields of the answer's items that PVE sends although some versions' API description
+    /// leaves them out (`template` in PVE 7.4's `/cluster/resources`): (name, PVE type).
+    pub sent_anyway: Vec<(String, String)>,
 }
 
 impl std::fmt::Display for Operation {
@@ -20,32 +23,45 @@ impl std::fmt::Display for Operation {
     }
 }
 
-/// Reads `METHOD /path` lines; `#` starts a comment. `file` names the list in errors.
+/// Reads `METHOD /path [+field:type …]` lines; `#` starts a comment. `file` names the list
+/// in errors.
 pub fn parse_operations(text: &str, file: &str) -> Result<Vec<Operation>, String> {
+    const TYPES: [&str; 4] = ["boolean", "integer", "number", "string"];
     let mut ops = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
             continue;
         }
+        let bad = || {
+            format!(
+                "{file}:{}: expected `METHOD /path [+field:type …]` (METHOD one of GET, POST, \
+                 PUT, DELETE; type one of {}), found `{line}`",
+                n + 1,
+                TYPES.join(", ")
+            )
+        };
         let mut words = line.split_whitespace();
-        match (words.next(), words.next(), words.next()) {
-            (Some(method), Some(path), None)
-                if path.starts_with('/') && ["GET", "POST", "PUT", "DELETE"].contains(&method) =>
-            {
-                ops.push(Operation {
-                    method: method.to_ascii_lowercase(),
-                    path: path.to_owned(),
-                });
-            }
-            _ => {
-                return Err(format!(
-                    "{file}:{}: expected `METHOD /path` (METHOD one of GET, POST, PUT, DELETE), \
-                     found `{line}`",
-                    n + 1
-                ));
+        let (Some(method), Some(path)) = (words.next(), words.next()) else {
+            return Err(bad());
+        };
+        if !path.starts_with('/') || !["GET", "POST", "PUT", "DELETE"].contains(&method) {
+            return Err(bad());
+        }
+        let mut sent_anyway = Vec::new();
+        for word in words {
+            match word.strip_prefix('+').and_then(|w| w.split_once(':')) {
+                Some((name, ty)) if !name.is_empty() && TYPES.contains(&ty) => {
+                    sent_anyway.push((name.to_owned(), ty.to_owned()));
+                }
+                _ => return Err(bad()),
             }
         }
+        ops.push(Operation {
+            method: method.to_ascii_lowercase(),
+            path: path.to_owned(),
+            sent_anyway,
+        });
     }
     if ops.is_empty() {
         return Err(format!("{file} lists no operation"));
@@ -63,15 +79,17 @@ pub fn select(spec: &Value, ops: &[Operation], schema: &str) -> Result<Value, St
             op.path.replace('~', "~0").replace('/', "~1"),
             op.method
         );
-        let found = spec
+        let mut found = spec
             .pointer(&pointer)
-            .ok_or_else(|| format!("operation `{op}` is not in {schema}"))?;
+            .ok_or_else(|| format!("operation `{op}` is not in {schema}"))?
+            .clone();
+        add_sent_anyway(&mut found, op);
         if let Some(item) = paths
             .entry(op.path.clone())
             .or_insert_with(|| Value::Object(Map::new()))
             .as_object_mut()
         {
-            item.insert(op.method.clone(), found.clone());
+            item.insert(op.method.clone(), found);
         }
     }
     let mut cut = spec.clone();
@@ -80,6 +98,45 @@ pub fn select(spec: &Value, ops: &[Operation], schema: &str) -> Result<Value, St
         None => return Err(format!("{schema} is not a JSON object")),
     };
     Ok(cut)
+}
+
+/// Declares `op.sent_anyway` in the answer's items (or the answer's object) where the
+/// document does not, as the lenient scalar of their type.
+fn add_sent_anyway(operation: &mut Value, op: &Operation) {
+    let Some(data) =
+        operation.pointer_mut("/responses/200/content/application~1json/schema/properties/data")
+    else {
+        return;
+    };
+    let target = if data.get("items").is_some() {
+        &mut data["items"]
+    } else {
+        data
+    };
+    let Some(object) = target.as_object_mut() else {
+        return;
+    };
+    let properties = object
+        .entry("properties")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Some(properties) = properties.as_object_mut() {
+        for (name, ty) in &op.sent_anyway {
+            let lenient = match ty.as_str() {
+                "boolean" => "PveBoolean",
+                "integer" => "PveInteger",
+                "number" => "PveNumber",
+                _ => "PveString",
+            };
+            properties.entry(name.clone()).or_insert_with(|| {
+                let mut reference = Map::new();
+                reference.insert(
+                    "$ref".into(),
+                    Value::String(format!("#/components/schemas/{lenient}")),
+                );
+                Value::Object(reference)
+            });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -121,5 +178,38 @@ mod tests {
         let missing = parse_operations("DELETE /a", "f").unwrap();
         let err = select(&spec, &missing, "s.json").unwrap_err();
         assert_eq!(err, "operation `DELETE /a` is not in s.json");
+    }
+
+    #[test]
+    fn fields_sent_anyway_are_declared_where_missing() {
+        let data = |props: Value| {
+            json!({"responses": {"200": {"content": {"application/json": {"schema": {
+                "properties": {"data": {"type": "array", "items": {"type": "object",
+                    "properties": props}}}}}}}}})
+        };
+        let spec = json!({"paths": {
+            "/old": {"get": data(json!({"id": {"$ref": "#/components/schemas/PveString"}}))},
+            "/new": {"get": data(json!({"template": {"$ref": "#/components/schemas/PveString"}}))},
+        }});
+        let ops = parse_operations(
+            "GET /old +template:boolean\nGET /new +template:boolean",
+            "f",
+        )
+        .unwrap();
+        assert_eq!(
+            ops[0].sent_anyway,
+            [("template".to_owned(), "boolean".to_owned())]
+        );
+        let cut = select(&spec, &ops, "s").unwrap();
+        let items =
+            "/responses/200/content/application~1json/schema/properties/data/items/properties";
+        let old = cut["paths"]["/old"]["get"].pointer(items).unwrap();
+        assert_eq!(old["template"]["$ref"], "#/components/schemas/PveBoolean");
+        assert_eq!(old["id"]["$ref"], "#/components/schemas/PveString");
+        // A field the document declares keeps its declaration.
+        let new = cut["paths"]["/new"]["get"].pointer(items).unwrap();
+        assert_eq!(new["template"]["$ref"], "#/components/schemas/PveString");
+        assert!(parse_operations("GET /x +template:bool", "f").is_err());
+        assert!(parse_operations("GET /x template:boolean", "f").is_err());
     }
 }
