@@ -79,6 +79,7 @@ scenario!(three_node_cluster, "three-node");
 scenario!(standalone_node, "standalone");
 scenario!(cluster_with_an_offline_node, "offline-node");
 scenario!(pve7_numbers_as_strings, "pve7-strings");
+scenario!(pve8_with_ceph, "pve8-ceph");
 scenario!(pve9_additions, "pve9");
 scenario!(templates_are_not_guests, "templates");
 scenario!(empty_cluster, "empty");
