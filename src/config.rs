@@ -90,6 +90,9 @@ pub struct Cli {
     #[arg(long)]
     pub demo: bool,
 
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// How many API requests may be under way at once during a collection (two per online
     /// node are needed: 100 covers 50 nodes in one round).
     #[arg(
@@ -98,6 +101,18 @@ pub struct Cli {
         default_value = "100"
     )]
     pub max_concurrent_requests: String,
+}
+
+/// What to do instead of serving metrics.
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Record the answers the collectors use from a live cluster (with the settings above) as
+    /// an anonymised fixture scenario in DIR, for the snapshot tests.
+    Record {
+        /// The scenario directory to write, e.g. tests/fixtures/my-cluster.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
 }
 
 fn secret(text: &str) -> Result<SecretString, std::convert::Infallible> {

@@ -9,6 +9,7 @@
 pub mod collectors;
 pub mod config;
 pub mod pve;
+pub mod record;
 pub mod schema;
 pub mod server;
 pub mod sim;

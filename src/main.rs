@@ -4,15 +4,17 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use proxmox_exporter::config::Cli;
+use proxmox_exporter::config::{Cli, Command};
 use proxmox_exporter::pve::Dispatcher;
 use proxmox_exporter::server::{self, Exporter};
 use proxmox_exporter::sim::{Answers, SimApi};
 use proxmox_exporter::telemetry;
+use secrecy::ExposeSecret;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut cli = Cli::parse();
+    let command = cli.command.take();
     if cli.demo {
         match start_demo().await {
             Ok(endpoint) => {
@@ -41,6 +43,23 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(Command::Record { out }) = command {
+        let secret = config.dispatcher.token.secret.expose_secret().to_owned();
+        return match proxmox_exporter::record::record(&dispatcher, &out, &secret).await {
+            Ok(files) => {
+                eprintln!(
+                    "proxmox-exporter: recorded {} answers in {}",
+                    files.len(),
+                    out.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("proxmox-exporter: record: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
