@@ -63,6 +63,15 @@ const RESOURCE_FIELDS: [&str; 14] = [
     "memhost",
 ];
 
+/// Up to `max` resource rows, each with some of the fields the collectors read, holding any
+/// scalar.
+fn resource_rows(max: usize) -> impl Strategy<Value = Vec<Value>> {
+    let field = prop::sample::select(&RESOURCE_FIELDS[..]);
+    let row = prop::collection::btree_map(field, scalar(), 0..14)
+        .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()));
+    prop::collection::vec(row, 0..max)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -75,16 +84,7 @@ proptest! {
     }
 
     #[test]
-    fn any_scalar_in_any_field_decodes(
-        rows in prop::collection::vec(
-            prop::collection::btree_map(prop::sample::select(&RESOURCE_FIELDS[..]), scalar(), 0..14),
-            0..8,
-        )
-    ) {
-        let rows: Vec<Value> = rows
-            .into_iter()
-            .map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
-            .collect();
+    fn any_scalar_in_any_field_decodes(rows in resource_rows(8)) {
         let body = json!({ "data": rows });
         prop_assert!(serde_json::from_value::<GetClusterResourcesResponse>(body.clone()).is_ok());
         prop_assert!(serde_json::from_value::<GetNodesNodeDisksListResponse>(body.clone()).is_ok());
@@ -98,16 +98,7 @@ proptest! {
     }
 
     #[test]
-    fn any_decodable_answer_encodes(
-        rows in prop::collection::vec(
-            prop::collection::btree_map(prop::sample::select(&RESOURCE_FIELDS[..]), scalar(), 0..14),
-            0..12,
-        )
-    ) {
-        let rows: Vec<Value> = rows
-            .into_iter()
-            .map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
-            .collect();
+    fn any_decodable_answer_encodes(rows in resource_rows(12)) {
         let decoded: GetClusterResourcesResponse =
             serde_json::from_value(json!({ "data": rows })).unwrap();
         let snapshot = Snapshot {

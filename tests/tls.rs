@@ -26,16 +26,21 @@ async fn self_signed_endpoint() -> (reqwest::Url, SimApi, String) {
     (url, api, pem)
 }
 
+/// Rows in the endpoint's `/cluster/resources` answer.
+async fn resources(dispatcher: &Dispatcher) -> Result<usize, proxmox_exporter::pve::ApiError> {
+    let answer = dispatcher
+        .call("/cluster/resources", |c| async move {
+            c.get_cluster_resources().send().await
+        })
+        .await?;
+    Ok(answer.data.len())
+}
+
 #[tokio::test]
 async fn a_self_signed_certificate_is_refused_by_default() {
     let (url, api, _) = self_signed_endpoint().await;
     let dispatcher = Dispatcher::new(&support::config(vec![url])).unwrap();
-    let error = dispatcher
-        .call("/cluster/resources", |c| async move {
-            c.get_cluster_resources().send().await
-        })
-        .await
-        .unwrap_err();
+    let error = resources(&dispatcher).await.unwrap_err();
     assert!(matches!(error.kind, ErrorKind::Connection(_)), "{error}");
     assert!(
         error.to_string().to_lowercase().contains("certificate"),
@@ -51,13 +56,7 @@ async fn insecure_accepts_it_and_keeps_one_connection() {
     config.insecure = true;
     let dispatcher = Dispatcher::new(&config).unwrap();
     for _ in 0..10 {
-        let answer = dispatcher
-            .call("/cluster/resources", |c| async move {
-                c.get_cluster_resources().send().await
-            })
-            .await
-            .unwrap();
-        assert_eq!(answer.data.len(), 1);
+        assert_eq!(resources(&dispatcher).await.unwrap(), 1);
     }
     assert_eq!(api.requests(), 10);
     assert_eq!(api.connections(), 1, "one TLS handshake for ten requests");
@@ -69,12 +68,6 @@ async fn a_trusted_ca_file_verifies_without_insecure() {
     let mut config = support::config(vec![url]);
     config.extra_roots = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).unwrap();
     let dispatcher = Dispatcher::new(&config).unwrap();
-    let answer = dispatcher
-        .call("/cluster/resources", |c| async move {
-            c.get_cluster_resources().send().await
-        })
-        .await
-        .unwrap();
-    assert_eq!(answer.data.len(), 1);
+    assert_eq!(resources(&dispatcher).await.unwrap(), 1);
     assert_eq!(api.requests(), 1);
 }
