@@ -418,8 +418,14 @@ impl Connected<IncomingStream<'_, TlsListener>> for Peer {
     }
 }
 
-/// A TLS acceptor with a fresh self-signed certificate for `localhost` and 127.0.0.1, like
-/// the one a new PVE node has.
+/// The simulator's certificate, self-signed for `localhost` and 127.0.0.1 and valid for a
+/// century, like the one a new PVE node makes for itself. Its key is public on purpose: it
+/// serves only the simulator on loopback.
+pub const LOCALHOST_CERT_PEM: &str = include_str!("sim_tls/localhost.crt");
+/// The private key of [`LOCALHOST_CERT_PEM`].
+pub const LOCALHOST_KEY_PEM: &str = include_str!("sim_tls/localhost.key");
+
+/// A TLS acceptor with the simulator's self-signed certificate ([`LOCALHOST_CERT_PEM`]).
 pub fn self_signed() -> Result<tokio_rustls::TlsAcceptor, String> {
     self_signed_with_pem().map(|(acceptor, _)| acceptor)
 }
@@ -427,18 +433,21 @@ pub fn self_signed() -> Result<tokio_rustls::TlsAcceptor, String> {
 /// [`self_signed`], and the certificate in PEM, for clients that should trust it.
 pub fn self_signed_with_pem() -> Result<(tokio_rustls::TlsAcceptor, String), String> {
     crate::pve::dispatcher::install_crypto_provider();
-    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-    let cert = rcgen::generate_simple_self_signed(names).map_err(|e| e.to_string())?;
-    let pem = cert.cert.pem();
-    let chain = vec![cert.cert.der().clone()];
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
-        cert.signing_key.serialize_der(),
-    ));
+    use rustls::pki_types::pem::PemObject;
+    let chain = vec![
+        rustls::pki_types::CertificateDer::from_pem_slice(LOCALHOST_CERT_PEM.as_bytes())
+            .map_err(|e| e.to_string())?,
+    ];
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(LOCALHOST_KEY_PEM.as_bytes())
+        .map_err(|e| e.to_string())?;
     let config = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| e.to_string())?;
-    Ok((tokio_rustls::TlsAcceptor::from(Arc::new(config)), pem))
+    Ok((
+        tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        LOCALHOST_CERT_PEM.to_owned(),
+    ))
 }
 
 async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response {

@@ -15,9 +15,9 @@ async fn tls_and_basic_auth_from_a_web_config_file() {
     let api = FakeEndpoint::scenario(&fixtures()).await;
     let dir = std::env::temp_dir().join(format!("pe-web-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    std::fs::write(dir.join("exporter.crt"), cert.cert.pem()).unwrap();
-    std::fs::write(dir.join("exporter.key"), cert.signing_key.serialize_pem()).unwrap();
+    use proxmox_exporter::sim::{LOCALHOST_CERT_PEM, LOCALHOST_KEY_PEM};
+    std::fs::write(dir.join("exporter.crt"), LOCALHOST_CERT_PEM).unwrap();
+    std::fs::write(dir.join("exporter.key"), LOCALHOST_KEY_PEM).unwrap();
     let hash = bcrypt::hash("scrape-pass", 4).unwrap();
     std::fs::write(
         dir.join("web.yml"),
@@ -40,7 +40,9 @@ async fn tls_and_basic_auth_from_a_web_config_file() {
     let port = running.address.rsplit(':').next().unwrap().to_owned();
     let url = format!("https://localhost:{port}/metrics");
     let trusted = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(LOCALHOST_CERT_PEM.as_bytes()).unwrap(),
+        )
         .build()
         .unwrap();
 
