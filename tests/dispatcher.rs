@@ -256,3 +256,44 @@ async fn a_huge_answer_is_refused_not_buffered() {
     let error = resources(&dispatcher).await.unwrap_err();
     assert!(error.to_string().contains("over the limit"), "{error}");
 }
+
+#[tokio::test]
+async fn a_huge_answer_without_a_length_is_cut_and_refused() {
+    use axum::body::Body;
+    use proxmox_exporter::pve::client::MAX_ANSWER_BYTES;
+    // An endpoint that streams an endless body without Content-Length.
+    let app = axum::Router::new().fallback(|| async {
+        let chunk = bytes::Bytes::from(vec![b' '; 1 << 20]);
+        let stream = futures_stream(chunk);
+        axum::response::Response::new(Body::from_stream(stream))
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = reqwest::Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let dispatcher = Dispatcher::new(&config(vec![url])).unwrap();
+    let error = resources(&dispatcher).await.unwrap_err();
+    assert!(error.to_string().contains("over the limit"), "{error}");
+    // The stream is 1 GiB: far past the limit.
+    const { assert!(MAX_ANSWER_BYTES < 1 << 30) };
+}
+
+/// 1 GiB in chunks, far past the limit; the client stops reading long before the end.
+fn futures_stream(
+    chunk: bytes::Bytes,
+) -> impl futures_core::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send {
+    struct Endless(bytes::Bytes, usize);
+    impl futures_core::Stream for Endless {
+        type Item = Result<bytes::Bytes, std::io::Error>;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            if self.1 == 0 {
+                return std::task::Poll::Ready(None);
+            }
+            self.1 -= 1;
+            std::task::Poll::Ready(Some(Ok(self.0.clone())))
+        }
+    }
+    Endless(chunk, 1024)
+}

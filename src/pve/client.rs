@@ -12,25 +12,65 @@
 
 include!(concat!(env!("OUT_DIR"), "/pve_client.rs"));
 
-/// The largest API answer accepted, by its `Content-Length`: about three times the
-/// `/cluster/resources` answer of a 50,000-guest cluster. A larger one is refused before its
-/// body is read, instead of being buffered.
+/// The largest API answer accepted: about three times the `/cluster/resources` answer of a
+/// 50,000-guest cluster. A larger one is refused, by its `Content-Length` before its body is
+/// read, or, sent without a length, as soon as more than this has arrived.
 pub const MAX_ANSWER_BYTES: u64 = 64 << 20;
 
+/// Marks a response whose body was cut at [`MAX_ANSWER_BYTES`]; `post` turns it into an error.
+const OVERSIZED: &str = "x-proxmox-exporter-oversized";
+
 impl progenitor_client::ClientHooks<()> for Client {
+    async fn exec(
+        &self,
+        request: reqwest::Request,
+        _info: &progenitor_client::OperationInfo,
+    ) -> reqwest::Result<reqwest::Response> {
+        let mut response = self.client.execute(request).await?;
+        if response.content_length().is_some() {
+            return Ok(response); // `post` checks the announced length
+        }
+        // No length announced: read at most the limit, then hand on what arrived.
+        let (status, version, headers) = (
+            response.status(),
+            response.version(),
+            response.headers().clone(),
+        );
+        let mut body = Vec::new();
+        let mut oversized = false;
+        while let Some(chunk) = response.chunk().await? {
+            if (body.len() + chunk.len()) as u64 > MAX_ANSWER_BYTES {
+                oversized = true;
+                break;
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let mut rebuilt = axum::http::Response::new(if oversized { Vec::new() } else { body });
+        *rebuilt.status_mut() = status;
+        *rebuilt.version_mut() = version;
+        *rebuilt.headers_mut() = headers;
+        if oversized {
+            rebuilt
+                .headers_mut()
+                .insert(OVERSIZED, reqwest::header::HeaderValue::from_static("1"));
+        }
+        Ok(reqwest::Response::from(rebuilt))
+    }
+
     async fn post<E>(
         &self,
         result: &reqwest::Result<reqwest::Response>,
         _info: &progenitor_client::OperationInfo,
     ) -> Result<(), progenitor_client::Error<E>> {
-        match result {
-            Ok(response) if response.content_length().unwrap_or(0) > MAX_ANSWER_BYTES => {
-                Err(progenitor_client::Error::Custom(format!(
-                    "an answer of {} bytes is over the limit of {MAX_ANSWER_BYTES}",
-                    response.content_length().unwrap_or(0)
-                )))
-            }
-            _ => Ok(()),
+        let Ok(response) = result else {
+            return Ok(());
+        };
+        let announced = response.content_length().unwrap_or(0);
+        if announced > MAX_ANSWER_BYTES || response.headers().contains_key(OVERSIZED) {
+            return Err(progenitor_client::Error::Custom(format!(
+                "an answer over the limit of {MAX_ANSWER_BYTES} bytes"
+            )));
         }
+        Ok(())
     }
 }
