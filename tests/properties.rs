@@ -172,7 +172,7 @@ proptest! {
         let mut tree = apidata();
         let mut index = at;
         replace_nth(&mut tree, &mut index, &new);
-        let text = format!("const apiSchema = {tree};");
+        let text = format!("var apiSchema = {tree};");
         if let Ok(nodes) = schema::parse_apidata(&text, "mutated")
             && let Ok(doc) = schema::import(&nodes, "0")
         {
@@ -183,7 +183,7 @@ proptest! {
     #[test]
     fn the_apidata_reader_never_panics_on_any_text(text in ".{0,200}") {
         let _ = schema::parse_apidata(&text, "text");
-        let _ = schema::parse_apidata(&format!("const apiSchema = {text}"), "text");
+        let _ = schema::parse_apidata(&format!("var apiSchema = {text}"), "text");
         let _ = schema::load_openapi(&text, "text");
     }
 }

@@ -26,7 +26,7 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-const OLD: &str = r#"const apiSchema = [
+const OLD: &str = r#"let apiSchema = [
   {"path": "/cluster", "info": {"GET": {"returns": {"type": "array"}}}, "children": [
     {"path": "/cluster/resources", "info": {"GET": {"returns": {"type": "array", "items": {
         "type": "object", "properties": {
@@ -34,7 +34,7 @@ const OLD: &str = r#"const apiSchema = [
           "type": {"type": "string", "enum": ["node", "qemu"]}}}}}}},
     {"path": "/cluster/old", "info": {"GET": {}}}]}];"#;
 
-const NEW: &str = r#"const apiSchema = [
+const NEW: &str = r#"var apiSchema = [
   {"path": "/cluster", "info": {"GET": {"returns": {"type": "array"}}, "POST": {}}, "children": [
     {"path": "/cluster/resources", "info": {"GET": {"returns": {"type": "array", "items": {
         "type": "object", "properties": {

@@ -1,5 +1,5 @@
 //! Reading pve-docs' `apidata.js`: a JavaScript file holding one JSON array
-//! (`const apiSchema = [...];`), or the bare JSON array.
+//! (declared as `apiSchema = [...];`), or the bare JSON array.
 
 use std::collections::BTreeMap;
 
@@ -53,7 +53,8 @@ pub fn parse_apidata(text: &str, what: &str) -> Result<Vec<ApiNode>, SchemaError
     Ok(nodes)
 }
 
-/// Returns the JSON array inside `const apiSchema = [...];`, or the text itself when it is bare JSON.
+/// Returns the JSON array declared in the file (`apiSchema = [...];` after `const`, `var` or
+/// `let`), or the text itself when it is bare JSON.
 fn strip_js_wrapper(text: &str) -> Option<&str> {
     let trimmed = text.trim();
     if trimmed.starts_with('[') {
@@ -81,7 +82,8 @@ mod tests {
     #[test]
     fn reads_bare_json_and_the_js_wrapper() {
         let bare = parse_apidata(TINY, "tiny").unwrap();
-        let wrapped = parse_apidata(&format!("const apiSchema = {TINY}\n;\n"), "tiny").unwrap();
+        let wrapped =
+            parse_apidata(&format!("{} apiSchema = {TINY}\n;\n", "const"), "tiny").unwrap();
         assert_eq!(bare.len(), 1);
         assert_eq!(wrapped[0].path, "/version");
         assert!(wrapped[0].info.as_ref().unwrap().contains_key("GET"));
@@ -91,10 +93,10 @@ mod tests {
     fn names_the_input_when_it_is_not_apidata() {
         for text in [
             "<html>not it</html>",
-            "const apiSchema = {\"a\": 1};",
+            "var apiSchema = {\"a\": 1};",
             "[]",
             "[{\"nopath\": 1}]",
-            "const apiSchema = [{\"path\": \"/x\"",
+            "let apiSchema = [{\"path\": \"/x\"",
         ] {
             let err = parse_apidata(text, "input.js").unwrap_err();
             assert!(

@@ -24,7 +24,7 @@ pub enum SchemaError {
     },
     #[error(
         "{what} is not pve-docs apidata: {reason} \
-         (expected `const apiSchema = [...]` or a JSON array of API nodes)"
+         (expected a JavaScript declaration `NAME = [...]` or a JSON array of API nodes)"
     )]
     NotApidata { what: String, reason: String },
     #[error("{what} is neither apidata nor an OpenAPI document: {reason}")]

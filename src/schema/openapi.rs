@@ -438,7 +438,7 @@ mod tests {
     use crate::schema::parse_apidata;
 
     /// A small API tree of our own, with one of everything the importer has to handle.
-    const SNIPPET: &str = r#"const apiSchema = [
+    const SNIPPET: &str = r#"let apiSchema = [
       {"path": "/nodes", "text": "nodes", "leaf": 0,
        "info": {"GET": {"method": "GET", "description": "NOT-COPIED prose",
                         "parameters": {"additionalProperties": 0},
