@@ -457,22 +457,28 @@ mod tests {
         assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
-    #[test]
-    fn the_token_from_a_file() {
+    /// A file named `name` holding `text` in this test run's own temporary directory.
+    fn temp_file(name: &str, text: &str) -> String {
         let dir = std::env::temp_dir().join(format!("pe-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("token");
-        std::fs::write(&file, "  file-secret-0123\n").unwrap();
-        let path = file.display().to_string();
-        let args = [
-            GOOD[0],
-            GOOD[1],
-            GOOD[2],
-            GOOD[3],
-            "--proxmox-token-file",
-            &path,
-        ];
-        let config = cli(&args).into_config().unwrap();
+        let file = dir.join(name);
+        std::fs::write(&file, text).unwrap();
+        file.display().to_string()
+    }
+
+    /// The good endpoint and token id, and `extra`, without a token secret.
+    fn without_secret<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = GOOD[..4].to_vec();
+        args.extend_from_slice(extra);
+        args
+    }
+
+    #[test]
+    fn the_token_from_a_file() {
+        let path = temp_file("token", "  file-secret-0123\n");
+        let config = cli(&without_secret(&["--proxmox-token-file", &path]))
+            .into_config()
+            .unwrap();
         assert_eq!(
             config.dispatcher.token.secret.expose_secret(),
             "file-secret-0123"
@@ -483,27 +489,17 @@ mod tests {
         let err = cli(&both).into_config().unwrap_err();
         assert!(err.to_string().contains("not both"), "{err}");
 
-        let missing = dir.join("absent").display().to_string();
-        let args = [
-            GOOD[0],
-            GOOD[1],
-            GOOD[2],
-            GOOD[3],
-            "--proxmox-token-file",
-            &missing,
-        ];
-        let err = cli(&args).into_config().unwrap_err();
+        let missing = format!("{path}-absent");
+        let err = cli(&without_secret(&["--proxmox-token-file", &missing]))
+            .into_config()
+            .unwrap_err();
         assert!(err.to_string().contains("--proxmox-token-file"), "{err}");
     }
 
     #[test]
     fn a_ca_file_must_hold_certificates() {
-        let dir = std::env::temp_dir().join(format!("pe-config-ca-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("ca.pem");
-        std::fs::write(&file, "not a certificate\n").unwrap();
+        let path = temp_file("ca.pem", "not a certificate\n");
         let mut args = GOOD.to_vec();
-        let path = file.display().to_string();
         args.extend(["--proxmox-ca-file", &path]);
         let err = cli(&args).into_config().unwrap_err();
         assert!(err.to_string().contains("--proxmox-ca-file"), "{err}");
