@@ -20,13 +20,6 @@ use tokio::sync::Semaphore;
 
 use crate::pve::{ApiError, Dispatcher};
 
-/// The names of the collectors, as `proxmox_exporter_collector_*{collector}` labels them.
-pub const COLLECTORS: [&str; 3] = [
-    cluster_resources::NAME,
-    node_disks::NAME,
-    node_certificates::NAME,
-];
-
 /// What one collector fetched, what failed, and how long it took.
 #[derive(Debug)]
 pub struct Collected<T> {
@@ -63,17 +56,14 @@ pub async fn collect(
     deadline: Option<tokio::time::Instant>,
 ) -> Snapshot {
     let started = Instant::now();
-    let resources = match deadline {
-        None => cluster_resources::fetch(dispatcher).await,
-        Some(at) => tokio::time::timeout_at(at, cluster_resources::fetch(dispatcher))
-            .await
-            .unwrap_or_else(|_| Collected {
-                data: Vec::new(),
-                errors: vec![too_late(cluster_resources::PATH)],
-                duration: started.elapsed(),
-                unreachable: Vec::new(),
-            }),
-    };
+    let resources = before(deadline, cluster_resources::fetch(dispatcher))
+        .await
+        .unwrap_or_else(|| Collected {
+            data: Vec::new(),
+            errors: vec![too_late(cluster_resources::PATH)],
+            duration: started.elapsed(),
+            unreachable: Vec::new(),
+        });
     let nodes = cluster_resources::online_nodes(&resources.data);
     let limit = Arc::new(Semaphore::new(max_concurrent.max(1)));
     let (disks, certificates) = tokio::join!(
@@ -133,19 +123,13 @@ where
     let mut errors = Vec::new();
     let mut unreachable = Vec::new();
     loop {
-        let next = match deadline {
-            None => tasks.join_next_with_id().await,
-            Some(at) => match tokio::time::timeout_at(at, tasks.join_next_with_id()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    // The scrape's time is up: what has not answered counts as failed.
-                    tasks.abort_all();
-                    let mut late: Vec<String> = names.drain().map(|(_, node)| node).collect();
-                    late.sort();
-                    errors.extend(late.iter().map(|node| too_late(&format!("/nodes/{node}"))));
-                    break;
-                }
-            },
+        let Some(next) = before(deadline, tasks.join_next_with_id()).await else {
+            // The scrape's time is up: what has not answered counts as failed.
+            tasks.abort_all();
+            let mut late: Vec<String> = names.drain().map(|(_, node)| node).collect();
+            late.sort();
+            errors.extend(late.iter().map(|node| too_late(&format!("/nodes/{node}"))));
+            break;
         };
         let Some(joined) = next else {
             break;
@@ -173,6 +157,14 @@ where
         errors,
         duration: started.elapsed(),
         unreachable,
+    }
+}
+
+/// `work`'s output, or `None` when `deadline` comes first.
+async fn before<F: Future>(deadline: Option<tokio::time::Instant>, work: F) -> Option<F::Output> {
+    match deadline {
+        None => Some(work.await),
+        Some(at) => tokio::time::timeout_at(at, work).await.ok(),
     }
 }
 
