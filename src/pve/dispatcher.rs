@@ -254,7 +254,7 @@ impl Dispatcher {
 
     /// Requests made so far, as (endpoint, status, count), sorted.
     pub fn request_counts(&self) -> Vec<(String, String, u64)> {
-        let counts = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let counts = lock(&self.requests);
         counts
             .iter()
             .map(|((i, status), n)| (self.endpoints[*i].label.clone(), status.clone(), *n))
@@ -330,7 +330,7 @@ impl Dispatcher {
     }
 
     fn count(&self, index: usize, status: String) {
-        let mut counts = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = lock(&self.requests);
         *counts.entry((index, status)).or_default() += 1;
     }
 
