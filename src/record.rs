@@ -144,6 +144,8 @@ async fn fetch(dispatcher: &Dispatcher, path: &str) -> Result<Recorded, String> 
 struct Anonymiser {
     /// Original → stand-in, for every kind; applied inside longer strings too.
     replaced: HashMap<String, String>,
+    /// The same pairs, longest original first: the order `text` replaces them in.
+    by_length: Vec<(String, String)>,
     counters: HashMap<&'static str, usize>,
 }
 
@@ -168,18 +170,26 @@ impl Anonymiser {
                 .join(":"),
             _ => format!("{kind}{n}"),
         };
-        self.replaced.insert(original.to_owned(), stand_in.clone());
+        self.remember(original, &stand_in);
         stand_in
+    }
+
+    fn remember(&mut self, original: &str, stand_in: &str) {
+        self.replaced
+            .insert(original.to_owned(), stand_in.to_owned());
+        let at = self
+            .by_length
+            .partition_point(|(o, _)| o.len() >= original.len());
+        self.by_length
+            .insert(at, (original.to_owned(), stand_in.to_owned()));
     }
 
     /// `text` with every known original replaced, longest first.
     fn text(&self, text: &str) -> String {
-        let mut originals: Vec<&String> = self.replaced.keys().collect();
-        originals.sort_by_key(|o| std::cmp::Reverse(o.len()));
         let mut out = text.to_owned();
-        for original in originals {
+        for (original, stand_in) in &self.by_length {
             if out.contains(original.as_str()) {
-                out = out.replace(original.as_str(), &self.replaced[original]);
+                out = out.replace(original.as_str(), stand_in);
             }
         }
         out
@@ -270,7 +280,7 @@ impl Anonymiser {
                 match self.replaced.get(short) {
                     Some(node) if value.contains('.') => {
                         let host = format!("{node}.example.invalid");
-                        self.replaced.insert(value.to_owned(), host.clone());
+                        self.remember(value, &host);
                         host
                     }
                     Some(node) => node.clone(),
