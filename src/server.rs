@@ -246,18 +246,25 @@ fn gzipped(plain: &[u8]) -> Bytes {
 
 /// Whether `Accept-Encoding` allows gzip (and does not refuse it with `q=0`).
 pub fn accepts_gzip(accept_encoding: Option<&HeaderValue>) -> bool {
-    let Some(value) = accept_encoding.and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    value.split(',').any(|coding| {
-        let mut parts = coding.split(';').map(str::trim);
-        let name = parts.next().unwrap_or("");
-        let q = parts
-            .filter_map(|p| p.strip_prefix("q="))
-            .find_map(|q| q.parse::<f32>().ok())
-            .unwrap_or(1.0);
-        (name.eq_ignore_ascii_case("gzip") || name == "*") && q > 0.0
-    })
+    weighted(accept_encoding)
+        .any(|(name, q)| (name.eq_ignore_ascii_case("gzip") || name == "*") && q > 0.0)
+}
+
+/// The items of an `Accept` or `Accept-Encoding` header with their `q` weights (1 when absent).
+fn weighted(header: Option<&HeaderValue>) -> impl Iterator<Item = (&str, f32)> {
+    let value = header.and_then(|v| v.to_str().ok()).unwrap_or("");
+    value
+        .split(',')
+        .filter(|item| !item.trim().is_empty())
+        .map(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let q = parts
+                .filter_map(|p| p.strip_prefix("q="))
+                .find_map(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (name, q)
+        })
 }
 
 async fn landing() -> Html<&'static str> {
@@ -273,18 +280,9 @@ async fn landing() -> Html<&'static str> {
 
 /// OpenMetrics when the `Accept` header prefers it to the classic text format, else classic.
 pub fn negotiate(accept: Option<&HeaderValue>) -> Format {
-    let Some(accept) = accept.and_then(|v| v.to_str().ok()) else {
-        return Format::Text;
-    };
     let (mut openmetrics, mut text) = (0.0f32, 0.0f32);
-    for range in accept.split(',') {
-        let mut parts = range.split(';').map(str::trim);
-        let media = parts.next().unwrap_or("").to_ascii_lowercase();
-        let q = parts
-            .filter_map(|p| p.strip_prefix("q="))
-            .find_map(|q| q.parse::<f32>().ok())
-            .unwrap_or(1.0);
-        match media.as_str() {
+    for (media, q) in weighted(accept) {
+        match media.to_ascii_lowercase().as_str() {
             "application/openmetrics-text" => openmetrics = openmetrics.max(q),
             "text/plain" | "text/*" | "*/*" => text = text.max(q),
             _ => {}
