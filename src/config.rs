@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::collectors::{Enabled, REGISTRY};
 use crate::pve::{ApiToken, Backoff, DispatcherConfig};
 
 /// Prometheus exporter for Proxmox VE clusters.
@@ -93,6 +94,11 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
+    /// The `--collector.*` settings; filled by [`Cli::parse_from_env`] (they are made for each
+    /// collector of the registry, so derive cannot declare them).
+    #[arg(skip)]
+    pub collectors: CollectorFlags,
+
     /// How many API requests may be under way at once during a collection (two per online
     /// node are needed: 100 covers 50 nodes in one round).
     #[arg(
@@ -128,6 +134,8 @@ pub struct Config {
     pub cache_duration: Duration,
     pub max_concurrent_requests: usize,
     pub dispatcher: DispatcherConfig,
+    /// The collectors to run, with their refresh.
+    pub collectors: Vec<Enabled>,
 }
 
 /// A setting that cannot be used; the message names it and never repeats a secret.
@@ -145,9 +153,204 @@ fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// What `--collector.NAME`, `--no-collector.NAME`, `--collector.NAME.refresh`,
+/// `--collector.disable-defaults` and their variables said.
+#[derive(Debug, Default, Clone)]
+pub struct CollectorFlags {
+    pub disable_defaults: bool,
+    /// Collector name → on or off, where a flag or variable said so.
+    pub explicit: Vec<(&'static str, bool)>,
+    /// Collector name → the refresh as given (checked in [`Cli::into_config`]).
+    pub refresh: Vec<(&'static str, String)>,
+    /// `PROXMOX_EXPORTER_COLLECTOR_*` variables that name no collector.
+    pub unknown_variables: Vec<String>,
+}
+
+const COLLECTOR_VARIABLE: &str = "PROXMOX_EXPORTER_COLLECTOR_";
+
+fn collector_variable(name: &str) -> String {
+    format!("{COLLECTOR_VARIABLE}{}", name.to_ascii_uppercase())
+}
+
+fn boolish() -> clap::builder::BoolishValueParser {
+    clap::builder::BoolishValueParser::new()
+}
+
 impl Cli {
+    /// The command line with a `--collector.NAME`, `--no-collector.NAME` and
+    /// `--collector.NAME.refresh` for every collector (node_exporter's conventions).
+    pub fn command() -> clap::Command {
+        use clap::{Arg, ArgAction};
+        let mut command = <Cli as clap::CommandFactory>::command()
+            .next_help_heading("Collectors")
+            .arg(
+                Arg::new("collector.disable-defaults")
+                    .long("collector.disable-defaults")
+                    .env(collector_variable("disable_defaults"))
+                    .num_args(0..=1)
+                    .default_missing_value("true")
+                    .value_parser(boolish())
+                    .help("Turn off every collector not enabled by its own flag"),
+            );
+        for collector in REGISTRY {
+            let name = collector.name();
+            let default = if collector.enabled_by_default() {
+                "on"
+            } else {
+                "off"
+            };
+            let refresh = match collector.refresh() {
+                Some(every) => format!("{}s", every.as_secs()),
+                None => "the cache duration".to_owned(),
+            };
+            command = command
+                .arg(
+                    Arg::new(format!("collector.{name}"))
+                        .long(format!("collector.{name}"))
+                        .env(collector_variable(name))
+                        .num_args(0..=1)
+                        .default_missing_value("true")
+                        .value_parser(boolish())
+                        .help(format!("Enable the {name} collector (default: {default})")),
+                )
+                .arg(
+                    Arg::new(format!("no-collector.{name}"))
+                        .long(format!("no-collector.{name}"))
+                        .action(ArgAction::SetTrue)
+                        .help(format!("Disable the {name} collector")),
+                )
+                .arg(
+                    Arg::new(format!("collector.{name}.refresh"))
+                        .long(format!("collector.{name}.refresh"))
+                        .env(format!("{}_REFRESH", collector_variable(name)))
+                        .value_name("DURATION")
+                        .help(format!(
+                            "How long the {name} collector's answers are reused, e.g. 30s, \
+                             5m, 1h (default: {refresh})"
+                        )),
+                );
+        }
+        command
+    }
+
+    /// Parses the process's arguments and `PROXMOX_EXPORTER_*` variables; exits with clap's
+    /// message on a malformed command line.
+    pub fn parse_from_env() -> Cli {
+        match Cli::try_parse_with(std::env::args_os(), std::env::vars()) {
+            Ok(cli) => cli,
+            Err(e) => e.exit(),
+        }
+    }
+
+    /// Parses `args` (the program's name first); `vars` are the environment's variables, read
+    /// for the names of unknown collector variables (clap reads the known ones itself).
+    pub fn try_parse_with<I, T>(
+        args: I,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::FromArgMatches;
+        use clap::parser::ValueSource;
+        let matches = Cli::command().try_get_matches_from(args)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        let mut flags = CollectorFlags {
+            disable_defaults: matches
+                .get_one::<bool>("collector.disable-defaults")
+                .copied()
+                .unwrap_or(false),
+            ..CollectorFlags::default()
+        };
+        for collector in REGISTRY {
+            let name = collector.name();
+            let on = format!("collector.{name}");
+            let off = format!("no-collector.{name}");
+            let given = matches.get_one::<bool>(&on).copied();
+            let from_command_line = matches.value_source(&on) == Some(ValueSource::CommandLine);
+            let disabled = matches.get_flag(&off);
+            // Of `--collector.X` and `--no-collector.X` the last given wins; both win over
+            // the variable.
+            let state = match (from_command_line, disabled) {
+                (true, true) => Some(matches.index_of(&on) > matches.index_of(&off)),
+                (_, true) => Some(false),
+                _ => given,
+            };
+            if let Some(state) = state {
+                flags.explicit.push((name, state));
+            }
+            if let Some(text) = matches.get_one::<String>(&format!("collector.{name}.refresh")) {
+                flags.refresh.push((name, text.clone()));
+            }
+        }
+        let known: Vec<String> = REGISTRY
+            .iter()
+            .flat_map(|c| {
+                let variable = collector_variable(c.name());
+                [format!("{variable}_REFRESH"), variable]
+            })
+            .chain([collector_variable("disable_defaults")])
+            .collect();
+        flags.unknown_variables = vars
+            .into_iter()
+            .map(|(key, _)| key)
+            .filter(|key| key.starts_with(COLLECTOR_VARIABLE) && !known.contains(key))
+            .collect();
+        flags.unknown_variables.sort();
+        cli.collectors = flags;
+        Ok(cli)
+    }
+
+    /// The collectors to run: the defaults (or none with `--collector.disable-defaults`, or
+    /// all with `--demo`), then what each collector's own flag or variable says.
+    fn enabled_collectors(&self) -> Result<Vec<Enabled>, ConfigError> {
+        let flags = &self.collectors;
+        if let Some(unknown) = flags.unknown_variables.first() {
+            let names: Vec<&str> = REGISTRY.iter().map(|c| c.name()).collect();
+            return Err(invalid(
+                "PROXMOX_EXPORTER_COLLECTOR_*",
+                format!(
+                    "{unknown} names no collector (collectors: {})",
+                    names.join(", ")
+                ),
+            ));
+        }
+        let mut enabled = Vec::new();
+        for &collector in REGISTRY {
+            let name = collector.name();
+            let default = if flags.disable_defaults {
+                false
+            } else {
+                self.demo || collector.enabled_by_default()
+            };
+            let on = flags
+                .explicit
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(default, |(_, on)| *on);
+            let refresh = match flags.refresh.iter().find(|(n, _)| *n == name) {
+                Some((_, text)) => Some(parse_duration(text).ok_or_else(|| {
+                    invalid(
+                        "--collector.NAME.refresh (PROXMOX_EXPORTER_COLLECTOR_NAME_REFRESH)",
+                        format!(
+                            "`{text}` for collector {name} is not a duration such as 30s, 5m, \
+                             1h or 1h30m"
+                        ),
+                    )
+                })?),
+                None => collector.refresh(),
+            };
+            if on {
+                enabled.push(Enabled { collector, refresh });
+            }
+        }
+        Ok(enabled)
+    }
+
     /// Checks every setting; the first bad one is reported.
     pub fn into_config(self) -> Result<Config, ConfigError> {
+        let collectors = self.enabled_collectors()?;
         let log_level = parse_log_level(&self.log_level)?;
         let port: u16 = self.server_port.trim().parse().map_err(|_| {
             invalid(
@@ -214,6 +417,7 @@ impl Cli {
             listen: SocketAddr::new(address, port),
             cache_duration,
             max_concurrent_requests,
+            collectors,
             dispatcher: DispatcherConfig {
                 endpoints,
                 token,
@@ -224,6 +428,40 @@ impl Cli {
             },
         })
     }
+}
+
+/// A duration such as `90`, `30s`, `5m`, `1h`, `1h30m` or `1d` (a bare number is seconds),
+/// from 1 second to 7 days.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds)).filter(|d| in_range(*d));
+    }
+    let mut total = 0u64;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            'd' => 86_400,
+            _ => return None,
+        };
+        let n: u64 = std::mem::take(&mut digits).parse().ok()?;
+        total = total.checked_add(n.checked_mul(unit)?)?;
+    }
+    if !digits.is_empty() || text.is_empty() {
+        return None;
+    }
+    Some(Duration::from_secs(total)).filter(|d| in_range(*d))
+}
+
+fn in_range(d: Duration) -> bool {
+    d >= Duration::from_secs(1) && d <= Duration::from_secs(7 * 86_400)
 }
 
 pub fn parse_log_level(text: &str) -> Result<tracing::Level, ConfigError> {
@@ -375,7 +613,7 @@ mod tests {
     fn cli(args: &[&str]) -> Cli {
         let mut all = vec!["proxmox-exporter"];
         all.extend_from_slice(args);
-        Cli::try_parse_from(all).unwrap()
+        Cli::try_parse_with(all, []).unwrap()
     }
 
     const GOOD: [&str; 6] = [

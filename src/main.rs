@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
 use proxmox_exporter::config::{Cli, Command};
 use proxmox_exporter::pve::Dispatcher;
 use proxmox_exporter::server::{self, Exporter};
@@ -13,7 +12,7 @@ use secrecy::ExposeSecret;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut cli = Cli::parse();
+    let mut cli = Cli::parse_from_env();
     let command = cli.command.take();
     if cli.demo {
         match start_demo().await {
@@ -81,11 +80,20 @@ async fn main() -> ExitCode {
         cache_seconds = config.cache_duration.as_secs_f64(),
         "serving metrics at /metrics"
     );
-    let exporter = Arc::new(Exporter::new(
-        dispatcher,
-        config.cache_duration,
-        config.max_concurrent_requests,
-    ));
+    let enabled: Vec<&str> = config
+        .collectors
+        .iter()
+        .map(|e| e.collector.name())
+        .collect();
+    tracing::info!(collectors = ?enabled, "collectors enabled");
+    let exporter = Arc::new(
+        Exporter::new(
+            dispatcher,
+            config.cache_duration,
+            config.max_concurrent_requests,
+        )
+        .with_collectors(config.collectors),
+    );
     match server::run_with(listener, exporter, config.web, shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("stopped");

@@ -18,7 +18,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use tokio::net::TcpListener;
 
-use crate::collectors::{self, Exposition, Format, Snapshot};
+use crate::collectors::{Collectors, Enabled, Exposition, Format, Snapshot};
 use crate::pve::Dispatcher;
 use crate::tls::TlsListener;
 use crate::web::WebConfig;
@@ -58,6 +58,7 @@ pub struct Exporter {
     cache: quick_cache::sync::Cache<(), Arc<Collection>>,
     cache_duration: Duration,
     max_concurrent_requests: usize,
+    collectors: Collectors,
     clock: fn() -> SystemTime,
 }
 
@@ -72,8 +73,25 @@ impl Exporter {
             cache: quick_cache::sync::Cache::new(4),
             cache_duration,
             max_concurrent_requests,
+            collectors: Collectors::new(
+                crate::collectors::defaults(),
+                cache_duration,
+                max_concurrent_requests,
+            ),
             clock: SystemTime::now,
         }
+    }
+
+    /// Runs these collectors instead of the default ones.
+    pub fn with_collectors(mut self, enabled: Vec<Enabled>) -> Self {
+        self.collectors =
+            Collectors::new(enabled, self.cache_duration, self.max_concurrent_requests);
+        self
+    }
+
+    /// The collectors that run.
+    pub fn collectors(&self) -> &[Enabled] {
+        self.collectors.enabled()
     }
 
     /// Uses `clock` for "now" (certificate days), so tests get stable output.
@@ -101,13 +119,10 @@ impl Exporter {
                     self.cache.remove_if(&(), |v| Arc::ptr_eq(v, &stale));
                 }
                 Err(guard) => {
-                    let snapshot = collectors::collect(
-                        &self.dispatcher,
-                        self.max_concurrent_requests,
-                        (self.clock)(),
-                        deadline,
-                    )
-                    .await;
+                    let snapshot = self
+                        .collectors
+                        .collect(&self.dispatcher, (self.clock)(), deadline)
+                        .await;
                     let collection = Arc::new(Collection::new(snapshot));
                     let _ = guard.insert(collection.clone());
                     return collection;

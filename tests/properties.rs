@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use proptest::prelude::*;
-use proxmox_exporter::collectors::{Collected, Exposition, Format, Snapshot};
+use proxmox_exporter::collectors::{
+    Collected, Exposition, Format, Outcome, Snapshot, cluster_resources, guest,
+};
 use proxmox_exporter::pve::client::types::{
     GetClusterResourcesResponse, GetNodesNodeCertificatesInfoResponse,
     GetNodesNodeDisksListResponse,
@@ -101,11 +103,14 @@ proptest! {
     fn any_decodable_answer_encodes(rows in resource_rows(12)) {
         let decoded: GetClusterResourcesResponse =
             serde_json::from_value(json!({ "data": rows })).unwrap();
+        // The seed's families and the guest collector's, both written from these rows.
         let snapshot = Snapshot {
             taken_at: UNIX_EPOCH,
-            resources: collected(decoded.data),
-            disks: collected(Vec::new()),
-            certificates: collected(Vec::new()),
+            inventory: Arc::new(collected(decoded.data)),
+            outcomes: vec![
+                Outcome::fresh("cluster_resources", collected(Box::new(cluster_resources::Seed))),
+                Outcome::fresh("guest", collected(Box::new(guest::Usage))),
+            ],
         };
         let snapshot = Arc::new(snapshot);
         for format in [Format::Text, Format::OpenMetrics] {

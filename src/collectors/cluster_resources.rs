@@ -1,12 +1,14 @@
-//! `/cluster/resources`: one request for the whole cluster. Nodes, guests and storage, and the
-//! sums over them.
+//! `/cluster/resources`: one request for the whole cluster, the inventory every collection
+//! starts with. This collector writes the seed's families from it: nodes, guests and storage,
+//! and the sums over them.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::{Collected, Sample, gauge, gauge_family, labels};
+use super::{BoxFuture, Collected, Collector, Context, Families, Sample, View};
+use super::{gauge, gauge_family, labels};
 use crate::pve::client::types::GetClusterResourcesResponseDataItem;
 use crate::pve::{ApiError, Dispatcher, ErrorKind, Known};
 
@@ -14,6 +16,48 @@ pub const NAME: &str = "cluster_resources";
 pub(crate) const PATH: &str = "/cluster/resources";
 
 pub type Resource = GetClusterResourcesResponseDataItem;
+
+pub struct ClusterResources;
+pub static COLLECTOR: ClusterResources = ClusterResources;
+
+impl Collector for ClusterResources {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn enabled_by_default(&self) -> bool {
+        true
+    }
+    fn operations(&self) -> &'static [&'static str] {
+        &[] // the inventory itself
+    }
+    fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
+        Box::pin(async move { from_inventory(ctx, Box::new(Seed)) })
+    }
+}
+
+/// A collector's outcome that is the inventory's: its errors and its time.
+pub fn from_inventory(ctx: &Context, families: Box<dyn Families>) -> Collected<Box<dyn Families>> {
+    Collected {
+        data: families,
+        errors: ctx.inventory.errors.clone(),
+        duration: ctx.inventory.duration,
+        unreachable: Vec::new(),
+    }
+}
+
+/// The seed's families, written from the inventory when it was fetched without error.
+#[derive(Debug)]
+pub struct Seed;
+
+impl Families for Seed {
+    fn encode(&self, view: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+        if !view.inventory.succeeded() {
+            return Ok(());
+        }
+        let unreachable: Vec<&str> = view.unreachable.iter().map(String::as_str).collect();
+        encode(&view.inventory.data, &unreachable, encoder)
+    }
+}
 
 pub async fn fetch(dispatcher: &Dispatcher) -> Collected<Vec<Resource>> {
     let started = Instant::now();
@@ -46,7 +90,7 @@ pub async fn fetch(dispatcher: &Dispatcher) -> Collected<Vec<Resource>> {
     }
 }
 
-fn kind(row: &Resource) -> &str {
+pub fn kind(row: &Resource) -> &str {
     row.type_.known().unwrap_or("")
 }
 
@@ -58,8 +102,19 @@ pub fn online_nodes(rows: &[Resource]) -> Vec<String> {
         .collect()
 }
 
+/// A guest's id: `vmid`, or the number in `qemu/100` when `vmid` is missing.
+pub fn vmid(row: &Resource) -> String {
+    match row.vmid.known() {
+        Some(vmid) => vmid.to_string(),
+        None => {
+            let id = row.id.known().unwrap_or("");
+            id.rsplit('/').next().unwrap_or("").to_owned()
+        }
+    }
+}
+
 /// A guest: a VM or container that is not a template.
-fn is_guest(row: &Resource) -> bool {
+pub fn is_guest(row: &Resource) -> bool {
     matches!(kind(row), "qemu" | "lxc") && row.template.known() != Some(true)
 }
 
@@ -95,11 +150,7 @@ pub fn encode(
             sums.cpus_allocated += row.maxcpu.known().unwrap_or(0.0);
             sums.memory_allocated += row.maxmem.known().unwrap_or(0) as f64;
         }
-        let id = row.id.known().unwrap_or("");
-        let vmid = match row.vmid.known() {
-            Some(vmid) => vmid.to_string(),
-            None => id.rsplit('/').next().unwrap_or("").to_owned(),
-        };
+        let vmid = vmid(row);
         let up = row.status.known() == Some("running");
         guests_up.push((
             labels([

@@ -1,17 +1,15 @@
-//! Collectors: each fetches what it needs from the API into a [`Snapshot`], and turns its part
-//! of a snapshot into metric families. A failing collector costs only its own metrics.
+//! Collectors: each is one file here that fetches what it needs from the API and turns it into
+//! metric families; [`REGISTRY`] lists them all. A collection first asks `/cluster/resources`
+//! (the inventory: nodes, guests, storage), then runs every enabled collector at once; a
+//! collector whose answers are still fresh (its refresh is longer than the cache window) is
+//! not asked again. A failing collector costs only its own metrics.
 //!
-//! - [`cluster_resources`]: one `/cluster/resources` request; nodes, guests, storage, totals.
-//! - [`node_disks`]: `/nodes/{node}/disks/list` per online node; SMART health.
-//! - [`node_certificates`]: `/nodes/{node}/certificates/info` per online node; expiry.
-//!
-//! Per-node requests for all nodes run concurrently, bounded by `max_concurrent_requests`.
+//! Adding a collector: a file with a unit struct implementing [`Collector`], its name in the
+//! `registry!` line below, and its operations in `schema/operations.txt`.
 
-pub mod cluster_resources;
-pub mod node_certificates;
-pub mod node_disks;
-
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use prometheus_client::encoding::DescriptorEncoder;
@@ -19,6 +17,56 @@ use prometheus_client::metrics::MetricType;
 use tokio::sync::Semaphore;
 
 use crate::pve::{ApiError, Dispatcher};
+
+macro_rules! registry {
+    ($($module:ident),* $(,)?) => {
+        $(pub mod $module;)*
+        /// Every collector, in the order their families are written.
+        pub static REGISTRY: &[&dyn Collector] = &[$(&$module::COLLECTOR),*];
+    };
+}
+
+registry!(
+    cluster_resources,
+    node_certificates,
+    node_disks,
+    cluster,
+    node,
+    guest,
+    snapshots,
+    subscription,
+);
+
+/// A future a collector returns; boxed so collectors can sit in one list.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a collector fetched, ready to be written as metric families.
+pub trait Families: Send + Sync + std::fmt::Debug {
+    fn encode(&self, view: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result;
+}
+
+/// One source of metrics.
+pub trait Collector: Sync {
+    /// The name in flags (`--collector.NAME`) and in `proxmox_exporter_collector_*{collector}`.
+    fn name(&self) -> &'static str;
+    /// On without `--collector.NAME`.
+    fn enabled_by_default(&self) -> bool;
+    /// The API operations it calls, `METHOD /path` as in `schema/operations.txt`; the
+    /// inventory (`GET /cluster/resources`) every collection asks anyway is not listed.
+    fn operations(&self) -> &'static [&'static str];
+    /// How long its answers stay fresh by default; `None`: one cache window.
+    fn refresh(&self) -> Option<Duration> {
+        None
+    }
+    /// Fetches its answers. Requests go through `ctx` (its fan-out honours the scrape's
+    /// deadline and the limit on requests under way).
+    fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>>;
+}
+
+/// The collector named `name`.
+pub fn find(name: &str) -> Option<&'static dyn Collector> {
+    REGISTRY.iter().copied().find(|c| c.name() == name)
+}
 
 /// What one collector fetched, what failed, and how long it took.
 #[derive(Debug)]
@@ -34,126 +82,444 @@ impl<T> Collected<T> {
     pub fn succeeded(&self) -> bool {
         self.errors.is_empty()
     }
+
+    /// The same outcome around other data.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Collected<U> {
+        Collected {
+            data: f(self.data),
+            errors: self.errors,
+            duration: self.duration,
+            unreachable: self.unreachable,
+        }
+    }
 }
 
-/// Everything one collection fetched from the API.
-#[derive(Debug)]
-pub struct Snapshot {
-    /// When the collection started; certificate days count from here.
-    pub taken_at: SystemTime,
-    pub resources: Collected<Vec<cluster_resources::Resource>>,
-    pub disks: Collected<Vec<(String, Vec<node_disks::Disk>)>>,
-    pub certificates: Collected<Vec<(String, Vec<node_certificates::Certificate>)>>,
+/// The `/cluster/resources` rows every collection starts with.
+pub type Inventory = Collected<Vec<cluster_resources::Resource>>;
+
+/// What a collector's fetch may use.
+pub struct Context {
+    pub dispatcher: Arc<Dispatcher>,
+    /// Bounds the requests under way across all collectors of a collection.
+    pub limit: Arc<Semaphore>,
+    pub inventory: Arc<Inventory>,
+    pub deadline: Option<tokio::time::Instant>,
 }
 
-/// Fetches a snapshot: the cluster's resources first, then the per-node answers for every
-/// online node, all at once (bounded by `max_concurrent`). `taken_at` is the snapshot's "now".
-/// What has not answered by `deadline` is given up and reported as failed.
-pub async fn collect(
-    dispatcher: &Arc<Dispatcher>,
-    max_concurrent: usize,
-    taken_at: SystemTime,
-    deadline: Option<tokio::time::Instant>,
-) -> Snapshot {
-    let started = Instant::now();
-    let resources = before(deadline, cluster_resources::fetch(dispatcher))
-        .await
-        .unwrap_or_else(|| Collected {
-            data: Vec::new(),
-            errors: vec![too_late(cluster_resources::PATH)],
-            duration: started.elapsed(),
-            unreachable: Vec::new(),
-        });
-    let nodes = cluster_resources::online_nodes(&resources.data);
-    let limit = Arc::new(Semaphore::new(max_concurrent.max(1)));
-    let (disks, certificates) = tokio::join!(
-        per_node(dispatcher, &limit, &nodes, deadline, node_disks::fetch),
-        per_node(
-            dispatcher,
-            &limit,
-            &nodes,
-            deadline,
-            node_certificates::fetch
-        ),
-    );
-    for error in resources
-        .errors
-        .iter()
-        .chain(&disks.errors)
-        .chain(&certificates.errors)
+impl Context {
+    /// The nodes listed online: the ones worth asking for their own details.
+    pub fn online_nodes(&self) -> Vec<String> {
+        cluster_resources::online_nodes(&self.inventory.data)
+    }
+
+    /// [`fan_out`] with this context's dispatcher, limit and deadline.
+    pub async fn fan_out<K, T, F, Fut>(&self, targets: Vec<K>, fetch: F) -> Collected<Vec<(K, T)>>
+    where
+        K: Target,
+        T: Send + 'static,
+        F: Fn(Arc<Dispatcher>, K) -> Fut,
+        Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
     {
-        tracing::warn!(endpoint = %error.endpoint, path = %error.path, error = %error.kind, "API request failed");
-    }
-    Snapshot {
-        taken_at,
-        resources,
-        disks,
-        certificates,
+        fan_out(&self.dispatcher, &self.limit, targets, self.deadline, fetch).await
     }
 }
 
-/// Runs `fetch` for every node in its own task, at most `limit` at a time. A task that panics
-/// costs that node's answer, reported as an error, not the process.
-async fn per_node<T, F, Fut>(
-    dispatcher: &Arc<Dispatcher>,
-    limit: &Arc<Semaphore>,
-    nodes: &[String],
-    deadline: Option<tokio::time::Instant>,
+/// Answers by node name.
+pub type PerNode<T> = Vec<(String, T)>;
+
+/// Asks `fetch` of every online node at once and keeps the answers as `families`.
+pub async fn each_online_node<T, F, Fut>(
+    ctx: &Context,
     fetch: F,
-) -> Collected<Vec<(String, T)>>
+    families: fn(PerNode<T>) -> Box<dyn Families>,
+) -> Collected<Box<dyn Families>>
 where
     T: Send + 'static,
     F: Fn(Arc<Dispatcher>, String) -> Fut,
     Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
 {
+    ctx.fan_out(ctx.online_nodes(), fetch).await.map(families)
+}
+
+/// One cluster-wide request, its answer kept as `families` (nothing when it failed).
+pub async fn cluster_wide<T, F, Fut>(
+    ctx: &Context,
+    path: &str,
+    op: F,
+    families: fn(T) -> Box<dyn Families>,
+) -> Collected<Box<dyn Families>>
+where
+    F: Fn(Arc<crate::pve::client::Client>) -> Fut,
+    Fut: Future<Output = Result<progenitor_client::ResponseValue<T>, progenitor_client::Error<()>>>,
+{
+    let started = Instant::now();
+    let (data, errors) = match ctx.dispatcher.call(path, op).await {
+        Ok(answer) => (families(answer), Vec::new()),
+        Err(error) => (Box::new(Nothing) as Box<dyn Families>, vec![error]),
+    };
+    Collected {
+        data,
+        errors,
+        duration: started.elapsed(),
+        unreachable: Vec::new(),
+    }
+}
+
+/// What a collector's encoding may use besides its own answers.
+pub struct View<'a> {
+    /// When the collection started: ages and days left count from here.
+    pub taken_at: SystemTime,
+    pub inventory: &'a Inventory,
+    /// Nodes listed online whose own requests answered 595/596 in this collection.
+    pub unreachable: &'a [String],
+}
+
+/// How an enabled collector runs.
+#[derive(Clone, Copy)]
+pub struct Enabled {
+    pub collector: &'static dyn Collector,
+    /// How long its answers are reused; `None` or not longer than the cache window: they are
+    /// asked again in every collection.
+    pub refresh: Option<Duration>,
+}
+
+impl std::fmt::Debug for Enabled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enabled")
+            .field("collector", &self.collector.name())
+            .field("refresh", &self.refresh)
+            .finish()
+    }
+}
+
+/// The collectors on by default, with their default refresh.
+pub fn defaults() -> Vec<Enabled> {
+    REGISTRY
+        .iter()
+        .filter(|c| c.enabled_by_default())
+        .map(|&collector| Enabled {
+            collector,
+            refresh: collector.refresh(),
+        })
+        .collect()
+}
+
+/// A collector's answers as last fetched.
+#[derive(Debug)]
+pub struct Kept {
+    pub collected: Collected<Box<dyn Families>>,
+    pub fetched_at: Instant,
+}
+
+/// One enabled collector's part of a snapshot.
+#[derive(Debug)]
+pub struct Outcome {
+    pub name: &'static str,
+    pub kept: Arc<Kept>,
+    /// Fetched in this collection (not reused from an earlier one).
+    pub fresh: bool,
+    /// When its answers were last fetched without error, shown for collectors whose answers
+    /// outlive one cache window.
+    pub last_success: Option<SystemTime>,
+    pub outlives_window: bool,
+}
+
+impl Outcome {
+    /// A collector's answers fetched just now.
+    pub fn fresh(name: &'static str, collected: Collected<Box<dyn Families>>) -> Outcome {
+        Outcome {
+            name,
+            kept: Arc::new(Kept {
+                collected,
+                fetched_at: Instant::now(),
+            }),
+            fresh: true,
+            last_success: None,
+            outlives_window: false,
+        }
+    }
+}
+
+/// Everything one collection has to show.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// When the collection started; certificate days and snapshot ages count from here.
+    pub taken_at: SystemTime,
+    pub inventory: Arc<Inventory>,
+    /// The enabled collectors' parts, in registry order.
+    pub outcomes: Vec<Outcome>,
+}
+
+/// The enabled collectors and what they fetched last.
+#[allow(clippy::type_complexity)]
+pub struct Collectors {
+    enabled: Vec<Enabled>,
+    window: Duration,
+    max_concurrent: usize,
+    /// Each collector's answers as last fetched, and when they last came without error.
+    kept: Mutex<HashMap<&'static str, (Arc<Kept>, Option<SystemTime>)>>,
+}
+
+impl Collectors {
+    /// `enabled` in any order (they run and are written in registry order); `window`: the
+    /// cache duration; `max_concurrent`: API requests under way at once.
+    pub fn new(mut enabled: Vec<Enabled>, window: Duration, max_concurrent: usize) -> Self {
+        let position = |e: &Enabled| {
+            REGISTRY
+                .iter()
+                .position(|c| c.name() == e.collector.name())
+                .unwrap_or(usize::MAX)
+        };
+        enabled.sort_by_key(position);
+        enabled.dedup_by_key(|e| e.collector.name());
+        Collectors {
+            enabled,
+            window,
+            max_concurrent: max_concurrent.max(1),
+            kept: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn enabled(&self) -> &[Enabled] {
+        &self.enabled
+    }
+
+    /// Whether `e`'s answers are reused across windows.
+    fn outlives_window(&self, e: &Enabled) -> bool {
+        e.refresh.is_some_and(|every| every > self.window)
+    }
+
+    /// Fetches a snapshot: the inventory first, then every enabled collector whose answers
+    /// are not fresh any more, all at once. `taken_at` is the snapshot's "now". What has not
+    /// answered by `deadline` is given up and reported as failed.
+    pub async fn collect(
+        &self,
+        dispatcher: &Arc<Dispatcher>,
+        taken_at: SystemTime,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Snapshot {
+        let started = Instant::now();
+        let inventory = before(deadline, cluster_resources::fetch(dispatcher))
+            .await
+            .unwrap_or_else(|| Collected {
+                data: Vec::new(),
+                errors: vec![too_late(cluster_resources::PATH)],
+                duration: started.elapsed(),
+                unreachable: Vec::new(),
+            });
+        log(&inventory.errors);
+        let ctx = Arc::new(Context {
+            dispatcher: dispatcher.clone(),
+            limit: Arc::new(Semaphore::new(self.max_concurrent)),
+            inventory: Arc::new(inventory),
+            deadline,
+        });
+
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(self.enabled.len());
+        for (index, e) in self.enabled.iter().enumerate() {
+            let name = e.collector.name();
+            let outlives_window = self.outlives_window(e);
+            let previous = lock(&self.kept).get(name).cloned();
+            if let (Some(every), Some((kept, last_success))) = (e.refresh, &previous)
+                && outlives_window
+                && kept.collected.succeeded()
+                && kept.fetched_at.elapsed() < every
+            {
+                outcomes.push(Some(Outcome {
+                    name,
+                    kept: kept.clone(),
+                    fresh: false,
+                    last_success: *last_success,
+                    outlives_window,
+                }));
+                continue;
+            }
+            outcomes.push(None);
+            let (collector, ctx) = (e.collector, ctx.clone());
+            tasks.spawn(async move {
+                let started = Instant::now();
+                let collected = before(ctx.deadline, collector.fetch(&ctx))
+                    .await
+                    .unwrap_or_else(|| Collected {
+                        data: Box::new(Nothing) as Box<dyn Families>,
+                        errors: vec![too_late(&format!("(collector {})", collector.name()))],
+                        duration: started.elapsed(),
+                        unreachable: Vec::new(),
+                    });
+                (index, collected)
+            });
+        }
+        let mut fetched: HashMap<usize, Collected<Box<dyn Families>>> = HashMap::new();
+        while let Some(joined) = tasks.join_next().await {
+            // A collector task that panicked shows as that collector missing below.
+            if let Ok((index, collected)) = joined {
+                fetched.insert(index, collected);
+            }
+        }
+        let mut done = Vec::with_capacity(outcomes.len());
+        for (index, (slot, e)) in outcomes.into_iter().zip(&self.enabled).enumerate() {
+            if let Some(reused) = slot {
+                done.push(reused);
+                continue;
+            }
+            let name = e.collector.name();
+            let collected = fetched.remove(&index).unwrap_or_else(|| Collected {
+                data: Box::new(Nothing),
+                errors: vec![ApiError {
+                    endpoint: "-".into(),
+                    path: format!("(collector {name})"),
+                    kind: crate::pve::ErrorKind::Other("collector task failed".into()),
+                }],
+                duration: Duration::ZERO,
+                unreachable: Vec::new(),
+            });
+            // The inventory's own errors were logged above.
+            log(collected
+                .errors
+                .iter()
+                .filter(|e| e.path != cluster_resources::PATH));
+            let succeeded = collected.succeeded();
+            let kept = Arc::new(Kept {
+                collected,
+                fetched_at: Instant::now(),
+            });
+            let mut all = lock(&self.kept);
+            let last_success = if succeeded {
+                Some(taken_at)
+            } else {
+                all.get(name).and_then(|(_, at)| *at)
+            };
+            all.insert(name, (kept.clone(), last_success));
+            done.push(Outcome {
+                name,
+                kept,
+                fresh: true,
+                last_success,
+                outlives_window: self.outlives_window(e),
+            });
+        }
+        Snapshot {
+            taken_at,
+            inventory: ctx.inventory.clone(),
+            outcomes: done,
+        }
+    }
+}
+
+fn log<'a>(errors: impl IntoIterator<Item = &'a ApiError>) {
+    for error in errors {
+        tracing::warn!(endpoint = %error.endpoint, path = %error.path, error = %error.kind, "API request failed");
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The families of a collector that fetched nothing.
+#[derive(Debug)]
+pub struct Nothing;
+
+impl Families for Nothing {
+    fn encode(&self, _: &View<'_>, _: &mut DescriptorEncoder) -> std::fmt::Result {
+        Ok(())
+    }
+}
+
+/// What a fan-out request is about: a node, or a guest on a node.
+pub trait Target: Clone + Send + Sync + 'static {
+    /// The node whose API answers for it.
+    fn node(&self) -> &str;
+    /// The API path below which it is asked, for errors.
+    fn path(&self) -> String;
+}
+
+impl Target for String {
+    fn node(&self) -> &str {
+        self
+    }
+    fn path(&self) -> String {
+        format!("/nodes/{self}")
+    }
+}
+
+/// Runs `fetch` for every target in its own task, at most `limit` at a time. A task that
+/// panics costs that target's answer, reported as an error, not the process.
+pub async fn fan_out<K, T, F, Fut>(
+    dispatcher: &Arc<Dispatcher>,
+    limit: &Arc<Semaphore>,
+    targets: Vec<K>,
+    deadline: Option<tokio::time::Instant>,
+    fetch: F,
+) -> Collected<Vec<(K, T)>>
+where
+    K: Target,
+    T: Send + 'static,
+    F: Fn(Arc<Dispatcher>, K) -> Fut,
+    Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
+{
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    let mut names = std::collections::HashMap::new();
-    for node in nodes {
-        let work = fetch(dispatcher.clone(), node.clone());
+    let mut pending = HashMap::new();
+    let mut order = HashMap::new();
+    for (position, target) in targets.into_iter().enumerate() {
+        let work = fetch(dispatcher.clone(), target.clone());
         let limit = limit.clone();
         let task = tasks.spawn(async move {
             // The semaphore is never closed, so acquiring only waits.
             let _permit = limit.acquire_owned().await;
             work.await
         });
-        names.insert(task.id(), node.clone());
+        order.insert(task.id(), position);
+        pending.insert(task.id(), target);
     }
-    let mut data = Vec::with_capacity(nodes.len());
+    let mut data = Vec::with_capacity(pending.len());
     let mut errors = Vec::new();
     let mut unreachable = Vec::new();
     loop {
         let Some(next) = before(deadline, tasks.join_next_with_id()).await else {
             // The scrape's time is up: what has not answered counts as failed.
             tasks.abort_all();
-            let mut late: Vec<String> = names.drain().map(|(_, node)| node).collect();
-            late.sort();
-            errors.extend(late.iter().map(|node| too_late(&format!("/nodes/{node}"))));
+            let mut late: Vec<(usize, K)> = pending
+                .drain()
+                .map(|(id, target)| (order.get(&id).copied().unwrap_or(0), target))
+                .collect();
+            late.sort_by_key(|(position, _)| *position);
+            errors.extend(late.iter().map(|(_, target)| too_late(&target.path())));
             break;
         };
         let Some(joined) = next else {
             break;
         };
+        let id = match &joined {
+            Ok((id, _)) => *id,
+            Err(failed) => failed.id(),
+        };
+        let Some(target) = pending.remove(&id) else {
+            continue;
+        };
+        let position = order.get(&id).copied().unwrap_or(0);
         match joined {
-            Ok((id, Ok(value))) => data.push((names.remove(&id).unwrap_or_default(), value)),
-            Ok((id, Err(error))) => {
-                let node = names.remove(&id).unwrap_or_default();
+            Ok((_, Ok(value))) => data.push((position, target, value)),
+            Ok((_, Err(error))) => {
                 if error.kind.is_node_unreachable() {
-                    unreachable.push(node);
+                    unreachable.push(target.node().to_owned());
                 }
                 errors.push(error);
             }
             Err(failed) => errors.push(ApiError {
                 endpoint: "-".into(),
-                path: format!("/nodes/{}", names.remove(&failed.id()).unwrap_or_default()),
+                path: target.path(),
                 kind: crate::pve::ErrorKind::Other(format!("collector task failed: {failed}")),
             }),
         }
     }
     unreachable.sort();
-    data.sort_by(|a, b| a.0.cmp(&b.0));
+    unreachable.dedup();
+    data.sort_by_key(|(position, _, _)| *position);
     Collected {
-        data,
+        data: data.into_iter().map(|(_, k, v)| (k, v)).collect(),
         errors,
         duration: started.elapsed(),
         unreachable,
@@ -221,56 +587,60 @@ impl Exposition {
 impl prometheus_client::collector::Collector for Exposition {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
         let s = &self.snapshot;
-        if s.resources.succeeded() {
-            let unreachable: Vec<&str> = s
-                .disks
-                .unreachable
-                .iter()
-                .chain(&s.certificates.unreachable)
-                .map(String::as_str)
-                .collect();
-            cluster_resources::encode(&s.resources.data, &unreachable, &mut encoder)?;
+        // Nodes whose own requests answered 595/596 in this collection count as down.
+        let mut unreachable: Vec<String> = s
+            .outcomes
+            .iter()
+            .filter(|o| o.fresh)
+            .flat_map(|o| o.kept.collected.unreachable.iter().cloned())
+            .collect();
+        unreachable.sort();
+        unreachable.dedup();
+        let view = View {
+            taken_at: s.taken_at,
+            inventory: &s.inventory,
+            unreachable: &unreachable,
+        };
+        for outcome in &s.outcomes {
+            outcome.kept.collected.data.encode(&view, &mut encoder)?;
         }
-        node_certificates::encode(&s.certificates.data, s.taken_at, &mut encoder)?;
-        node_disks::encode(&s.disks.data, &mut encoder)?;
 
         gauge(
             &mut encoder,
             "proxmox_up",
             "Whether the last cluster-wide API request (/cluster/resources) succeeded.",
-            f64::from(u8::from(s.resources.succeeded())),
+            f64::from(u8::from(s.inventory.succeeded())),
         )?;
-        let outcomes = [
-            (
-                cluster_resources::NAME,
-                s.resources.succeeded(),
-                s.resources.duration,
-            ),
-            (node_disks::NAME, s.disks.succeeded(), s.disks.duration),
-            (
-                node_certificates::NAME,
-                s.certificates.succeeded(),
-                s.certificates.duration,
-            ),
-        ];
+        let each = |value: &dyn Fn(&Outcome) -> Option<f64>| -> Vec<Sample> {
+            s.outcomes
+                .iter()
+                .filter_map(|o| Some((labels([("collector", o.name)]), value(o)?)))
+                .collect()
+        };
         gauge_family(
             &mut encoder,
             "proxmox_exporter_collector_success",
             "Whether every API request of a collector succeeded in the last collection.",
-            outcomes
-                .iter()
-                .map(|(name, ok, _)| (labels([("collector", name)]), f64::from(u8::from(*ok))))
-                .collect(),
+            each(&|o| Some(f64::from(u8::from(o.kept.collected.succeeded())))),
         )?;
         gauge_family(
             &mut encoder,
             "proxmox_exporter_collector_duration_seconds",
             "How long a collector's API requests took in the last collection, in seconds.",
-            outcomes
-                .iter()
-                .map(|(name, _, took)| (labels([("collector", name)]), took.as_secs_f64()))
-                .collect(),
+            each(&|o| Some(o.kept.collected.duration.as_secs_f64())),
         )?;
+        if s.outcomes.iter().any(|o| o.outlives_window) {
+            gauge_family(
+                &mut encoder,
+                "proxmox_exporter_collector_last_success_timestamp_seconds",
+                "When a collector whose answers are kept longer than one cache window last \
+                 fetched them without error, as a Unix time.",
+                each(&|o| {
+                    let at = o.last_success.filter(|_| o.outlives_window)?;
+                    Some(unix_seconds(at))
+                }),
+            )?;
+        }
         let mut requests = encoder.encode_descriptor(
             "proxmox_exporter_api_requests",
             "Proxmox API requests made, by endpoint and HTTP status (or transport failure).",
@@ -293,6 +663,14 @@ impl prometheus_client::collector::Collector for Exposition {
     }
 }
 
+/// Seconds since the Unix epoch (negative before it).
+pub fn unix_seconds(at: SystemTime) -> f64 {
+    match at.duration_since(std::time::UNIX_EPOCH) {
+        Ok(since) => since.as_secs_f64(),
+        Err(before) => -before.duration().as_secs_f64(),
+    }
+}
+
 /// One sample: its label pairs and its value.
 pub type Sample = (Vec<(&'static str, String)>, f64);
 
@@ -311,6 +689,25 @@ pub fn gauge_family(
     for (labels, value) in &samples {
         let metric = family.encode_family(labels)?;
         encode_number(metric, *value)?;
+    }
+    Ok(())
+}
+
+/// Writes one counter family (`name` without `_total`, which the encoder adds), samples
+/// sorted by label values like [`gauge_family`].
+pub fn counter_family(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    mut samples: Vec<(Vec<(&'static str, String)>, u64)>,
+) -> std::fmt::Result {
+    samples.sort_by(|a, b| a.0.cmp(&b.0));
+    samples.dedup_by(|later, earlier| later.0 == earlier.0);
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in &samples {
+        family
+            .encode_family(labels)?
+            .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(value, None)?;
     }
     Ok(())
 }
@@ -367,12 +764,18 @@ mod tests {
     async fn a_panicking_node_task_costs_that_node_only() {
         let nodes = ["a", "b", "c"].map(String::from);
         let limit = Arc::new(Semaphore::new(2));
-        let collected = per_node(&dispatcher(), &limit, &nodes, None, |_, node| async move {
-            if node == "b" {
-                panic!("a bug in a collector");
-            }
-            Ok(node.len())
-        })
+        let collected = fan_out(
+            &dispatcher(),
+            &limit,
+            nodes.to_vec(),
+            None,
+            |_, node| async move {
+                if node == "b" {
+                    panic!("a bug in a collector");
+                }
+                Ok(node.len())
+            },
+        )
         .await;
         let answered: Vec<&str> = collected.data.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(answered, ["a", "c"]);
@@ -390,10 +793,10 @@ mod tests {
         let nodes = ["fast", "slow"].map(String::from);
         let limit = Arc::new(Semaphore::new(4));
         let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
-        let collected = per_node(
+        let collected = fan_out(
             &dispatcher(),
             &limit,
-            &nodes,
+            nodes.to_vec(),
             Some(deadline),
             |_, node| async move {
                 if node == "slow" {

@@ -5,7 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::{Sample, gauge_family, labels};
+use super::{BoxFuture, Collected, Collector, Context, Families, Sample, View, each_online_node};
+use super::{gauge_family, labels};
 use crate::pve::client::types::GetNodesNodeCertificatesInfoResponseDataItem;
 use crate::pve::{ApiError, Dispatcher, Known};
 
@@ -14,6 +15,33 @@ pub const NAME: &str = "node_certificates";
 pub type Certificate = GetNodesNodeCertificatesInfoResponseDataItem;
 
 const DAY: i64 = 86_400;
+
+pub struct NodeCertificates;
+pub static COLLECTOR: NodeCertificates = NodeCertificates;
+
+impl Collector for NodeCertificates {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn enabled_by_default(&self) -> bool {
+        true
+    }
+    fn operations(&self) -> &'static [&'static str] {
+        &["GET /nodes/{node}/certificates/info"]
+    }
+    fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
+        Box::pin(each_online_node(ctx, fetch, |nodes| Box::new(Certificates(nodes))))
+    }
+}
+
+#[derive(Debug)]
+struct Certificates(Vec<(String, Vec<Certificate>)>);
+
+impl Families for Certificates {
+    fn encode(&self, view: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+        encode(&self.0, view.taken_at, encoder)
+    }
+}
 
 pub async fn fetch(
     dispatcher: Arc<Dispatcher>,

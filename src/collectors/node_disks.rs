@@ -4,13 +4,41 @@ use std::sync::Arc;
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::{Sample, gauge_family, labels};
+use super::{BoxFuture, Collected, Collector, Context, Families, Sample, View, each_online_node};
+use super::{gauge_family, labels};
 use crate::pve::client::types::GetNodesNodeDisksListResponseDataItem;
 use crate::pve::{ApiError, Dispatcher, ErrorKind, Known};
 
 pub const NAME: &str = "node_disks";
 
 pub type Disk = GetNodesNodeDisksListResponseDataItem;
+
+pub struct NodeDisks;
+pub static COLLECTOR: NodeDisks = NodeDisks;
+
+impl Collector for NodeDisks {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn enabled_by_default(&self) -> bool {
+        true
+    }
+    fn operations(&self) -> &'static [&'static str] {
+        &["GET /nodes/{node}/disks/list"]
+    }
+    fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
+        Box::pin(each_online_node(ctx, fetch, |nodes| Box::new(Disks(nodes))))
+    }
+}
+
+#[derive(Debug)]
+struct Disks(Vec<(String, Vec<Disk>)>);
+
+impl Families for Disks {
+    fn encode(&self, _: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+        encode(&self.0, encoder)
+    }
+}
 
 pub async fn fetch(dispatcher: Arc<Dispatcher>, node: String) -> Result<Vec<Disk>, ApiError> {
     let path = format!("/nodes/{node}/disks/list");

@@ -95,7 +95,7 @@ pub enum SetupError {
 }
 
 /// What went wrong with one request, after any retry. Never holds the token or a response body.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("{endpoint}{path}: {kind}")]
 pub struct ApiError {
     /// The endpoint that gave the final answer, as `https://host:port`.
@@ -105,7 +105,7 @@ pub struct ApiError {
     pub kind: ErrorKind,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ErrorKind {
     #[error("HTTP {}{}", .0, status_hint(*.0))]
     Status(StatusCode),

@@ -23,11 +23,13 @@ impl std::fmt::Display for Operation {
     }
 }
 
-/// Reads `METHOD /path [+field:type …]` lines; `#` starts a comment. `file` names the list
-/// in errors.
+/// Reads `METHOD /path [+field:type …]` lines; `#` starts a comment, and a line that starts
+/// with `+` goes on declaring fields of the operation above it. A field is `name`, or
+/// `object.name` inside a nested object; a type is a scalar or a list of one (`string[]`).
+/// `file` names the list in errors.
 pub fn parse_operations(text: &str, file: &str) -> Result<Vec<Operation>, String> {
     const TYPES: [&str; 4] = ["boolean", "integer", "number", "string"];
-    let mut ops = Vec::new();
+    let mut ops: Vec<Operation> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
@@ -35,33 +37,43 @@ pub fn parse_operations(text: &str, file: &str) -> Result<Vec<Operation>, String
         }
         let bad = || {
             format!(
-                "{file}:{}: expected `METHOD /path [+field:type …]` (METHOD one of GET, POST, \
-                 PUT, DELETE; type one of {}), found `{line}`",
+                "{file}:{}: expected `METHOD /path [+field:type …]` or `+field:type …` (METHOD \
+                 one of GET, POST, PUT, DELETE; type one of {}, or a list of one as `string[]`), \
+                 found `{line}`",
                 n + 1,
                 TYPES.join(", ")
             )
         };
-        let mut words = line.split_whitespace();
-        let (Some(method), Some(path)) = (words.next(), words.next()) else {
+        let mut words = line.split_whitespace().peekable();
+        if words.peek().is_some_and(|w| !w.starts_with('+')) {
+            let (Some(method), Some(path)) = (words.next(), words.next()) else {
+                return Err(bad());
+            };
+            if !path.starts_with('/') || !["GET", "POST", "PUT", "DELETE"].contains(&method) {
+                return Err(bad());
+            }
+            ops.push(Operation {
+                method: method.to_ascii_lowercase(),
+                path: path.to_owned(),
+                sent_anyway: Vec::new(),
+            });
+        }
+        let Some(op) = ops.last_mut() else {
             return Err(bad());
         };
-        if !path.starts_with('/') || !["GET", "POST", "PUT", "DELETE"].contains(&method) {
-            return Err(bad());
-        }
-        let mut sent_anyway = Vec::new();
         for word in words {
-            match word.strip_prefix('+').and_then(|w| w.split_once(':')) {
-                Some((name, ty)) if !name.is_empty() && TYPES.contains(&ty) => {
-                    sent_anyway.push((name.to_owned(), ty.to_owned()));
+            let declared = word.strip_prefix('+').and_then(|w| w.split_once(':'));
+            match declared {
+                Some((name, ty))
+                    if !name.is_empty()
+                        && name.split('.').all(|part| !part.is_empty())
+                        && TYPES.contains(&ty.strip_suffix("[]").unwrap_or(ty)) =>
+                {
+                    op.sent_anyway.push((name.to_owned(), ty.to_owned()));
                 }
                 _ => return Err(bad()),
             }
         }
-        ops.push(Operation {
-            method: method.to_ascii_lowercase(),
-            path: path.to_owned(),
-            sent_anyway,
-        });
     }
     if ops.is_empty() {
         return Err(format!("{file} lists no operation"));
@@ -113,30 +125,47 @@ fn add_sent_anyway(operation: &mut Value, op: &Operation) {
     } else {
         data
     };
+    for (name, ty) in &op.sent_anyway {
+        declare(target, name, ty);
+    }
+}
+
+/// Declares the field `name` (`a.b` inside the object `a`) of PVE type `ty` in the object
+/// schema `target`, unless it is declared already.
+fn declare(target: &mut Value, name: &str, ty: &str) {
     let Some(object) = target.as_object_mut() else {
         return;
     };
     let properties = object
         .entry("properties")
         .or_insert_with(|| Value::Object(Map::new()));
-    if let Some(properties) = properties.as_object_mut() {
-        for (name, ty) in &op.sent_anyway {
-            let lenient = match ty.as_str() {
-                "boolean" => "PveBoolean",
-                "integer" => "PveInteger",
-                "number" => "PveNumber",
-                _ => "PveString",
-            };
-            properties.entry(name.clone()).or_insert_with(|| {
-                let mut reference = Map::new();
-                reference.insert(
-                    "$ref".into(),
-                    Value::String(format!("#/components/schemas/{lenient}")),
-                );
-                Value::Object(reference)
-            });
-        }
+    let Some(properties) = properties.as_object_mut() else {
+        return;
+    };
+    if let Some((outer, inner)) = name.split_once('.') {
+        let nested = properties.entry(outer.to_owned()).or_insert_with(
+            || serde_json::json!({"type": "object", "nullable": true, "properties": {}}),
+        );
+        declare(nested, inner, ty);
+        return;
     }
+    let scalar = |ty: &str| {
+        let lenient = match ty {
+            "boolean" => "PveBoolean",
+            "integer" => "PveInteger",
+            "number" => "PveNumber",
+            _ => "PveString",
+        };
+        serde_json::json!({ "$ref": format!("#/components/schemas/{lenient}") })
+    };
+    properties
+        .entry(name.to_owned())
+        .or_insert_with(|| match ty.strip_suffix("[]") {
+            Some(item) => {
+                serde_json::json!({"type": "array", "nullable": true, "items": scalar(item)})
+            }
+            None => scalar(ty),
+        });
 }
 
 #[cfg(test)]
