@@ -30,6 +30,9 @@ pub enum Answer {
     Status(u16),
     /// This answer after a pause, like PVE's 595 for an unreachable node.
     Delayed(Duration, Box<Answer>),
+    /// This answer after the simulator's latency once more for each of this many nodes: the
+    /// node asked collects the others' parts one after the other (`/cluster/metrics/export`).
+    FanOut(usize, Box<Answer>),
 }
 
 /// The answers of one simulated cluster, by API path (below `/api2/json`).
@@ -133,7 +136,7 @@ impl Answers {
                 rows.push(json!({
                     "id": format!("node/{name}"), "type": "node", "node": name, "status": "offline",
                 }));
-                for path in ["disks/list", "certificates/info"] {
+                for path in ["disks/list", "certificates/info", "status", "subscription"] {
                     let unreachable = Answer::Delayed(delay, Box::new(Answer::Status(595)));
                     answers.insert(format!("/nodes/{name}/{path}"), unreachable);
                 }
@@ -200,6 +203,32 @@ impl Answers {
                 format!("/nodes/{name}/certificates/info"),
                 Answer::Json(Bytes::from(certs.to_string())),
             );
+            let status = node_status(&mut rng, name, cpus, gib << 30);
+            answers.insert(format!("/nodes/{name}/status"), json_answer(status));
+            let subscription = match i % 3 {
+                0 => json!({
+                    "status": "active", "level": "c", "productname": "Proxmox VE Community Subscription 2 CPUs/year",
+                    "nextduedate": due_date(now + 86_400 * (20 + rng.i64(0..300))),
+                    "regdate": "2025-01-15 00:00:00", "checktime": now - 3_600,
+                    "key": format!("pve2c-{i:010}"), "serverid": format!("SIMSERVERID{i:021}"),
+                    "sockets": 2,
+                }),
+                1 => json!({
+                    "status": "notfound", "level": "",
+                    "message": "There is no subscription key", "url": "https://www.proxmox.com/en/proxmox-virtual-environment/pricing",
+                    "serverid": format!("SIMSERVERID{i:021}"),
+                }),
+                _ => json!({
+                    "status": "expired", "level": "b", "productname": "Proxmox VE Basic Subscription 1 CPU/year",
+                    "nextduedate": due_date(now - 86_400 * 12), "checktime": now - 7_200,
+                    "key": format!("pve1b-{i:010}"), "serverid": format!("SIMSERVERID{i:021}"),
+                    "sockets": 1,
+                }),
+            };
+            answers.insert(
+                format!("/nodes/{name}/subscription"),
+                json_answer(subscription),
+            );
         }
         for g in 0..guests {
             let vmid = 100 + g;
@@ -231,7 +260,17 @@ impl Answers {
                 "uptime": if running { 3_600 * rng.u64(1..2_000) } else { 0 },
                 "netin": rng.u64(..1 << 40), "netout": rng.u64(..1 << 40),
                 "diskread": rng.u64(..1 << 38), "diskwrite": rng.u64(..1 << 38),
+                "tags": TAGS[g % TAGS.len()],
+                "lock": if g % 97 == 3 { json!("backup") } else { json!(null) },
+                "pool": if g % 4 == 0 { json!("tenant-a") } else { json!(null) },
             }));
+            if !template {
+                let snapshots = snapshot_list(&mut rng, now, lxc);
+                answers.insert(
+                    format!("/nodes/{node}/{kind}/{vmid}/snapshot"),
+                    json_answer(snapshots),
+                );
+            }
         }
         let body = |data: Value| Answer::Json(Bytes::from(json!({ "data": data }).to_string()));
         for (filter, kinds) in [
@@ -249,9 +288,173 @@ impl Answers {
             );
         }
         other_exporters_paths(&mut answers, &names, first_offline, &rows);
+        answers.insert(
+            "/cluster/metrics/export".into(),
+            Answer::FanOut(
+                first_offline.saturating_sub(1),
+                Box::new(json_answer(json!({ "data": metrics_export(&rows, now) }))),
+            ),
+        );
         answers.insert("/cluster/resources".into(), body(json!(rows)));
         Answers(answers)
     }
+}
+
+/// Tags of generated guests, in PVE's `;`-separated form, not always sorted.
+const TAGS: [&str; 5] = ["", "prod", "prod;db", "web;prod", "dev"];
+
+fn json_answer(data: Value) -> Answer {
+    Answer::Json(Bytes::from(json!({ "data": data }).to_string()))
+}
+
+/// `/nodes/{node}/status` of a node with `cpus` threads and `memory` bytes, shaped as PVE 9
+/// sends it (load averages as strings, `current-kernel`, `memory.available`).
+fn node_status(rng: &mut fastrand::Rng, name: &str, cpus: u64, memory: u64) -> Value {
+    let used = memory / 100 * rng.u64(20..90);
+    let swap_total = 8u64 << 30;
+    let swap_used = if rng.usize(..4) == 0 {
+        rng.u64(..swap_total / 2)
+    } else {
+        0
+    };
+    let load = |base: f64| format!("{:.2}", base * cpus as f64);
+    let busy = rng.f64() / 2.0;
+    json!({
+        "uptime": 86_400 * (1 + rng.u64(..300)), "idle": 0,
+        "cpu": busy, "wait": rng.f64() / 50.0,
+        "loadavg": [load(busy * 1.1), load(busy), load(busy * 0.9)],
+        "cpuinfo": { "cpus": cpus, "cores": cpus / 2, "sockets": if cpus > 32 { 2 } else { 1 },
+                     "model": "AMD EPYC 7313P 16-Core Processor", "mhz": "3000.000",
+                     "user_hz": 100, "hvm": "1", "flags": "fpu vme de pse tsc msr pae" },
+        "memory": { "total": memory, "used": used, "free": memory - used,
+                    "available": memory - used + memory / 20 },
+        "swap": { "total": swap_total, "used": swap_used, "free": swap_total - swap_used },
+        "rootfs": { "total": 100_861_726_720u64, "used": 5_601_427_456u64 + rng.u64(..1 << 34),
+                    "avail": 90_000_000_000u64, "free": 95_000_000_000u64 },
+        "ksm": { "shared": if rng.bool() { rng.u64(..1 << 32) } else { 0 } },
+        "pveversion": "pve-manager/9.1.3/5e1a2b3c4d5e6f70",
+        "kversion": "Linux 6.17.2-1-pve #1 SMP PREEMPT_DYNAMIC PMX 6.17.2-1 (2025-10-21T11:55Z)",
+        "current-kernel": { "sysname": "Linux", "release": "6.17.2-1-pve", "machine": "x86_64",
+                            "version": "#1 SMP PREEMPT_DYNAMIC PMX 6.17.2-1 (2025-10-21T11:55Z)" },
+        "boot-info": { "mode": "efi", "secureboot": 0 },
+        "name": name,
+    })
+}
+
+/// A guest's snapshot list: up to three snapshots, then PVE's `current` entry.
+fn snapshot_list(rng: &mut fastrand::Rng, now: i64, lxc: bool) -> Value {
+    let mut list = Vec::new();
+    let mut parent: Option<String> = None;
+    let count = rng.usize(..4);
+    for n in 0..count {
+        let name = format!("snap{}", n + 1);
+        let mut snapshot = json!({
+            "name": name, "description": "",
+            "snaptime": now - 86_400 * rng.i64(1..60) - rng.i64(0..86_400),
+        });
+        if !lxc {
+            snapshot["vmstate"] = json!(u8::from(n % 2 == 0));
+        }
+        if let Some(parent) = &parent {
+            snapshot["parent"] = json!(parent);
+        }
+        parent = Some(name);
+        list.push(snapshot);
+    }
+    let mut current = json!({ "name": "current", "description": "You are here!", "running": 1,
+                              "digest": "3f1e2d3c4b5a69788796a5b4c3d2e1f001020304" });
+    if let Some(parent) = parent {
+        current["parent"] = json!(parent);
+    }
+    list.push(current);
+    json!(list)
+}
+
+/// `YYYY-MM-DD` of a Unix time.
+fn due_date(unix: i64) -> String {
+    // Civil date from days since 1970-01-01 (proleptic Gregorian), in 400-year eras.
+    let days = unix.div_euclid(86_400) + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// What `/cluster/metrics/export` answers: gauges and counters for every online node, guest
+/// and storage, as PVE's pull-metrics cache holds them.
+fn metrics_export(rows: &[Value], now: i64) -> Vec<Value> {
+    let mut metrics = Vec::new();
+    let mut add = |id: &Value, metric: &str, value: &Value, kind: &str| {
+        metrics.push(
+            json!({ "id": id, "metric": metric, "value": value.as_f64().or_else(
+            || value.as_str().and_then(|s| s.parse().ok())).unwrap_or(0.0),
+            "timestamp": now, "type": kind }),
+        );
+    };
+    for row in rows {
+        let id = &row["id"];
+        match row["type"].as_str() {
+            Some("node") if row["status"] == "online" => {
+                for (metric, field) in [
+                    ("uptime", "uptime"),
+                    ("cpu_current", "cpu"),
+                    ("cpu_max", "maxcpu"),
+                    ("mem_total", "maxmem"),
+                    ("mem_used", "mem"),
+                    ("disk_total", "maxdisk"),
+                    ("disk_used", "disk"),
+                ] {
+                    add(id, metric, &row[field], "gauge");
+                }
+                for metric in [
+                    "cpu_avg1",
+                    "cpu_avg5",
+                    "cpu_avg15",
+                    "cpu_iowait",
+                    "swap_total",
+                    "swap_used",
+                ] {
+                    add(id, metric, &json!(0), "gauge");
+                }
+                add(id, "net_in", &json!(0), "derive");
+                add(id, "net_out", &json!(0), "derive");
+            }
+            Some("qemu" | "lxc") if row["status"] != "unknown" => {
+                for (metric, field) in [
+                    ("uptime", "uptime"),
+                    ("cpu_max", "maxcpu"),
+                    ("mem_total", "maxmem"),
+                    ("disk_total", "maxdisk"),
+                ] {
+                    add(id, metric, &row[field], "gauge");
+                }
+                if row["status"] == "running" {
+                    add(id, "cpu_current", &row["cpu"], "gauge");
+                    add(id, "mem_used", &row["mem"], "gauge");
+                    for (metric, field) in [
+                        ("disk_read", "diskread"),
+                        ("disk_write", "diskwrite"),
+                        ("net_in", "netin"),
+                        ("net_out", "netout"),
+                    ] {
+                        add(id, metric, &row[field], "derive");
+                    }
+                }
+            }
+            Some("storage") => {
+                add(id, "disk_total", &row["maxdisk"], "gauge");
+                add(id, "disk_used", &row["disk"], "gauge");
+            }
+            _ => {}
+        }
+    }
+    metrics
 }
 
 /// The answers another exporter (prometheus-pve-exporter) asks for, so that benchmarks can
@@ -283,10 +486,6 @@ fn other_exporters_paths(
     answers.insert("/cluster/backup-info/not-backed-up".into(), body(json!([])));
     for name in names.iter().take(first_offline) {
         answers.insert(format!("/nodes/{name}/replication"), body(json!([])));
-        answers.insert(
-            format!("/nodes/{name}/subscription"),
-            body(json!({ "status": "notfound", "level": "" })),
-        );
         for kind in ["qemu", "lxc"] {
             let guests: Vec<&Value> = rows
                 .iter()
@@ -497,6 +696,10 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
         .or_else(|| with_query.and_then(|k| shared.answers.0.get(&k)))
         .or_else(|| shared.answers.0.get(path));
     match found {
+        Some(Answer::FanOut(others, inner)) => {
+            tokio::time::sleep(latency * u32::try_from(*others).unwrap_or(u32::MAX)).await;
+            respond(inner).await
+        }
         Some(found) => respond(found).await,
         // PVE answers 501 for a path it does not implement.
         None => status(501),
@@ -516,7 +719,7 @@ async fn respond(answer: &Answer) -> Response {
         )
             .into_response(),
         Answer::Status(code) => status(*code),
-        Answer::Delayed(..) => status(500),
+        Answer::Delayed(..) | Answer::FanOut(..) => status(500),
     }
 }
 
