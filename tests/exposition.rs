@@ -13,11 +13,19 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-/// Scrapes the scenario once; returns the classic text exposition with the parts that differ
-/// from run to run or release to release (the simulator's port, durations, the version) masked, and the API requests it cost.
-async fn scrape(scenario: &str) -> (String, u64) {
+/// Scrapes the scenario once with the default collectors, or all of them with `all`; returns
+/// the classic text exposition with the parts that differ from run to run or release to
+/// release (the simulator's port, durations, the version) masked, and the API requests it
+/// cost.
+async fn scrape(scenario: &str, all: bool) -> (String, u64) {
     let api = FakeEndpoint::scenario(&fixtures().join(scenario)).await;
-    let (url, _) = support::exporter(vec![api.url.clone()], Duration::from_secs(29)).await;
+    let collectors = if all {
+        support::all_collectors()
+    } else {
+        proxmox_exporter::collectors::defaults()
+    };
+    let (url, _) =
+        support::exporter_with(vec![api.url.clone()], Duration::from_secs(29), collectors).await;
     let response = reqwest::get(&url).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(
@@ -45,45 +53,102 @@ async fn scrape(scenario: &str) -> (String, u64) {
     (masked + "\n", api.api.requests())
 }
 
-fn online_nodes(scenario: &str) -> u64 {
+fn rows(scenario: &str) -> Vec<serde_json::Value> {
     let text =
         std::fs::read_to_string(fixtures().join(scenario).join("cluster/resources.json")).unwrap();
     let rows: serde_json::Value = serde_json::from_str(&text).unwrap();
-    rows["data"]
-        .as_array()
-        .unwrap()
+    rows["data"].as_array().unwrap().clone()
+}
+
+fn online_nodes(scenario: &str) -> u64 {
+    rows(scenario)
         .iter()
         .filter(|r| r["type"] == "node" && r["status"] == "online")
         .count() as u64
 }
 
+/// Guests (templates aside) on online nodes: the ones whose snapshots are asked for.
+fn snapshot_guests(scenario: &str) -> u64 {
+    let rows = rows(scenario);
+    let online: Vec<&serde_json::Value> = rows
+        .iter()
+        .filter(|r| r["type"] == "node" && r["status"] == "online")
+        .map(|r| &r["node"])
+        .collect();
+    let template = |r: &serde_json::Value| matches!(r["template"].as_u64(), Some(1));
+    rows.iter()
+        .filter(|r| (r["type"] == "qemu" || r["type"] == "lxc") && !template(r))
+        .filter(|r| online.contains(&&r["node"]))
+        .count() as u64
+}
+
+fn snapshot(name: &str, exposition: &str) {
+    insta::with_settings!({
+        snapshot_path => "../snapshots",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!(name, exposition);
+    });
+}
+
 macro_rules! scenario {
-    ($test:ident, $dir:literal) => {
+    ($test:ident, $all:ident, $dir:literal) => {
         #[tokio::test]
         async fn $test() {
-            let (exposition, requests) = scrape($dir).await;
+            let (exposition, requests) = scrape($dir, false).await;
             // One cluster-wide request, then two per online node: never one per guest.
             assert_eq!(requests, 1 + 2 * online_nodes($dir), "API requests");
-            insta::with_settings!({
-                snapshot_path => "../snapshots",
-                prepend_module_to_snapshot => false,
-                omit_expression => true,
-            }, {
-                insta::assert_snapshot!($dir, exposition);
-            });
+            snapshot($dir, &exposition);
+        }
+
+        /// Every collector on: the README's request counts add up.
+        #[tokio::test]
+        async fn $all() {
+            let (exposition, requests) = scrape($dir, true).await;
+            let n = online_nodes($dir);
+            // The seed's 1 + 2N, cluster 1, node N, subscription N, snapshots one per guest.
+            let expected = 1 + 2 * n + 1 + n + n + snapshot_guests($dir);
+            assert_eq!(requests, expected, "API requests with every collector");
+            assert!(
+                !exposition
+                    .contains("proxmox_exporter_collector_success{collector=\"snapshots\"} 0"),
+                "{exposition}"
+            );
+            snapshot(&format!("all-{}", $dir), &exposition);
         }
     };
 }
 
-scenario!(three_node_cluster, "three-node");
-scenario!(standalone_node, "standalone");
-scenario!(cluster_with_an_offline_node, "offline-node");
-scenario!(pve7_numbers_as_strings, "pve7-strings");
-scenario!(pve8_with_ceph, "pve8-ceph");
-scenario!(pve9_additions, "pve9");
-scenario!(templates_are_not_guests, "templates");
-scenario!(empty_cluster, "empty");
-scenario!(every_quirk, "quirks");
+scenario!(
+    three_node_cluster,
+    three_node_cluster_all_collectors,
+    "three-node"
+);
+scenario!(
+    standalone_node,
+    standalone_node_all_collectors,
+    "standalone"
+);
+scenario!(
+    cluster_with_an_offline_node,
+    cluster_with_an_offline_node_all_collectors,
+    "offline-node"
+);
+scenario!(
+    pve7_numbers_as_strings,
+    pve7_numbers_as_strings_all_collectors,
+    "pve7-strings"
+);
+scenario!(pve8_with_ceph, pve8_with_ceph_all_collectors, "pve8-ceph");
+scenario!(pve9_additions, pve9_additions_all_collectors, "pve9");
+scenario!(
+    templates_are_not_guests,
+    templates_are_not_guests_all_collectors,
+    "templates"
+);
+scenario!(empty_cluster, empty_cluster_all_collectors, "empty");
+scenario!(every_quirk, every_quirk_all_collectors, "quirks");
 
 #[test]
 fn every_fixture_scenario_has_a_snapshot_test() {

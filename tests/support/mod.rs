@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use proxmox_exporter::collectors::{Enabled, REGISTRY};
 use proxmox_exporter::pve::{ApiToken, Backoff, Dispatcher, DispatcherConfig};
 use proxmox_exporter::server::{self, Exporter};
 use proxmox_exporter::sim::{Answer, Answers, SimApi};
@@ -115,8 +116,41 @@ pub fn config(endpoints: Vec<reqwest::Url>) -> DispatcherConfig {
 
 /// A running exporter (the real server) over `endpoints`; returns its `/metrics` URL.
 pub async fn exporter(endpoints: Vec<reqwest::Url>, cache: Duration) -> (String, Arc<Exporter>) {
+    exporter_with(endpoints, cache, proxmox_exporter::collectors::defaults()).await
+}
+
+/// Every collector of the registry, with its default refresh.
+pub fn all_collectors() -> Vec<Enabled> {
+    REGISTRY
+        .iter()
+        .map(|&collector| Enabled {
+            collector,
+            refresh: collector.refresh(),
+        })
+        .collect()
+}
+
+/// The collector named `name` alone, refreshed as `refresh` (or by default).
+pub fn only(name: &str, refresh: Option<Duration>) -> Vec<Enabled> {
+    let collector = proxmox_exporter::collectors::find(name).unwrap();
+    vec![Enabled {
+        collector,
+        refresh: refresh.or(collector.refresh()),
+    }]
+}
+
+/// [`exporter`] running `collectors`.
+pub async fn exporter_with(
+    endpoints: Vec<reqwest::Url>,
+    cache: Duration,
+    collectors: Vec<Enabled>,
+) -> (String, Arc<Exporter>) {
     let dispatcher = Arc::new(Dispatcher::new(&config(endpoints)).unwrap());
-    let exporter = Arc::new(Exporter::new(dispatcher, cache, 32).with_clock(fixed_now));
+    let exporter = Arc::new(
+        Exporter::new(dispatcher, cache, 32)
+            .with_clock(fixed_now)
+            .with_collectors(collectors),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/metrics", listener.local_addr().unwrap());
     tokio::spawn(server::run(
