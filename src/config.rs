@@ -743,6 +743,160 @@ mod tests {
         assert!(err.to_string().contains("--proxmox-ca-file"), "{err}");
     }
 
+    fn collectors(args: &[&str], vars: &[(&str, &str)]) -> Result<Vec<String>, String> {
+        let mut all = vec!["proxmox-exporter"];
+        all.extend_from_slice(&GOOD);
+        all.extend_from_slice(args);
+        // Variables reach clap through the process environment, which tests must not touch:
+        // give them as flags' values where clap reads them, and to the unknown-name check.
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let cli = Cli::try_parse_with(all, vars).map_err(|e| e.to_string())?;
+        let config = cli.into_config().map_err(|e| e.to_string())?;
+        Ok(config
+            .collectors
+            .iter()
+            .map(|e| e.collector.name().to_owned())
+            .collect())
+    }
+
+    const SEED: [&str; 3] = ["cluster_resources", "node_certificates", "node_disks"];
+
+    #[test]
+    fn the_seed_collectors_alone_by_default() {
+        assert_eq!(collectors(&[], &[]).unwrap(), SEED);
+    }
+
+    #[test]
+    fn each_collector_turns_on_and_off() {
+        for collector in REGISTRY {
+            let name = collector.name();
+            let on = collectors(&[&format!("--collector.{name}")], &[]).unwrap();
+            assert!(on.iter().any(|n| n == name), "--collector.{name}: {on:?}");
+            let on = collectors(&[&format!("--collector.{name}=true")], &[]).unwrap();
+            assert!(
+                on.iter().any(|n| n == name),
+                "--collector.{name}=true: {on:?}"
+            );
+            let off = collectors(&[&format!("--no-collector.{name}")], &[]).unwrap();
+            assert!(
+                !off.iter().any(|n| n == name),
+                "--no-collector.{name}: {off:?}"
+            );
+            let off = collectors(&[&format!("--collector.{name}=false")], &[]).unwrap();
+            assert!(
+                !off.iter().any(|n| n == name),
+                "--collector.{name}=false: {off:?}"
+            );
+            // Every other collector keeps its default.
+            let others: Vec<String> = off.into_iter().filter(|n| n != name).collect();
+            let defaults: Vec<String> = SEED
+                .iter()
+                .filter(|n| **n != name)
+                .map(|n| (*n).to_owned())
+                .collect();
+            assert_eq!(others, defaults, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_last_of_collector_and_no_collector_wins() {
+        let last_off = collectors(&["--collector.node", "--no-collector.node"], &[]).unwrap();
+        assert!(!last_off.contains(&"node".to_owned()));
+        let last_on = collectors(&["--no-collector.node", "--collector.node"], &[]).unwrap();
+        assert!(last_on.contains(&"node".to_owned()));
+    }
+
+    #[test]
+    fn disable_defaults_keeps_only_what_is_named() {
+        let only = collectors(
+            &["--collector.disable-defaults", "--collector.subscription"],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(only, ["subscription"]);
+        assert!(
+            collectors(&["--collector.disable-defaults"], &[])
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn demo_turns_everything_on_unless_told_otherwise() {
+        let all = collectors(&["--demo"], &[]).unwrap();
+        assert_eq!(all.len(), REGISTRY.len());
+        let but = collectors(&["--demo", "--no-collector.snapshots"], &[]).unwrap();
+        assert_eq!(but.len(), REGISTRY.len() - 1);
+        assert!(!but.contains(&"snapshots".to_owned()));
+    }
+
+    #[test]
+    fn unknown_collectors_are_refused_by_name() {
+        let err = collectors(&["--collector.zfs_pools"], &[]).unwrap_err();
+        assert!(err.contains("--collector.zfs_pools"), "{err}");
+        let err = collectors(&[], &[("PROXMOX_EXPORTER_COLLECTOR_ZFS_POOLS", "true")]).unwrap_err();
+        assert!(
+            err.contains("PROXMOX_EXPORTER_COLLECTOR_ZFS_POOLS"),
+            "{err}"
+        );
+        // Known variables, refresh and disable-defaults included, pass.
+        let known = [
+            ("PROXMOX_EXPORTER_COLLECTOR_NODE", "true"),
+            ("PROXMOX_EXPORTER_COLLECTOR_SNAPSHOTS_REFRESH", "10m"),
+            ("PROXMOX_EXPORTER_COLLECTOR_DISABLE_DEFAULTS", "false"),
+        ];
+        assert!(collectors(&[], &known).is_ok());
+    }
+
+    #[test]
+    fn refresh_durations() {
+        for (text, seconds) in [
+            ("90", 90),
+            ("30s", 30),
+            ("5m", 300),
+            ("1h", 3_600),
+            ("1h30m", 5_400),
+            ("2d", 172_800),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Some(Duration::from_secs(seconds)),
+                "{text}"
+            );
+        }
+        for bad in ["", "0", "0s", "m", "5x", "1h30", "-5m", "8d"] {
+            assert_eq!(parse_duration(bad), None, "`{bad}` should be refused");
+        }
+        let mut all = vec!["proxmox-exporter"];
+        all.extend_from_slice(&GOOD);
+        all.extend(["--collector.snapshots.refresh", "10m"]);
+        let config = Cli::try_parse_with(all, []).unwrap().into_config();
+        // Refresh alone does not turn a collector on.
+        assert!(
+            config
+                .unwrap()
+                .collectors
+                .iter()
+                .all(|e| e.collector.name() != "snapshots")
+        );
+        let mut all = vec!["proxmox-exporter"];
+        all.extend_from_slice(&GOOD);
+        all.extend([
+            "--collector.snapshots",
+            "--collector.snapshots.refresh",
+            "10m",
+        ]);
+        let config = Cli::try_parse_with(all, []).unwrap().into_config().unwrap();
+        let snapshots = config
+            .collectors
+            .iter()
+            .find(|e| e.collector.name() == "snapshots");
+        assert_eq!(snapshots.unwrap().refresh, Some(Duration::from_secs(600)));
+    }
+
     #[test]
     fn debug_output_hides_the_secret() {
         let parsed = cli(&GOOD);

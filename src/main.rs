@@ -72,12 +72,18 @@ async fn main() -> ExitCode {
     } else {
         "http"
     };
+    let collectors: Vec<&str> = config
+        .collectors
+        .iter()
+        .map(|e| e.collector.name())
+        .collect();
     tracing::info!(
         %address,
         scheme,
         basic_auth = !config.web.users.is_empty(),
         endpoints = ?dispatcher.endpoint_labels(),
         cache_seconds = config.cache_duration.as_secs_f64(),
+        ?collectors,
         "serving metrics at /metrics"
     );
     let enabled: Vec<&str> = config

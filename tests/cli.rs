@@ -31,7 +31,7 @@ fn bad_settings_exit_non_zero_and_name_the_setting() {
         TOKEN_SECRET,
     ];
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 8] = [
+    let cases: [Case; 12] = [
         (&["--log-level", "verbose"], &[], "--log-level"),
         (&["--server-port", "99999"], &[], "--server-port"),
         (
@@ -52,6 +52,14 @@ fn bad_settings_exit_non_zero_and_name_the_setting() {
             "--proxmox-api-insecure",
         ),
         (&["--no-such-flag"], &[], "--no-such-flag"),
+        (&["--collector.nope"], &[], "--collector.nope"),
+        (
+            &[],
+            &[("PROXMOX_EXPORTER_COLLECTOR_NOPE", "true")],
+            "PROXMOX_EXPORTER_COLLECTOR_NOPE",
+        ),
+        (&["--collector.node=maybe"], &[], "--collector.node"),
+        (&["--collector.snapshots.refresh", "soon"], &[], "snapshots"),
     ];
     for (flags, env, setting) in cases {
         let out = exporter()
@@ -127,5 +135,56 @@ async fn env_settings_apply_flags_win_and_the_token_never_shows_in_logs() {
     assert!(
         !all.contains(TOKEN_SECRET),
         "the token secret is in the logs"
+    );
+}
+
+#[test]
+fn collectors_from_variables_and_flags() {
+    let endpoint = ["--proxmox-endpoints", "http://127.0.0.1:9/"];
+    let enabled = |args: &[&str], env: &[(&str, &str)]| {
+        let mut all = endpoint.to_vec();
+        all.extend_from_slice(args);
+        let mut env = env.to_vec();
+        env.extend([
+            ("PROXMOX_EXPORTER_PROXMOX_TOKEN_ID", TOKEN_ID),
+            ("PROXMOX_EXPORTER_PROXMOX_TOKEN", TOKEN_SECRET),
+        ]);
+        let running = support::run_exporter(&all, &env);
+        let line = running.startup.last().cloned().unwrap_or_default();
+        let at = line.find("collectors=").expect(&line) + "collectors=".len();
+        let list = &line[at..];
+        list[..=list.find(']').expect(&line)].replace(' ', "")
+    };
+    assert_eq!(
+        enabled(&[], &[]),
+        r#"["cluster_resources","node_certificates","node_disks"]"#
+    );
+    assert_eq!(
+        enabled(
+            &[],
+            &[
+                ("PROXMOX_EXPORTER_COLLECTOR_NODE", "true"),
+                ("PROXMOX_EXPORTER_COLLECTOR_NODE_DISKS", "false"),
+            ]
+        ),
+        r#"["cluster_resources","node_certificates","node"]"#
+    );
+    // A flag wins over its variable.
+    assert_eq!(
+        enabled(
+            &["--no-collector.node", "--collector.node_disks"],
+            &[
+                ("PROXMOX_EXPORTER_COLLECTOR_NODE", "true"),
+                ("PROXMOX_EXPORTER_COLLECTOR_NODE_DISKS", "false"),
+            ]
+        ),
+        r#"["cluster_resources","node_certificates","node_disks"]"#
+    );
+    assert_eq!(
+        enabled(
+            &["--collector.guest"],
+            &[("PROXMOX_EXPORTER_COLLECTOR_DISABLE_DEFAULTS", "true")]
+        ),
+        r#"["guest"]"#
     );
 }

@@ -63,7 +63,7 @@ impl Collector for Snapshots {
 struct GuestInfo {
     node: String,
     kind: String,
-    vmid: i64,
+    vmid: u64,
     name: String,
     tags: String,
 }

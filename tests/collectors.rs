@@ -1,0 +1,261 @@
+//! The collector registry: what each collector costs the cluster per window (the README's
+//! table, counted on the simulator), refresh across windows, a failing collector costing only
+//! its own families, and the operations each collector declares.
+
+mod support;
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use proxmox_exporter::collectors::REGISTRY;
+use proxmox_exporter::pve::operations::parse_operations;
+use proxmox_exporter::sim::{Answer, Answers};
+use serde_json::Value;
+use support::{FakeEndpoint, all_collectors, exporter_with, only};
+
+/// A generated cluster: 5 nodes, the last offline, 60 guests.
+fn cluster() -> Answers {
+    let now = UNIX_EPOCH + Duration::from_secs(1_780_272_000);
+    Answers::generate_with_offline(5, 60, 11, now, 1, Duration::from_millis(20))
+}
+
+/// (online nodes, guests whose snapshots are asked: templates aside, on online nodes).
+fn sizes(answers: &Answers) -> (u64, u64) {
+    let Some(Answer::Json(body)) = answers.0.get("/cluster/resources") else {
+        panic!("no resources");
+    };
+    let rows: Value = serde_json::from_slice(body).unwrap();
+    let rows = rows["data"].as_array().unwrap();
+    let online: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["type"] == "node" && r["status"] == "online")
+        .map(|r| &r["node"])
+        .collect();
+    let guests = rows
+        .iter()
+        .filter(|r| r["type"] == "qemu" || r["type"] == "lxc")
+        .filter(|r| r["template"] != 1 && online.contains(&&r["node"]))
+        .count();
+    (online.len() as u64, guests as u64)
+}
+
+async fn scrape(url: &str) -> String {
+    let response = reqwest::get(url).await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+fn success(exposition: &str, collector: &str) -> bool {
+    exposition.contains(&format!(
+        "proxmox_exporter_collector_success{{collector=\"{collector}\"}} 1"
+    ))
+}
+
+/// The README's table: requests per window besides the one `/cluster/resources`, for N online
+/// nodes and G guests.
+fn cost(collector: &str, n: u64, g: u64) -> u64 {
+    match collector {
+        "cluster_resources" | "guest" => 0,
+        "node_disks" | "node_certificates" | "node" | "subscription" => n,
+        "cluster" => 1,
+        "snapshots" => g,
+        other => panic!("no cost known for collector {other}: add it to the README and here"),
+    }
+}
+
+#[tokio::test]
+async fn each_collector_costs_what_the_readme_says() {
+    let answers = cluster();
+    let (n, g) = sizes(&answers);
+    assert_eq!(n, 4);
+    assert!(g > 40, "{g} guests");
+    for collector in REGISTRY {
+        let name = collector.name();
+        let api = FakeEndpoint::serve(answers.clone()).await;
+        let (url, _) = exporter_with(
+            vec![api.url.clone()],
+            Duration::from_secs(60),
+            only(name, None),
+        )
+        .await;
+        let text = scrape(&url).await;
+        assert!(success(&text, name), "{name}:\n{text}");
+        assert_eq!(
+            api.api.requests(),
+            1 + cost(name, n, g),
+            "requests of {name}"
+        );
+        // A second scrape in the window costs nothing.
+        scrape(&url).await;
+        assert_eq!(api.api.requests(), 1 + cost(name, n, g), "{name}, cached");
+    }
+    // All together: the sum.
+    let api = FakeEndpoint::serve(answers.clone()).await;
+    let (url, _) = exporter_with(
+        vec![api.url.clone()],
+        Duration::from_secs(60),
+        all_collectors(),
+    )
+    .await;
+    scrape(&url).await;
+    let total: u64 = REGISTRY.iter().map(|c| cost(c.name(), n, g)).sum();
+    assert_eq!(api.api.requests(), 1 + total);
+}
+
+#[tokio::test]
+async fn answers_are_asked_again_only_when_their_refresh_is_over() {
+    let answers = cluster();
+    let (n, g) = sizes(&answers);
+    let api = FakeEndpoint::serve(answers).await;
+    // No cache window: every scrape is a new collection.
+    let mut collectors = only("snapshots", None); // 5 minutes
+    collectors.extend(only("subscription", Some(Duration::from_millis(300))));
+    collectors.extend(only("node", None)); // every window
+    let (url, _) = exporter_with(vec![api.url.clone()], Duration::ZERO, collectors).await;
+    let first = scrape(&url).await;
+    assert_eq!(api.api.requests(), 1 + g + n + n);
+    let second = scrape(&url).await;
+    // Only the inventory and the node collector's requests.
+    assert_eq!(api.api.requests(), (1 + g + n + n) + (1 + n));
+    // Reused answers still show, with when they were fetched.
+    for text in [&first, &second] {
+        assert!(text.contains("proxmox_guest_snapshots{"), "{text}");
+        assert!(text.contains("proxmox_node_subscription_active{"), "{text}");
+        assert!(
+            text.contains(
+                "proxmox_exporter_collector_last_success_timestamp_seconds{collector=\"snapshots\"} 1780272000"
+            ),
+            "{text}"
+        );
+    }
+    // The node collector's answers last one window: no timestamp for it.
+    assert!(!second.contains("last_success_timestamp_seconds{collector=\"node\"}"));
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    scrape(&url).await;
+    // The subscription refresh is over: asked again; snapshots are not.
+    assert_eq!(api.api.requests(), (1 + g + n + n) + (1 + n) + (1 + n + n));
+}
+
+#[tokio::test]
+async fn a_failed_collector_is_asked_again_in_the_next_window() {
+    let answers = cluster();
+    let (_, g) = sizes(&answers);
+    let mut paths: Vec<&String> = answers
+        .0
+        .keys()
+        .filter(|p| p.ends_with("/snapshot"))
+        .collect();
+    paths.sort();
+    let broken = paths[0].clone();
+    let api = FakeEndpoint::serve(answers.clone()).await;
+    let (url, _) = exporter_with(
+        vec![api.url.clone()],
+        Duration::ZERO,
+        only("snapshots", None),
+    )
+    .await;
+    api.api.set_answer(&broken, Answer::Status(500));
+    let text = scrape(&url).await;
+    assert!(!success(&text, "snapshots"));
+    api.api.clear_answers();
+    let before = api.api.requests();
+    let text = scrape(&url).await;
+    assert!(success(&text, "snapshots"), "{text}");
+    assert_eq!(api.api.requests() - before, 1 + g);
+}
+
+#[tokio::test]
+async fn one_failing_collector_leaves_the_others_intact() {
+    let api = FakeEndpoint::serve(cluster()).await;
+    let (url, _) = exporter_with(vec![api.url.clone()], Duration::ZERO, all_collectors()).await;
+    let healthy = scrape(&url).await;
+    let families = |text: &str| -> Vec<String> {
+        let mut names: Vec<String> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(['{', ' ']).next().map(str::to_owned))
+            .collect();
+        names.dedup();
+        names
+    };
+    for collector in REGISTRY {
+        assert!(success(&healthy, collector.name()), "{}", collector.name());
+    }
+
+    // The cluster-wide status breaks: only the cluster collector's families go.
+    api.api.set_answer("/cluster/status", Answer::Status(500));
+    let broken = scrape(&url).await;
+    assert!(!success(&broken, "cluster"));
+    let lost: Vec<String> = families(&healthy)
+        .into_iter()
+        .filter(|f| !families(&broken).contains(f))
+        .collect();
+    assert_eq!(
+        lost,
+        [
+            "proxmox_cluster_nodes",
+            "proxmox_cluster_nodes_online",
+            "proxmox_cluster_quorate",
+            "proxmox_cluster_info"
+        ]
+    );
+    for collector in REGISTRY.iter().filter(|c| c.name() != "cluster") {
+        assert!(success(&broken, collector.name()), "{}", collector.name());
+    }
+    api.api.clear_answers();
+
+    // One node's status answers garbage: the other nodes' status samples stay.
+    api.api.set_answer(
+        "/nodes/pve02/status",
+        Answer::Json(bytes::Bytes::from_static(b"<html>502</html>")),
+    );
+    let broken = scrape(&url).await;
+    assert!(!success(&broken, "node"));
+    assert!(broken.contains("proxmox_node_load1{node=\"pve01\"}"));
+    assert!(!broken.contains("proxmox_node_load1{node=\"pve02\"}"));
+    assert!(success(&broken, "subscription"));
+}
+
+#[tokio::test]
+async fn offline_nodes_and_their_guests_are_not_asked() {
+    let answers = cluster();
+    let api = FakeEndpoint::serve(answers).await;
+    let (url, _) = exporter_with(vec![api.url.clone()], Duration::ZERO, all_collectors()).await;
+    let text = scrape(&url).await;
+    // pve05 is offline: none of its paths was asked (they would answer 595 after 20 ms).
+    assert!(!text.contains("status=\"595\""), "{text}");
+    assert!(!text.contains("proxmox_node_load1{node=\"pve05\"}"));
+    assert!(text.contains("proxmox_node_up{name=\"pve05\",type=\"node\"} 0"));
+    for collector in REGISTRY {
+        assert!(success(&text, collector.name()), "{}", collector.name());
+    }
+}
+
+#[test]
+fn the_operations_list_and_the_collectors_agree() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/operations.txt"),
+    )
+    .unwrap();
+    let listed: Vec<String> = parse_operations(&text, "operations.txt")
+        .unwrap()
+        .iter()
+        .map(|op| op.to_string())
+        .collect();
+    let mut claimed: Vec<String> = vec!["GET /cluster/resources".into()]; // the inventory
+    for collector in REGISTRY {
+        for op in collector.operations() {
+            assert!(
+                listed.contains(&(*op).to_owned()),
+                "collector {} calls `{op}`, which schema/operations.txt does not list",
+                collector.name()
+            );
+            claimed.push((*op).to_owned());
+        }
+    }
+    for op in &listed {
+        assert!(
+            claimed.contains(op),
+            "no collector calls `{op}`: drop it from operations.txt"
+        );
+    }
+}
