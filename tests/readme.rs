@@ -54,3 +54,38 @@ fn the_readme_metrics_table_matches_the_exposition() {
         );
     }
 }
+
+#[test]
+fn the_readme_collectors_table_matches_the_registry() {
+    use proxmox_exporter::collectors::REGISTRY;
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("<!-- collectors-table").expect("no marker");
+    let end = readme.find("<!-- end of collectors-table").expect("no end");
+    let rows: Vec<Vec<&str>> = readme[start..end]
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .collect();
+    let names: Vec<&str> = rows.iter().map(|r| r[1].trim_matches('`')).collect();
+    let registered: Vec<&str> = REGISTRY.iter().map(|c| c.name()).collect();
+    assert_eq!(
+        names, registered,
+        "collectors in the README, in registry order"
+    );
+    for (row, collector) in rows.iter().zip(REGISTRY) {
+        let default = if collector.enabled_by_default() {
+            "on"
+        } else {
+            "off"
+        };
+        assert_eq!(row[2], default, "default of {}", collector.name());
+        let refresh = match collector.refresh().map(|d| d.as_secs()) {
+            None => "window".to_owned(),
+            Some(s) if s % 3600 == 0 => format!("{}h", s / 3600),
+            Some(s) if s % 60 == 0 => format!("{}m", s / 60),
+            Some(s) => format!("{s}s"),
+        };
+        assert_eq!(row[4], refresh, "refresh of {}", collector.name());
+    }
+}
