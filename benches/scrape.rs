@@ -23,6 +23,10 @@ struct Options {
     cold_runs: usize,
     warm_runs: usize,
     other_runs: usize,
+    /// Extra arguments for our exporter (collectors), split on spaces.
+    exporter_args: Vec<String>,
+    /// Compare `/cluster/metrics/export` with per-node `/nodes/{node}/status` instead.
+    node_source: bool,
 }
 
 fn options() -> Options {
@@ -33,6 +37,8 @@ fn options() -> Options {
         cold_runs: 10,
         warm_runs: 300,
         other_runs: 3,
+        exporter_args: Vec::new(),
+        node_source: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -53,6 +59,15 @@ fn options() -> Options {
                     .filter_map(|(n, g)| Some((n.parse().ok()?, g.parse().ok()?)))
                     .collect();
             }
+            "--exporter-args" => {
+                o.exporter_args = args
+                    .next()
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect();
+            }
+            "--node-source" => o.node_source = true,
             _ => {} // cargo bench passes --bench
         }
     }
@@ -98,8 +113,9 @@ fn peak_rss_mb(pid: u32) -> f64 {
 }
 
 /// Starts the exporter against `endpoint`; returns it and its metrics URL.
-fn start_exporter(endpoint: &str, cache_seconds: &str) -> (Process, String) {
+fn start_exporter(endpoint: &str, cache_seconds: &str, extra: &[String]) -> (Process, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_proxmox-exporter"))
+        .args(extra)
         .args(["--proxmox-endpoints", endpoint, "--proxmox-api-insecure"])
         .args([
             "--proxmox-token-id",
@@ -215,7 +231,7 @@ struct Measured {
 async fn measure_ours(endpoint: &str, api: &SimApi, o: &Options) -> Measured {
     let client = reqwest::Client::new();
     // Cold: no cache, so every scrape collects.
-    let (cold, url) = start_exporter(endpoint, "0");
+    let (cold, url) = start_exporter(endpoint, "0", &o.exporter_args);
     let before = api.requests();
     let (first_ms, bytes) = scrape(&client, &url, false).await;
     let first_requests = api.requests() - before;
@@ -232,7 +248,7 @@ async fn measure_ours(endpoint: &str, api: &SimApi, o: &Options) -> Measured {
     drop(cold);
 
     // Four scrapers at once against a fresh exporter with the usual cache.
-    let (shared, url) = start_exporter(endpoint, "29");
+    let (shared, url) = start_exporter(endpoint, "29", &o.exporter_args);
     let before = api.requests();
     let together: Vec<_> = (0..4)
         .map(|_| {
@@ -320,9 +336,78 @@ async fn measure_other(path: &PathBuf, target: &str, api: &SimApi, runs: usize) 
     }
 }
 
+/// Time for the node figures of the whole cluster: one `/cluster/metrics/export` request
+/// (the node asked collects the others one after the other), or every node's
+/// `/nodes/{node}/status` at once. Prints a Markdown table.
+async fn compare_node_sources(o: &Options) {
+    println!(
+        "| nodes/guests | latency | metrics/export: ms p50, bytes | per-node status: ms p50, requests, bytes |"
+    );
+    println!("|---|---|---|---|");
+    proxmox_exporter::pve::dispatcher::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .expect("client");
+    for &(nodes, guests) in &o.sizes {
+        for &latency in &o.latencies {
+            let answers = Answers::generate(nodes, guests, 1, SystemTime::now());
+            let api = SimApi::new(answers, TOKEN_ID, TOKEN_SECRET);
+            api.set_latency(Duration::from_millis(latency));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let address = listener.local_addr().expect("address");
+            let server = tokio::spawn(api.serve_tls(listener, self_signed().expect("cert")));
+            let get = |path: String| {
+                let client = client.clone();
+                async move {
+                    let response = client
+                        .get(format!("https://{address}/api2/json{path}"))
+                        .header(
+                            "Authorization",
+                            format!("PVEAPIToken={TOKEN_ID}={TOKEN_SECRET}"),
+                        )
+                        .send()
+                        .await
+                        .expect("request");
+                    response.bytes().await.expect("body").len()
+                }
+            };
+            let runs = o.cold_runs.max(3);
+            let (mut export_ms, mut export_bytes) = (Vec::new(), 0);
+            let (mut status_ms, mut status_bytes) = (Vec::new(), 0);
+            for _ in 0..runs {
+                let started = Instant::now();
+                export_bytes = get("/cluster/metrics/export".into()).await;
+                export_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+                let started = Instant::now();
+                let all: Vec<_> = (1..=nodes)
+                    .map(|i| tokio::spawn(get(format!("/nodes/pve{i:02}/status"))))
+                    .collect();
+                status_bytes = 0;
+                for one in all {
+                    status_bytes += one.await.expect("task");
+                }
+                status_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            server.abort();
+            println!(
+                "| {nodes}/{guests} | {latency} ms | {:.1} ms, {export_bytes} B | {:.1} ms, {nodes}, {status_bytes} B |",
+                percentile(&sorted(export_ms), 0.5),
+                percentile(&sorted(status_ms), 0.5),
+            );
+        }
+    }
+}
+
 fn main() {
     let o = options();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    if o.node_source {
+        runtime.block_on(compare_node_sources(&o));
+        return;
+    }
     println!(
         "| nodes/guests | latency | cold scrape ms (first / p50 / p99) | API requests per cold scrape | 4 scrapes at once: API requests | warm p50 / p99 ms | CPU ms per cold scrape | peak RSS MB | exposition bytes (gzip) | prometheus-pve-exporter: scrape ms p50, API requests, CPU ms, RSS MB, bytes | speed-up |"
     );

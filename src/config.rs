@@ -99,14 +99,11 @@ pub struct Cli {
     #[arg(skip)]
     pub collectors: CollectorFlags,
 
-    /// How many API requests may be under way at once during a collection (two per online
-    /// node are needed: 100 covers 50 nodes in one round).
-    #[arg(
-        long,
-        env = "PROXMOX_EXPORTER_MAX_CONCURRENT_REQUESTS",
-        default_value = "100"
-    )]
-    pub max_concurrent_requests: String,
+    /// How many API requests may be under way at once during a collection. Default: 50 for
+    /// each enabled collector that asks every node or guest, at least 100 (100 with the
+    /// default collectors: 50 nodes in one round).
+    #[arg(long, env = "PROXMOX_EXPORTER_MAX_CONCURRENT_REQUESTS")]
+    pub max_concurrent_requests: Option<String>,
 }
 
 /// What to do instead of serving metrics.
@@ -330,15 +327,17 @@ impl Cli {
                 .find(|(n, _)| *n == name)
                 .map_or(default, |(_, on)| *on);
             let refresh = match flags.refresh.iter().find(|(n, _)| *n == name) {
+                // 0: asked again in every window.
                 Some((_, text)) => Some(parse_duration(text).ok_or_else(|| {
                     invalid(
                         "--collector.NAME.refresh (PROXMOX_EXPORTER_COLLECTOR_NAME_REFRESH)",
                         format!(
                             "`{text}` for collector {name} is not a duration such as 30s, 5m, \
-                             1h or 1h30m"
+                             1h or 1h30m (0: every window), up to 7 days"
                         ),
                     )
-                })?),
+                })?)
+                .filter(|every| !every.is_zero()),
                 None => collector.refresh(),
             };
             if on {
@@ -374,21 +373,20 @@ impl Cli {
             &self.api_timeout,
             false,
         )?;
-        let max_concurrent_requests = self
-            .max_concurrent_requests
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=1024).contains(n))
-            .ok_or_else(|| {
-                invalid(
-                    "--max-concurrent-requests (PROXMOX_EXPORTER_MAX_CONCURRENT_REQUESTS)",
-                    format!(
-                        "`{}` is not a number from 1 to 1024",
-                        self.max_concurrent_requests
-                    ),
-                )
-            })?;
+        let max_concurrent_requests = match &self.max_concurrent_requests {
+            None => crate::collectors::default_concurrency(&collectors),
+            Some(text) => text
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1024).contains(n))
+                .ok_or_else(|| {
+                    invalid(
+                        "--max-concurrent-requests (PROXMOX_EXPORTER_MAX_CONCURRENT_REQUESTS)",
+                        format!("`{text}` is not a number from 1 to 1024"),
+                    )
+                })?,
+        };
         let web = match &self.web_config_file {
             Some(path) => crate::web::WebConfig::load(path)
                 .map_err(|e| invalid("--web.config.file (PROXMOX_EXPORTER_WEB_CONFIG_FILE)", e))?,
@@ -431,7 +429,7 @@ impl Cli {
 }
 
 /// A duration such as `90`, `30s`, `5m`, `1h`, `1h30m` or `1d` (a bare number is seconds),
-/// from 1 second to 7 days.
+/// up to 7 days.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     if let Ok(seconds) = text.parse::<u64>() {
@@ -461,7 +459,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 fn in_range(d: Duration) -> bool {
-    d >= Duration::from_secs(1) && d <= Duration::from_secs(7 * 86_400)
+    d <= Duration::from_secs(7 * 86_400)
 }
 
 pub fn parse_log_level(text: &str) -> Result<tracing::Level, ConfigError> {
@@ -631,6 +629,7 @@ mod tests {
         assert_eq!(config.listen.port(), 8080);
         assert_eq!(config.log_level, tracing::Level::INFO);
         assert_eq!(config.cache_duration, Duration::from_secs(29));
+        assert_eq!(config.max_concurrent_requests, 100);
         assert!(!config.dispatcher.insecure);
         assert_eq!(config.dispatcher.endpoints.len(), 2);
     }
@@ -867,7 +866,8 @@ mod tests {
                 "{text}"
             );
         }
-        for bad in ["", "0", "0s", "m", "5x", "1h30", "-5m", "8d"] {
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        for bad in ["", "m", "5x", "1h30", "-5m", "8d", "1.5m"] {
             assert_eq!(parse_duration(bad), None, "`{bad}` should be refused");
         }
         let mut all = vec!["proxmox-exporter"];

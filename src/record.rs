@@ -1,13 +1,14 @@
 //! `proxmox-exporter record --out DIR`: asks a live cluster for every answer the collectors
-//! use, with the exporter's own token and TLS settings, and writes them as a fixture scenario
+//! use (all of them, whether enabled or not), with the exporter's own token and TLS settings, and writes them as a fixture scenario
 //! (`cluster/resources.json`, `nodes/<node>/disks/list.json`, …; an error answer as a
 //! `.status` file) that the snapshot tests read as they are.
 //!
 //! Everything that identifies the cluster is replaced, consistently across all files (the same
 //! name always becomes the same stand-in) and irreversibly (stand-ins are numbered in order of
 //! appearance, not derived from what they replace): node and guest names, host names, IP
-//! addresses, serial numbers, WWNs, fingerprints, certificate subjects, issuers and SANs, tags
-//! and pool names. Certificates' PEM text is dropped. The token never reaches a file.
+//! addresses, serial numbers, WWNs, fingerprints, certificate subjects, issuers and SANs, tags,
+//! pool and cluster names, subscription server ids. Certificates' PEM text, subscription keys
+//! and signatures, and snapshot descriptions are dropped. The token never reaches a file.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -48,13 +49,30 @@ pub async fn record(
         .filter(|r| r["type"] == "node" && r["status"] == "online")
         .filter_map(|r| r["node"].as_str().map(str::to_owned))
         .collect();
-    answers.insert("/cluster/resources".into(), Recorded::Json(resources));
+    // What every collector asks: per online node, and per guest (templates aside) on one.
+    let mut paths = vec!["/cluster/status".to_owned()];
     for node in &nodes {
-        for what in ["disks/list", "certificates/info"] {
-            let path = format!("/nodes/{node}/{what}");
-            let answer = fetch(dispatcher, &path).await?;
-            answers.insert(path, answer);
+        for what in ["disks/list", "certificates/info", "status", "subscription"] {
+            paths.push(format!("/nodes/{node}/{what}"));
         }
+    }
+    for row in resources["data"].as_array().into_iter().flatten() {
+        let (Some(kind), Some(node)) = (row["type"].as_str(), row["node"].as_str()) else {
+            continue;
+        };
+        let template = matches!(&row["template"], Value::Number(n) if n.as_u64() == Some(1));
+        if matches!(kind, "qemu" | "lxc") && !template && nodes.iter().any(|n| n == node) {
+            let vmid = match &row["vmid"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            paths.push(format!("/nodes/{node}/{kind}/{vmid}/snapshot"));
+        }
+    }
+    answers.insert("/cluster/resources".into(), Recorded::Json(resources));
+    for path in paths {
+        let answer = fetch(dispatcher, &path).await?;
+        answers.insert(path, answer);
     }
 
     let mut anonymiser = Anonymiser::default();
@@ -203,12 +221,16 @@ impl Anonymiser {
                 for (k, v) in map.iter_mut() {
                     let field = match (k.as_str(), kind.as_deref()) {
                         ("name", Some("qemu" | "lxc")) => "guest-name",
+                        ("name", Some("cluster")) => "cluster-name",
                         (k, _) => k,
                     };
                     self.value(v, Some(field));
                 }
-                if map.contains_key("pem") {
-                    map.insert("pem".into(), Value::String("(removed)".into()));
+                // Certificates' PEM and subscriptions' signature and key are dropped whole.
+                for secretish in ["pem", "signature", "key"] {
+                    if map.contains_key(secretish) {
+                        map.insert(secretish.into(), Value::String("(removed)".into()));
+                    }
                 }
             }
             Value::Array(items) => {
@@ -226,6 +248,10 @@ impl Anonymiser {
             "node" => self.name("node", value),
             "guest-name" => self.name("guest", value),
             "pool" => self.name("pool", value),
+            "cluster-name" => self.name("cluster", value),
+            "serverid" => self.name("server-id", value),
+            // Snapshot descriptions are free text.
+            "description" => String::new(),
             "serial" => self.name("serial", value),
             "wwn" => self.name("wwn", value),
             "fingerprint" => self.name("fingerprint", value),

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use proxmox_exporter::collectors::REGISTRY;
+use proxmox_exporter::collectors::{Cost, REGISTRY};
 use proxmox_exporter::pve::operations::parse_operations;
 use proxmox_exporter::sim::{Answer, Answers};
 use serde_json::Value;
@@ -87,6 +87,14 @@ async fn each_collector_costs_what_the_readme_says() {
         .await;
         let text = scrape(&url).await;
         assert!(success(&text, name), "{name}:\n{text}");
+        // The collector's own declaration agrees with the README.
+        let declared = match collector.cost() {
+            Cost::Nothing => 0,
+            Cost::One => 1,
+            Cost::PerNode => n,
+            Cost::PerGuest => g,
+        };
+        assert_eq!(declared, cost(name, n, g), "declared cost of {name}");
         assert_eq!(
             api.api.requests(),
             1 + cost(name, n, g),

@@ -57,8 +57,15 @@ async fn records_an_anonymised_scenario_that_serves_the_same_metrics() {
 
     let written = files(&out);
     let names: Vec<&str> = written.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names.len(), 1 + 2 * 4, "{names:?}");
+    let snapshots = names
+        .iter()
+        .filter(|n| n.ends_with("/snapshot.json"))
+        .count();
+    assert!(snapshots > 20, "{names:?}");
+    // The inventory, the cluster status, four answers per node and one per guest.
+    assert_eq!(names.len(), 2 + 4 * 4 + snapshots, "{names:?}");
     assert!(names.contains(&"cluster/resources.json"));
+    assert!(names.contains(&"cluster/status.json"));
     assert!(
         names.contains(&"nodes/node2/disks/list.status"),
         "{names:?}"
@@ -71,6 +78,10 @@ async fn records_an_anonymised_scenario_that_serves_the_same_metrics() {
             "SIM00",
             "vm-1",
             "ct-1",
+            "pve2c-",
+            "SIMSERVERID",
+            "\"sim\"",
+            "tenant-a",
             TOKEN_SECRET,
         ] {
             assert!(!text.contains(identifying), "{identifying} in {name}");
@@ -80,9 +91,11 @@ async fn records_an_anonymised_scenario_that_serves_the_same_metrics() {
     // The recording, served by the simulator, gives the live cluster's metrics with the
     // stand-in names: the same count of every family.
     let replay = FakeEndpoint::scenario(&out).await;
-    let (live_url, _) = support::exporter(vec![live.url.clone()], Duration::from_secs(29)).await;
+    let all = support::all_collectors;
+    let (live_url, _) =
+        support::exporter_with(vec![live.url.clone()], Duration::from_secs(29), all()).await;
     let (replay_url, _) =
-        support::exporter(vec![replay.url.clone()], Duration::from_secs(29)).await;
+        support::exporter_with(vec![replay.url.clone()], Duration::from_secs(29), all()).await;
     let shape = |text: String| {
         let mut families: Vec<String> = text
             .lines()

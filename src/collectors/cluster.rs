@@ -28,6 +28,9 @@ impl Collector for Cluster {
     fn operations(&self) -> &'static [&'static str] {
         &["GET /cluster/status"]
     }
+    fn cost(&self) -> super::Cost {
+        super::Cost::One
+    }
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
         Box::pin(cluster_wide(
             ctx,

@@ -30,6 +30,9 @@ impl Collector for ClusterResources {
     fn operations(&self) -> &'static [&'static str] {
         &[] // the inventory itself
     }
+    fn cost(&self) -> super::Cost {
+        super::Cost::Nothing
+    }
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
         Box::pin(async move { from_inventory(ctx, Box::new(Seed)) })
     }

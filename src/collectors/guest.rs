@@ -7,8 +7,9 @@
 use prometheus_client::encoding::DescriptorEncoder;
 
 use super::cluster_resources::{Resource, from_inventory, is_guest, kind, vmid};
-use super::{BoxFuture, Collected, Collector, Context, Families, Sample, View};
-use super::{counter_family, gauge_family};
+use prometheus_client::metrics::MetricType;
+
+use super::{BoxFuture, Collected, Collector, Context, Families, View, sorted_family};
 use crate::pve::Known;
 
 pub const NAME: &str = "guest";
@@ -26,6 +27,9 @@ impl Collector for Guest {
     fn operations(&self) -> &'static [&'static str] {
         &[] // the inventory's rows
     }
+    fn cost(&self) -> super::Cost {
+        super::Cost::Nothing
+    }
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
         Box::pin(async move { from_inventory(ctx, Box::new(Usage)) })
     }
@@ -33,16 +37,6 @@ impl Collector for Guest {
 
 #[derive(Debug)]
 pub struct Usage;
-
-/// The labels that name a guest: `node`, `type`, `name`, `vmid`.
-pub fn guest_labels(row: &Resource) -> Vec<(&'static str, String)> {
-    vec![
-        ("name", row.name.known().unwrap_or("").to_owned()),
-        ("node", row.node.known().unwrap_or("").to_owned()),
-        ("type", kind(row).to_owned()),
-        ("vmid", vmid(row)),
-    ]
-}
 
 /// PVE's tags (`b;a`, `b,a` or `b a`), sorted and joined with `;`, so that reordering them
 /// in the GUI does not make new series.
@@ -58,125 +52,139 @@ pub fn sorted_tags(tags: Option<&str>) -> String {
     all.join(";")
 }
 
+/// A guest's identifying labels, borrowed: `name`, `node`, `type`, `vmid`.
+type Names<'a> = [(&'static str, &'a str); 4];
+
 impl Families for Usage {
     fn encode(&self, view: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
         if !view.inventory.succeeded() {
             return Ok(());
         }
-        let rows = &view.inventory.data;
-        let guests: Vec<&Resource> = rows.iter().filter(|r| is_guest(r)).collect();
-        let gauges = |value: &dyn Fn(&Resource) -> Option<f64>| -> Vec<Sample> {
-            guests
-                .iter()
-                .filter_map(|r| Some((guest_labels(r), value(r)?)))
-                .collect()
-        };
-        let counters = |value: &dyn Fn(&Resource) -> Option<i64>| {
-            guests
-                .iter()
-                .filter_map(|r| Some((guest_labels(r), u64::try_from(value(r)?).ok()?)))
-                .collect()
-        };
-        let bytes = |v: Option<i64>| v.map(|v| v as f64);
-        gauge_family(
-            encoder,
-            "proxmox_guest_cpu_usage_ratio",
-            "Share of a guest's vCPUs in use, 0 to 1.",
-            gauges(&|r| r.cpu.known()),
-        )?;
-        gauge_family(
-            encoder,
-            "proxmox_guest_cpus",
-            "vCPUs of a guest.",
-            gauges(&|r| r.maxcpu.known()),
-        )?;
-        gauge_family(
-            encoder,
-            "proxmox_guest_memory_used_bytes",
-            "Memory a guest uses as PVE sees it (page cache included), in bytes.",
-            gauges(&|r| bytes(r.mem.known())),
-        )?;
-        gauge_family(
-            encoder,
-            "proxmox_guest_memory_size_bytes",
-            "Memory allocated to a guest, in bytes.",
-            gauges(&|r| bytes(r.maxmem.known())),
-        )?;
-        gauge_family(
-            encoder,
-            "proxmox_guest_disk_used_bytes",
-            "Space used on a container's root disk, in bytes (VMs report none).",
-            // PVE reports 0 for every VM: it cannot see inside their disks.
-            gauges(&|r| bytes(r.disk.known()).filter(|_| kind(r) == "lxc")),
-        )?;
-        gauge_family(
-            encoder,
-            "proxmox_guest_disk_size_bytes",
-            "Size of a guest's root disk, in bytes.",
-            gauges(&|r| bytes(r.maxdisk.known())),
-        )?;
-        gauge_family(
-            encoder,
-            "proxmox_guest_uptime_seconds",
-            "Seconds since a guest started; 0 while it is stopped.",
-            gauges(&|r| bytes(r.uptime.known())),
-        )?;
-        counter_family(
-            encoder,
-            "proxmox_guest_disk_read_bytes",
-            "Bytes a guest read from its disks since it started.",
-            counters(&|r| r.diskread.known()),
-        )?;
-        counter_family(
-            encoder,
-            "proxmox_guest_disk_written_bytes",
-            "Bytes a guest wrote to its disks since it started.",
-            counters(&|r| r.diskwrite.known()),
-        )?;
-        counter_family(
-            encoder,
-            "proxmox_guest_network_receive_bytes",
-            "Bytes a guest received over its network interfaces since it started.",
-            counters(&|r| r.netin.known()),
-        )?;
-        counter_family(
-            encoder,
-            "proxmox_guest_network_transmit_bytes",
-            "Bytes a guest sent over its network interfaces since it started.",
-            counters(&|r| r.netout.known()),
-        )?;
-        let locks: Vec<Sample> = guests
+        let rows: Vec<&Resource> = view
+            .inventory
+            .data
             .iter()
-            .filter_map(|r| {
-                let lock = r.lock.known().filter(|l| !l.is_empty())?;
-                let mut set = guest_labels(r);
-                set.insert(0, ("lock", lock.to_owned()));
-                Some((set, 1.0))
+            .filter(|r| matches!(kind(r), "qemu" | "lxc"))
+            .collect();
+        let vmids: Vec<String> = rows.iter().map(|r| vmid(r)).collect();
+        // Every family has a series per guest: the label sets are made and sorted once.
+        let mut all: Vec<(Names<'_>, &Resource)> = rows
+            .iter()
+            .zip(&vmids)
+            .map(|(r, vmid)| {
+                let names = [
+                    ("name", r.name.known().unwrap_or("")),
+                    ("node", r.node.known().unwrap_or("")),
+                    ("type", kind(r)),
+                    ("vmid", vmid.as_str()),
+                ];
+                (names, *r)
             })
             .collect();
-        gauge_family(
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.dedup_by(|later, earlier| later.0 == earlier.0);
+        let guests: Vec<&(Names<'_>, &Resource)> =
+            all.iter().filter(|(_, r)| is_guest(r)).collect();
+        let mut family = |name: &str, help: &str, kind: MetricType, value: &dyn Fn(&Resource) -> Option<f64>| {
+            let samples = guests
+                .iter()
+                .filter_map(|(names, r)| Some((names.as_slice(), value(r)?)));
+            sorted_family(encoder, name, help, kind, samples)
+        };
+        let bytes = |v: Option<i64>| v.map(|v| v as f64);
+        let gauge = MetricType::Gauge;
+        family(
+            "proxmox_guest_cpu_usage_ratio",
+            "Share of a guest's vCPUs in use, 0 to 1.",
+            gauge,
+            &|r| r.cpu.known(),
+        )?;
+        family("proxmox_guest_cpus", "vCPUs of a guest.", gauge, &|r| {
+            r.maxcpu.known()
+        })?;
+        family(
+            "proxmox_guest_memory_used_bytes",
+            "Memory a guest uses as PVE sees it (page cache included), in bytes.",
+            gauge,
+            &|r| bytes(r.mem.known()),
+        )?;
+        family(
+            "proxmox_guest_memory_size_bytes",
+            "Memory allocated to a guest, in bytes.",
+            gauge,
+            &|r| bytes(r.maxmem.known()),
+        )?;
+        family(
+            "proxmox_guest_disk_used_bytes",
+            "Space used on a container's root disk, in bytes (VMs report none).",
+            gauge,
+            // PVE reports 0 for every VM: it cannot see inside their disks.
+            &|r| bytes(r.disk.known()).filter(|_| kind(r) == "lxc"),
+        )?;
+        family(
+            "proxmox_guest_disk_size_bytes",
+            "Size of a guest's root disk, in bytes.",
+            gauge,
+            &|r| bytes(r.maxdisk.known()),
+        )?;
+        family(
+            "proxmox_guest_uptime_seconds",
+            "Seconds since a guest started; 0 while it is stopped.",
+            gauge,
+            &|r| bytes(r.uptime.known()),
+        )?;
+        let counter = |v: Option<i64>| v.filter(|v| *v >= 0).map(|v| v as f64);
+        family(
+            "proxmox_guest_disk_read_bytes",
+            "Bytes a guest read from its disks since it started.",
+            MetricType::Counter,
+            &|r| counter(r.diskread.known()),
+        )?;
+        family(
+            "proxmox_guest_disk_written_bytes",
+            "Bytes a guest wrote to its disks since it started.",
+            MetricType::Counter,
+            &|r| counter(r.diskwrite.known()),
+        )?;
+        family(
+            "proxmox_guest_network_receive_bytes",
+            "Bytes a guest received over its network interfaces since it started.",
+            MetricType::Counter,
+            &|r| counter(r.netin.known()),
+        )?;
+        family(
+            "proxmox_guest_network_transmit_bytes",
+            "Bytes a guest sent over its network interfaces since it started.",
+            MetricType::Counter,
+            &|r| counter(r.netout.known()),
+        )?;
+        let locks = guests.iter().filter_map(|(names, r)| {
+            let lock = r.lock.known().filter(|l| !l.is_empty())?;
+            Some(((names.as_slice(), [("lock", lock)]), 1.0))
+        });
+        sorted_family(
             encoder,
             "proxmox_guest_lock",
             "1 while a guest's configuration is locked (backup, migrate, snapshot, …); the \
              lock's kind is the `lock` label. Guests without a lock have no series.",
+            gauge,
             locks,
         )?;
-        let infos: Vec<Sample> = rows
-            .iter()
-            .filter(|r| matches!(kind(r), "qemu" | "lxc"))
-            .map(|r| {
-                let mut set = guest_labels(r);
-                set.push(("pool", r.pool.known().unwrap_or("").to_owned()));
-                set.push(("tags", sorted_tags(r.tags.known())));
-                let template = r.template.known() == Some(true);
-                set.push(("template", u8::from(template).to_string()));
-                (set, 1.0)
-            })
-            .collect();
-        gauge_family(
+        let tags: Vec<String> = all.iter().map(|(_, r)| sorted_tags(r.tags.known())).collect();
+        let infos = all.iter().zip(&tags).map(|((names, r), tags)| {
+            let template = if r.template.known() == Some(true) { "1" } else { "0" };
+            let extra = [
+                ("pool", r.pool.known().unwrap_or("")),
+                ("tags", tags.as_str()),
+                ("template", template),
+            ];
+            ((names.as_slice(), extra), 1.0)
+        });
+        sorted_family(
             encoder,
             "proxmox_guest_info",
             "A guest's pool, tags (sorted, `;`-separated) and whether it is a template; always 1.",
+            gauge,
             infos,
         )
     }

@@ -45,6 +45,19 @@ pub trait Families: Send + Sync + std::fmt::Debug {
     fn encode(&self, view: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result;
 }
 
+/// What a collector asks of the API in a window, besides the inventory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cost {
+    /// Nothing: it reads the inventory.
+    Nothing,
+    /// One request for the whole cluster.
+    One,
+    /// One request per online node.
+    PerNode,
+    /// One request per guest (templates aside) on an online node.
+    PerGuest,
+}
+
 /// One source of metrics.
 pub trait Collector: Sync {
     /// The name in flags (`--collector.NAME`) and in `proxmox_exporter_collector_*{collector}`.
@@ -54,6 +67,8 @@ pub trait Collector: Sync {
     /// The API operations it calls, `METHOD /path` as in `schema/operations.txt`; the
     /// inventory (`GET /cluster/resources`) every collection asks anyway is not listed.
     fn operations(&self) -> &'static [&'static str];
+    /// The requests it makes per window (the README's table says the same).
+    fn cost(&self) -> Cost;
     /// How long its answers stay fresh by default; `None`: one cache window.
     fn refresh(&self) -> Option<Duration> {
         None
@@ -190,6 +205,16 @@ impl std::fmt::Debug for Enabled {
             .field("refresh", &self.refresh)
             .finish()
     }
+}
+
+/// The default limit on API requests under way: 50 for each enabled collector that asks every
+/// node or guest (so 50 nodes take one round), at least 100, at most 1024.
+pub fn default_concurrency(enabled: &[Enabled]) -> usize {
+    let fanning = enabled
+        .iter()
+        .filter(|e| matches!(e.collector.cost(), Cost::PerNode | Cost::PerGuest))
+        .count();
+    (50 * fanning).clamp(100, 1024)
 }
 
 /// The collectors on by default, with their default refresh.
@@ -693,21 +718,26 @@ pub fn gauge_family(
     Ok(())
 }
 
-/// Writes one counter family (`name` without `_total`, which the encoder adds), samples
-/// sorted by label values like [`gauge_family`].
-pub fn counter_family(
+/// Writes one family from samples already sorted by label set and without repeats, borrowing
+/// their label sets: no copy per sample, for families with a series per guest.
+pub fn sorted_family<L: prometheus_client::encoding::EncodeLabelSet>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    mut samples: Vec<(Vec<(&'static str, String)>, u64)>,
+    kind: MetricType,
+    samples: impl Iterator<Item = (L, f64)>,
 ) -> std::fmt::Result {
-    samples.sort_by(|a, b| a.0.cmp(&b.0));
-    samples.dedup_by(|later, earlier| later.0 == earlier.0);
-    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-    for (labels, value) in &samples {
-        family
-            .encode_family(labels)?
-            .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(value, None)?;
+    let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+    for (labels, value) in samples {
+        let metric = family.encode_family(&labels)?;
+        if matches!(kind, MetricType::Counter) {
+            let count = value.max(0.0) as u64;
+            let mut metric = metric;
+            metric
+                .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&count, None)?;
+        } else {
+            encode_number(metric, value)?;
+        }
     }
     Ok(())
 }

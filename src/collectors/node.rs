@@ -30,6 +30,9 @@ impl Collector for Node {
     fn operations(&self) -> &'static [&'static str] {
         &["GET /nodes/{node}/status"]
     }
+    fn cost(&self) -> super::Cost {
+        super::Cost::PerNode
+    }
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
         Box::pin(each_online_node(ctx, fetch, |nodes| {
             Box::new(Statuses(nodes))

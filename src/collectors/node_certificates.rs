@@ -29,6 +29,9 @@ impl Collector for NodeCertificates {
     fn operations(&self) -> &'static [&'static str] {
         &["GET /nodes/{node}/certificates/info"]
     }
+    fn cost(&self) -> super::Cost {
+        super::Cost::PerNode
+    }
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
         Box::pin(each_online_node(ctx, fetch, |nodes| Box::new(Certificates(nodes))))
     }

@@ -26,6 +26,9 @@ impl Collector for NodeDisks {
     fn operations(&self) -> &'static [&'static str] {
         &["GET /nodes/{node}/disks/list"]
     }
+    fn cost(&self) -> super::Cost {
+        super::Cost::PerNode
+    }
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
         Box::pin(each_online_node(ctx, fetch, |nodes| Box::new(Disks(nodes))))
     }

@@ -30,6 +30,9 @@ impl Collector for Snapshots {
             "GET /nodes/{node}/lxc/{vmid}/snapshot",
         ]
     }
+    fn cost(&self) -> super::Cost {
+        super::Cost::PerGuest
+    }
     fn refresh(&self) -> Option<std::time::Duration> {
         Some(std::time::Duration::from_secs(300))
     }

@@ -26,6 +26,9 @@ impl Collector for Subscriptions {
     fn operations(&self) -> &'static [&'static str] {
         &["GET /nodes/{node}/subscription"]
     }
+    fn cost(&self) -> super::Cost {
+        super::Cost::PerNode
+    }
     fn refresh(&self) -> Option<std::time::Duration> {
         Some(std::time::Duration::from_secs(3600))
     }
