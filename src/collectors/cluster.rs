@@ -4,7 +4,7 @@
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::{BoxFuture, Collected, Collector, Context, Families, View};
+use super::{BoxFuture, Collected, Collector, Context, Cost, Spec, Families, View};
 use super::{cluster_wide, gauge, gauge_family};
 use crate::pve::client::types::GetClusterStatusResponseDataItem;
 use crate::pve::Known;
@@ -17,19 +17,18 @@ pub type Entry = GetClusterStatusResponseDataItem;
 pub struct Cluster;
 pub static COLLECTOR: Cluster = Cluster;
 
+pub static SPEC: Spec = Spec {
+    name: NAME,
+    // One request a window would allow it, but the seed's default output stays as it is.
+    enabled_by_default: false,
+    operations: &["GET /cluster/status"],
+    cost: Cost::One,
+    refresh: None,
+};
+
 impl Collector for Cluster {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn enabled_by_default(&self) -> bool {
-        // One request a window would allow it, but the seed's default output stays as it is.
-        false
-    }
-    fn operations(&self) -> &'static [&'static str] {
-        &["GET /cluster/status"]
-    }
-    fn cost(&self) -> super::Cost {
-        super::Cost::One
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
         Box::pin(cluster_wide(

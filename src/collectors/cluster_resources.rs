@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::{BoxFuture, Collected, Collector, Context, Families, Sample, View};
+use super::{BoxFuture, Collected, Collector, Context, Cost, Spec, Families, Sample, View};
 use super::{gauge, gauge_family, labels};
 use crate::pve::client::types::GetClusterResourcesResponseDataItem;
 use crate::pve::{ApiError, Dispatcher, ErrorKind, Known};
@@ -20,18 +20,18 @@ pub type Resource = GetClusterResourcesResponseDataItem;
 pub struct ClusterResources;
 pub static COLLECTOR: ClusterResources = ClusterResources;
 
+pub static SPEC: Spec = Spec {
+    name: NAME,
+    enabled_by_default: true,
+    // It writes the inventory itself.
+    operations: &[],
+    cost: Cost::Nothing,
+    refresh: None,
+};
+
 impl Collector for ClusterResources {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn enabled_by_default(&self) -> bool {
-        true
-    }
-    fn operations(&self) -> &'static [&'static str] {
-        &[] // the inventory itself
-    }
-    fn cost(&self) -> super::Cost {
-        super::Cost::Nothing
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
         Box::pin(async move { from_inventory(ctx, Box::new(Seed)) })

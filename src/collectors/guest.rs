@@ -9,7 +9,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use super::cluster_resources::{Resource, from_inventory, is_guest, kind, vmid};
 use prometheus_client::metrics::MetricType;
 
-use super::{BoxFuture, Collected, Collector, Context, Families, View, sorted_family};
+use super::{BoxFuture, Collected, Collector, Context, Cost, Spec, Families, View, sorted_family};
 use crate::pve::Known;
 
 pub const NAME: &str = "guest";
@@ -17,18 +17,18 @@ pub const NAME: &str = "guest";
 pub struct Guest;
 pub static COLLECTOR: Guest = Guest;
 
+pub static SPEC: Spec = Spec {
+    name: NAME,
+    enabled_by_default: false,
+    // It reads the inventory.
+    operations: &[],
+    cost: Cost::Nothing,
+    refresh: None,
+};
+
 impl Collector for Guest {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn enabled_by_default(&self) -> bool {
-        false
-    }
-    fn operations(&self) -> &'static [&'static str] {
-        &[] // the inventory's rows
-    }
-    fn cost(&self) -> super::Cost {
-        super::Cost::Nothing
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
         Box::pin(async move { from_inventory(ctx, Box::new(Usage)) })

@@ -58,24 +58,44 @@ pub enum Cost {
     PerGuest,
 }
 
-/// One source of metrics.
-pub trait Collector: Sync {
+/// What a collector is: its name, default, the operations it calls, its cost and refresh.
+#[derive(Debug)]
+pub struct Spec {
     /// The name in flags (`--collector.NAME`) and in `proxmox_exporter_collector_*{collector}`.
-    fn name(&self) -> &'static str;
+    pub name: &'static str,
     /// On without `--collector.NAME`.
-    fn enabled_by_default(&self) -> bool;
+    pub enabled_by_default: bool,
     /// The API operations it calls, `METHOD /path` as in `schema/operations.txt`; the
     /// inventory (`GET /cluster/resources`) every collection asks anyway is not listed.
-    fn operations(&self) -> &'static [&'static str];
+    pub operations: &'static [&'static str],
     /// The requests it makes per window (the README's table says the same).
-    fn cost(&self) -> Cost;
+    pub cost: Cost,
     /// How long its answers stay fresh by default; `None`: one cache window.
-    fn refresh(&self) -> Option<Duration> {
-        None
-    }
+    pub refresh: Option<Duration>,
+}
+
+/// One source of metrics.
+pub trait Collector: Sync {
+    fn spec(&self) -> &'static Spec;
     /// Fetches its answers. Requests go through `ctx` (its fan-out honours the scrape's
     /// deadline and the limit on requests under way).
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>>;
+
+    fn name(&self) -> &'static str {
+        self.spec().name
+    }
+    fn enabled_by_default(&self) -> bool {
+        self.spec().enabled_by_default
+    }
+    fn operations(&self) -> &'static [&'static str] {
+        self.spec().operations
+    }
+    fn cost(&self) -> Cost {
+        self.spec().cost
+    }
+    fn refresh(&self) -> Option<Duration> {
+        self.spec().refresh
+    }
 }
 
 /// The collector named `name`.

@@ -8,7 +8,7 @@
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::{BoxFuture, Collected, Collector, Context, Families, Sample, View};
+use super::{BoxFuture, Collected, Collector, Context, Cost, Spec, Families, Sample, View};
 use super::{each_online_node, gauge_family, labels};
 use crate::pve::client::types::GetNodesNodeStatusResponseData;
 use crate::pve::{ApiError, Dispatcher, Known};
@@ -20,18 +20,18 @@ pub type Status = GetNodesNodeStatusResponseData;
 pub struct Node;
 pub static COLLECTOR: Node = Node;
 
+pub static SPEC: Spec = Spec {
+    name: NAME,
+    // One request per node, and mostly what node_exporter on the host reports.
+    enabled_by_default: false,
+    operations: &["GET /nodes/{node}/status"],
+    cost: Cost::PerNode,
+    refresh: None,
+};
+
 impl Collector for Node {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn enabled_by_default(&self) -> bool {
-        false // one request per node, and mostly what node_exporter on the host reports
-    }
-    fn operations(&self) -> &'static [&'static str] {
-        &["GET /nodes/{node}/status"]
-    }
-    fn cost(&self) -> super::Cost {
-        super::Cost::PerNode
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
         Box::pin(each_online_node(ctx, fetch, |nodes| {

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::{BoxFuture, Collected, Collector, Context, Families, Sample, View, each_online_node};
+use super::{BoxFuture, Collected, Collector, Context, Cost, Spec, Families, Sample, View, each_online_node};
 use super::{gauge_family, labels};
 use crate::pve::client::types::GetNodesNodeCertificatesInfoResponseDataItem;
 use crate::pve::{ApiError, Dispatcher, Known};
@@ -19,18 +19,17 @@ const DAY: i64 = 86_400;
 pub struct NodeCertificates;
 pub static COLLECTOR: NodeCertificates = NodeCertificates;
 
+pub static SPEC: Spec = Spec {
+    name: NAME,
+    enabled_by_default: true,
+    operations: &["GET /nodes/{node}/certificates/info"],
+    cost: Cost::PerNode,
+    refresh: None,
+};
+
 impl Collector for NodeCertificates {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn enabled_by_default(&self) -> bool {
-        true
-    }
-    fn operations(&self) -> &'static [&'static str] {
-        &["GET /nodes/{node}/certificates/info"]
-    }
-    fn cost(&self) -> super::Cost {
-        super::Cost::PerNode
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
         Box::pin(each_online_node(ctx, fetch, |nodes| Box::new(Certificates(nodes))))

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::{BoxFuture, Collected, Collector, Context, Families, Sample, View, each_online_node};
+use super::{BoxFuture, Collected, Collector, Context, Cost, Spec, Families, Sample, View, each_online_node};
 use super::{gauge_family, labels};
 use crate::pve::client::types::GetNodesNodeDisksListResponseDataItem;
 use crate::pve::{ApiError, Dispatcher, ErrorKind, Known};
@@ -16,18 +16,17 @@ pub type Disk = GetNodesNodeDisksListResponseDataItem;
 pub struct NodeDisks;
 pub static COLLECTOR: NodeDisks = NodeDisks;
 
+pub static SPEC: Spec = Spec {
+    name: NAME,
+    enabled_by_default: true,
+    operations: &["GET /nodes/{node}/disks/list"],
+    cost: Cost::PerNode,
+    refresh: None,
+};
+
 impl Collector for NodeDisks {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn enabled_by_default(&self) -> bool {
-        true
-    }
-    fn operations(&self) -> &'static [&'static str] {
-        &["GET /nodes/{node}/disks/list"]
-    }
-    fn cost(&self) -> super::Cost {
-        super::Cost::PerNode
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
         Box::pin(each_online_node(ctx, fetch, |nodes| Box::new(Disks(nodes))))

@@ -4,11 +4,13 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use prometheus_client::encoding::DescriptorEncoder;
 
 use super::cluster_resources::{is_guest, kind, vmid};
 use super::guest::sorted_tags;
-use super::{BoxFuture, Collected, Collector, Context, Families, Sample, Target, View};
+use super::{BoxFuture, Collected, Collector, Context, Cost, Spec, Families, Sample, Target, View};
 use super::{gauge_family, unix_seconds};
 use crate::pve::{ApiError, Dispatcher, ErrorKind, Known};
 
@@ -17,24 +19,20 @@ pub const NAME: &str = "snapshots";
 pub struct Snapshots;
 pub static COLLECTOR: Snapshots = Snapshots;
 
-impl Collector for Snapshots {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn enabled_by_default(&self) -> bool {
-        false
-    }
-    fn operations(&self) -> &'static [&'static str] {
-        &[
+pub static SPEC: Spec = Spec {
+    name: NAME,
+    enabled_by_default: false,
+    operations: &[
             "GET /nodes/{node}/qemu/{vmid}/snapshot",
             "GET /nodes/{node}/lxc/{vmid}/snapshot",
-        ]
-    }
-    fn cost(&self) -> super::Cost {
-        super::Cost::PerGuest
-    }
-    fn refresh(&self) -> Option<std::time::Duration> {
-        Some(std::time::Duration::from_secs(300))
+        ],
+    cost: Cost::PerGuest,
+    refresh: Some(Duration::from_secs(300)),
+};
+
+impl Collector for Snapshots {
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
         Box::pin(async move {

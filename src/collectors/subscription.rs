@@ -2,9 +2,11 @@
 //! subscription is active, its level, and when it is next due. Subscriptions change rarely, so
 //! the answers are kept for an hour by default. The key and server id are never exported.
 
+use std::time::Duration;
+
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::{BoxFuture, Collected, Collector, Context, Families, Sample, View};
+use super::{BoxFuture, Collected, Collector, Context, Cost, Spec, Families, Sample, View};
 use super::{each_online_node, gauge_family, labels};
 use crate::pve::client::types::GetNodesNodeSubscriptionResponseData;
 use crate::pve::{ApiError, Dispatcher, Known};
@@ -16,21 +18,17 @@ pub type Subscription = GetNodesNodeSubscriptionResponseData;
 pub struct Subscriptions;
 pub static COLLECTOR: Subscriptions = Subscriptions;
 
+pub static SPEC: Spec = Spec {
+    name: NAME,
+    enabled_by_default: false,
+    operations: &["GET /nodes/{node}/subscription"],
+    cost: Cost::PerNode,
+    refresh: Some(Duration::from_secs(3600)),
+};
+
 impl Collector for Subscriptions {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn enabled_by_default(&self) -> bool {
-        false
-    }
-    fn operations(&self) -> &'static [&'static str] {
-        &["GET /nodes/{node}/subscription"]
-    }
-    fn cost(&self) -> super::Cost {
-        super::Cost::PerNode
-    }
-    fn refresh(&self) -> Option<std::time::Duration> {
-        Some(std::time::Duration::from_secs(3600))
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
         Box::pin(each_online_node(ctx, fetch, |nodes| Box::new(Nodes(nodes))))
