@@ -69,7 +69,10 @@ fn options() -> Options {
             }
             "--node-source" => o.node_source = true,
             "--cold-runs" => {
-                o.cold_runs = args.next().and_then(|n| n.parse().ok()).unwrap_or(o.cold_runs);
+                o.cold_runs = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(o.cold_runs);
             }
             _ => {} // cargo bench passes --bench
         }
