@@ -8,6 +8,7 @@ import helm_python as helm
 import yaml
 
 CHART = Path(__file__).parent / "proxmox-exporter"
+TESTED_RULES = Path(__file__).parent.parent / "prometheus" / "proxmox-alerts.yml"
 
 CASES = {
     "token given": ({"proxmox": {"token": "s3cret"}}, {"Deployment", "Service", "Secret"}),
@@ -54,7 +55,8 @@ def main() -> int:
                     failures.append(f"{case}: the secret is in the Deployment")
             if doc["kind"] == "PrometheusRule":
                 rules = doc["spec"]["groups"][0]["rules"]
-                if len(rules) != 10 or "{{ $labels.name }}" not in yaml.safe_dump(doc):
+                tested = yaml.safe_load(TESTED_RULES.read_text())["groups"][0]["rules"]
+                if rules != tested or "{{ $labels.name }}" not in yaml.safe_dump(doc):
                     failures.append(f"{case}: PrometheusRule rules mangled")
     try:
         chart.render({}, name="pve", namespace="monitoring", is_install=True)
