@@ -275,3 +275,33 @@ fn the_operations_list_and_the_collectors_agree() {
         );
     }
 }
+
+#[tokio::test]
+async fn pve_7_4_without_the_pull_metrics_endpoint_still_has_node_figures() {
+    // PVE 7.4 has no /cluster/metrics/export (the simulator answers 501 for it, as PVE does
+    // for unknown paths); the node collector asks each node's status, which 7.4 has.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pve7-strings");
+    let api = FakeEndpoint::scenario(&dir).await;
+    let (url, _) = exporter_with(vec![api.url.clone()], Duration::ZERO, only("node", None)).await;
+    let text = scrape(&url).await;
+    assert!(success(&text, "node"), "{text}");
+    for node in ["old1", "old2"] {
+        for family in [
+            "proxmox_node_load1",
+            "proxmox_node_memory_used_bytes",
+            "proxmox_node_uptime_seconds",
+        ] {
+            assert!(
+                text.contains(&format!("{family}{{node=\"{node}\"}}")),
+                "{family} {node}"
+            );
+        }
+        assert!(text.contains(&format!(
+            "proxmox_node_version{{node=\"{node}\",version=\"pve-manager/7.4-17/513c62be\"}} 1"
+        )));
+    }
+    // PVE 7.4 sends no available memory: no series rather than a made-up one.
+    assert!(!text.contains("proxmox_node_memory_available_bytes{"));
+    assert!(!text.contains("status=\"501\""), "{text}");
+    assert_eq!(api.api.requests(), 1 + 2);
+}
