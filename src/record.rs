@@ -50,9 +50,19 @@ pub async fn record(
         .filter_map(|r| r["node"].as_str().map(str::to_owned))
         .collect();
     // What every collector asks: per online node, and per guest (templates aside) on one.
-    let mut paths = vec!["/cluster/status".to_owned()];
+    let mut paths = vec![
+        "/cluster/status".to_owned(),
+        "/cluster/ha/status/current".to_owned(),
+    ];
     for node in &nodes {
-        for what in ["disks/list", "certificates/info", "status", "subscription"] {
+        for what in [
+            "disks/list",
+            "certificates/info",
+            "status",
+            "subscription",
+            "replication",
+            "disks/zfs",
+        ] {
             paths.push(format!("/nodes/{node}/{what}"));
         }
     }

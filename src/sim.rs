@@ -136,7 +136,14 @@ impl Answers {
                 rows.push(json!({
                     "id": format!("node/{name}"), "type": "node", "node": name, "status": "offline",
                 }));
-                for path in ["disks/list", "certificates/info", "status", "subscription"] {
+                for path in [
+                    "disks/list",
+                    "certificates/info",
+                    "status",
+                    "subscription",
+                    "replication",
+                    "disks/zfs",
+                ] {
                     let unreachable = Answer::Delayed(delay, Box::new(Answer::Status(595)));
                     answers.insert(format!("/nodes/{name}/{path}"), unreachable);
                 }
@@ -287,6 +294,7 @@ impl Answers {
                 body(json!(some)),
             );
         }
+        ha_replication_zfs(&mut answers, &names, first_offline, &rows, now);
         other_exporters_paths(&mut answers, &names, first_offline, &rows);
         answers.insert(
             "/cluster/metrics/export".into(),
@@ -384,6 +392,108 @@ fn due_date(unix: i64) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// HA status (every tenth running VM HA-managed, one in error, the offline nodes' LRMs dead
+/// and their resources fenced), replication jobs (every twentieth guest, one failing) and ZFS
+/// pools (a DEGRADED one on every seventh node).
+fn ha_replication_zfs(
+    answers: &mut HashMap<String, Answer>,
+    names: &[String],
+    first_offline: usize,
+    rows: &[Value],
+    now: i64,
+) {
+    let stamp = |ts: i64| format!("{ts}");
+    let mut ha = vec![
+        json!({ "id": "quorum", "type": "quorum", "node": names.first(),
+                              "status": "OK", "quorate": 1 }),
+    ];
+    if let Some(master) = names.first() {
+        ha.push(json!({ "id": "master", "type": "master", "node": master,
+                        "status": format!("{master} (active, {})", stamp(now)), "timestamp": now }));
+    }
+    let mut jobs: HashMap<&str, Vec<Value>> = HashMap::new();
+    for (i, name) in names.iter().enumerate() {
+        let state = if i < first_offline {
+            "active"
+        } else {
+            "old timestamp - dead?"
+        };
+        ha.push(
+            json!({ "id": format!("lrm:{name}"), "type": "lrm", "node": name,
+                        "status": format!("{name} ({state}, {})", stamp(now)), "timestamp": now }),
+        );
+    }
+    let online = |node: &str| {
+        names
+            .iter()
+            .position(|n| n == node)
+            .is_some_and(|i| i < first_offline)
+    };
+    for (g, row) in rows
+        .iter()
+        .filter(|r| r["type"] == "qemu" || r["type"] == "lxc")
+        .enumerate()
+    {
+        let (Some(node), Some(vmid)) = (row["node"].as_str(), row["id"].as_str()) else {
+            continue;
+        };
+        let vmid = vmid.rsplit('/').next().unwrap_or("0");
+        if row["type"] == "qemu" && g % 10 == 0 {
+            let state = if !online(node) {
+                "fence"
+            } else if g % 50 == 0 {
+                "error"
+            } else {
+                "started"
+            };
+            let sid = format!("vm:{vmid}");
+            ha.push(json!({ "id": format!("service:{sid}"), "type": "service", "sid": sid,
+                            "node": node, "state": state, "crm_state": state,
+                            "request_state": "started", "status": format!("{sid} ({node}, {state})"),
+                            "max_restart": 1, "max_relocate": 1 }));
+        }
+        if g % 20 == 5 && online(node) && names.len() > 1 {
+            let target = names
+                .iter()
+                .find(|n| n.as_str() != node)
+                .cloned()
+                .unwrap_or_default();
+            let failing = g % 100 == 5;
+            let mut job = json!({ "id": format!("{vmid}-0"), "guest": vmid.parse::<u64>().unwrap_or(0),
+                                  "jobnum": 0, "target": target, "type": "local", "schedule": "*/15",
+                                  "last_sync": now - if failing { 7_200 } else { 600 },
+                                  "duration": 1.5 + (g % 7) as f64, "fail_count": u8::from(failing) * 2,
+                                  "next_sync": now + 300 });
+            if failing {
+                job["error"] = json!(format!("{target}: no route to host"));
+            }
+            jobs.entry(node).or_default().push(job);
+        }
+    }
+    answers.insert("/cluster/ha/status/current".into(), json_answer(json!(ha)));
+    for (i, name) in names.iter().enumerate().take(first_offline) {
+        let list = jobs.remove(name.as_str()).unwrap_or_default();
+        answers.insert(
+            format!("/nodes/{name}/replication"),
+            json_answer(json!(list)),
+        );
+        let size: u64 = 1_992_864_825_344;
+        let mut pools = vec![json!({ "name": "rpool", "health": "ONLINE", "size": size,
+                                     "alloc": size / 5, "free": size - size / 5,
+                                     "frag": 5 + i % 20, "dedup": 1.0 })];
+        if i % 7 == 3 {
+            pools.push(
+                json!({ "name": "tank", "health": "DEGRADED", "size": size * 8,
+                               "alloc": size * 3, "free": size * 5, "frag": 19, "dedup": 1.0 }),
+            );
+        }
+        answers.insert(
+            format!("/nodes/{name}/disks/zfs"),
+            json_answer(json!(pools)),
+        );
+    }
 }
 
 /// What `/cluster/metrics/export` answers: gauges and counters for every online node, guest
@@ -485,7 +595,6 @@ fn other_exporters_paths(
     );
     answers.insert("/cluster/backup-info/not-backed-up".into(), body(json!([])));
     for name in names.iter().take(first_offline) {
-        answers.insert(format!("/nodes/{name}/replication"), body(json!([])));
         for kind in ["qemu", "lxc"] {
             let guests: Vec<&Value> = rows
                 .iter()

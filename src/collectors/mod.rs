@@ -35,6 +35,9 @@ registry!(
     guest,
     snapshots,
     subscription,
+    ha,
+    replication,
+    zfs,
 );
 
 /// A future a collector returns; boxed so collectors can sit in one list.
