@@ -53,6 +53,7 @@ pub async fn record(
     let mut paths = vec![
         "/cluster/status".to_owned(),
         "/cluster/ha/status/current".to_owned(),
+        "/cluster/ceph/status".to_owned(),
     ];
     for node in &nodes {
         for what in [
@@ -260,6 +261,7 @@ impl Anonymiser {
             "pool" => self.name("pool", value),
             "cluster-name" => self.name("cluster", value),
             "serverid" => self.name("server-id", value),
+            "fsid" => self.name("ceph-fsid", value),
             // Snapshot descriptions are free text.
             "description" => String::new(),
             "serial" => self.name("serial", value),

@@ -28,6 +28,9 @@ pub enum Answer {
     Json(Bytes),
     /// This status with PVE's `{"data":null}` body.
     Status(u16),
+    /// This status with PVE's message in the status line (`500 binary not installed: …`),
+    /// as PVE answers when a handler fails.
+    Message(u16, String),
     /// This answer after a pause, like PVE's 595 for an unreachable node.
     Delayed(Duration, Box<Answer>),
     /// This answer after the simulator's latency once more for each of this many nodes: the
@@ -61,14 +64,22 @@ impl Answers {
                         answers.insert(api_path, Answer::Json(Bytes::from(std::fs::read(&path)?)));
                     }
                     Some("status") => {
+                        // `595`, or `500 binary not installed: /usr/bin/ceph-mon`.
                         let text = std::fs::read_to_string(&path)?;
-                        let code = text.trim().parse().map_err(|_| {
+                        let (code, message) =
+                            text.trim().split_once(' ').unwrap_or((text.trim(), ""));
+                        let code = code.parse().map_err(|_| {
                             std::io::Error::new(
                                 std::io::ErrorKind::InvalidData,
                                 format!("{}: not an HTTP status", path.display()),
                             )
                         })?;
-                        answers.insert(api_path, Answer::Status(code));
+                        let answer = if message.is_empty() {
+                            Answer::Status(code)
+                        } else {
+                            Answer::Message(code, message.trim().to_owned())
+                        };
+                        answers.insert(api_path, answer);
                     }
                     _ => {}
                 }
@@ -473,6 +484,21 @@ fn ha_replication_zfs(
         }
     }
     answers.insert("/cluster/ha/status/current".into(), json_answer(json!(ha)));
+    let osds = 4 * first_offline;
+    let total: u64 = 8 << 40;
+    answers.insert(
+        "/cluster/ceph/status".into(),
+        json_answer(json!({
+            "health": { "status": if first_offline < names.len() { "HEALTH_WARN" } else { "HEALTH_OK" },
+                        "checks": {}, "mutes": [] },
+            "quorum_names": names.iter().take(first_offline.min(3)).collect::<Vec<_>>(),
+            "monmap": { "epoch": 3, "num_mons": names.len().min(3) },
+            "osdmap": { "epoch": 90, "num_osds": 4 * names.len(), "num_up_osds": osds, "num_in_osds": osds },
+            "pgmap": { "pgs_by_state": [{ "state_name": "active+clean", "count": 128 }],
+                       "num_pgs": 128, "bytes_used": total / 4, "bytes_avail": total - total / 4,
+                       "bytes_total": total },
+        })),
+    );
     for (i, name) in names.iter().enumerate().take(first_offline) {
         let list = jobs.remove(name.as_str()).unwrap_or_default();
         answers.insert(
@@ -828,6 +854,13 @@ async fn respond(answer: &Answer) -> Response {
         )
             .into_response(),
         Answer::Status(code) => status(*code),
+        Answer::Message(code, message) => {
+            let mut response = status(*code);
+            if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(message.clone()) {
+                response.extensions_mut().insert(reason);
+            }
+            response
+        }
         Answer::Delayed(..) | Answer::FanOut(..) => status(500),
     }
 }

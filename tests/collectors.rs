@@ -305,3 +305,35 @@ async fn pve_7_4_without_the_pull_metrics_endpoint_still_has_node_figures() {
     assert!(!text.contains("status=\"501\""), "{text}");
     assert_eq!(api.api.requests(), 1 + 2);
 }
+
+#[tokio::test]
+async fn no_ceph_is_not_a_failure_but_a_broken_ceph_is() {
+    let api = FakeEndpoint::serve(cluster()).await;
+    let (url, _) = exporter_with(vec![api.url.clone()], Duration::ZERO, only("ceph", None)).await;
+    let healthy = scrape(&url).await;
+    // One node of the generated cluster is down: Ceph warns.
+    assert!(
+        healthy.contains("proxmox_ceph_health_status 1"),
+        "{healthy}"
+    );
+    for (reason, fails) in [
+        ("binary not installed: /usr/bin/ceph-mon", false),
+        ("pveceph configuration not initialized", false),
+        ("rados_connect failed - No such file or directory", true),
+    ] {
+        api.api.set_answer(
+            "/cluster/ceph/status",
+            Answer::Message(500, reason.to_owned()),
+        );
+        let before = api.api.requests();
+        let text = scrape(&url).await;
+        assert_eq!(success(&text, "ceph"), !fails, "{reason}:\n{text}");
+        assert!(!text.contains("proxmox_ceph_"), "{reason}");
+        // PVE's own answer: not asked again elsewhere, the endpoint not held against.
+        assert_eq!(api.api.requests() - before, 2, "{reason}");
+    }
+    // A 500 without PVE's message is the endpoint's failure, as before.
+    api.api
+        .set_answer("/cluster/ceph/status", Answer::Status(500));
+    assert!(!success(&scrape(&url).await, "ceph"));
+}

@@ -38,6 +38,7 @@ registry!(
     ha,
     replication,
     zfs,
+    ceph,
 );
 
 /// A future a collector returns; boxed so collectors can sit in one list.

@@ -109,6 +109,10 @@ pub struct ApiError {
 pub enum ErrorKind {
     #[error("HTTP {}{}", .0, status_hint(*.0))]
     Status(StatusCode),
+    /// A 500 whose reason phrase is PVE's own message (`500 binary not installed: …`): the
+    /// API answered, the endpoint is fine, and another endpoint would answer the same.
+    #[error("HTTP {status}: {reason}")]
+    Refused { status: StatusCode, reason: String },
     #[error("timed out")]
     Timeout,
     #[error("connection failed: {0}")]
@@ -123,7 +127,7 @@ impl ErrorKind {
     /// The status as the request counter labels it.
     fn label(&self) -> String {
         match self {
-            ErrorKind::Status(s) => s.as_u16().to_string(),
+            ErrorKind::Status(s) | ErrorKind::Refused { status: s, .. } => s.as_u16().to_string(),
             ErrorKind::Timeout => "timeout".into(),
             ErrorKind::Connection(_) => "connection_error".into(),
             ErrorKind::Decode(_) => "invalid_answer".into(),
@@ -367,7 +371,22 @@ fn classify(error: ClientError<()>) -> ErrorKind {
     match error {
         ClientError::CommunicationError(e) | ClientError::ResponseBodyError(e) => transport(&e),
         ClientError::ErrorResponse(rv) => ErrorKind::Status(rv.status()),
-        ClientError::UnexpectedResponse(response) => ErrorKind::Status(response.status()),
+        ClientError::UnexpectedResponse(response) => {
+            let status = response.status();
+            // PVE puts a handler's error message in the status line; a standard phrase (or
+            // none) means the 500 came from something else on the way.
+            let reason = response
+                .extensions()
+                .get::<hyper::ext::ReasonPhrase>()
+                .map(|r| String::from_utf8_lossy(r.as_ref()).trim().to_owned())
+                .filter(|r| !r.is_empty() && Some(r.as_str()) != status.canonical_reason());
+            match reason {
+                Some(reason) if status == StatusCode::INTERNAL_SERVER_ERROR => {
+                    ErrorKind::Refused { status, reason }
+                }
+                _ => ErrorKind::Status(status),
+            }
+        }
         // Only the decoder's message: the body itself may be large and is not ours to log.
         ClientError::InvalidResponsePayload(_, e) => ErrorKind::Decode(e.to_string()),
         ClientError::InvalidRequest(m) | ClientError::Custom(m) => ErrorKind::Other(m),

@@ -24,8 +24,9 @@ impl std::fmt::Display for Operation {
 }
 
 /// Reads `METHOD /path [+field:type …]` lines; `#` starts a comment, and a line that starts
-/// with `+` goes on declaring fields of the operation above it. A field is `name`, or
-/// `object.name` inside a nested object; a type is a scalar or a list of one (`string[]`).
+/// with `+` goes on declaring fields of the operation above it. A field is `name`,
+/// `object.name` inside a nested object, or `list[].name` inside the objects of a list; a type
+/// is a scalar or a list of one (`string[]`).
 /// `file` names the list in errors.
 pub fn parse_operations(text: &str, file: &str) -> Result<Vec<Operation>, String> {
     const TYPES: [&str; 4] = ["boolean", "integer", "number", "string"];
@@ -66,7 +67,9 @@ pub fn parse_operations(text: &str, file: &str) -> Result<Vec<Operation>, String
             match declared {
                 Some((name, ty))
                     if !name.is_empty()
-                        && name.split('.').all(|part| !part.is_empty())
+                        && name
+                            .split('.')
+                            .all(|part| !part.trim_end_matches("[]").is_empty())
                         && TYPES.contains(&ty.strip_suffix("[]").unwrap_or(ty)) =>
                 {
                     op.sent_anyway.push((name.to_owned(), ty.to_owned()));
@@ -143,6 +146,17 @@ fn declare(target: &mut Value, name: &str, ty: &str) {
         return;
     };
     if let Some((outer, inner)) = name.split_once('.') {
+        // `list[].field`: a field of the objects in a list.
+        if let Some(list) = outer.strip_suffix("[]") {
+            let nested = properties.entry(list.to_owned()).or_insert_with(|| {
+                serde_json::json!({"type": "array", "nullable": true,
+                                   "items": {"type": "object", "properties": {}}})
+            });
+            if let Some(items) = nested.get_mut("items") {
+                declare(items, inner, ty);
+            }
+            return;
+        }
         let nested = properties.entry(outer.to_owned()).or_insert_with(
             || serde_json::json!({"type": "object", "nullable": true, "properties": {}}),
         );
@@ -239,6 +253,26 @@ mod tests {
         let new = cut["paths"]["/new"]["get"].pointer(items).unwrap();
         assert_eq!(new["template"]["$ref"], "#/components/schemas/PveString");
         assert!(parse_operations("GET /x +template:bool", "f").is_err());
+        assert!(parse_operations("GET /x +a..b:string", "f").is_err());
+        let nested = parse_operations(
+            "GET /old +memory.total:integer +loadavg:string[]\n  +pg.by_state[].count:integer",
+            "f",
+        )
+        .unwrap();
+        let cut = select(&spec, &nested, "s").unwrap();
+        let props = cut["paths"]["/old"]["get"].pointer(items).unwrap();
+        assert_eq!(
+            props["memory"]["properties"]["total"]["$ref"],
+            "#/components/schemas/PveInteger"
+        );
+        assert_eq!(
+            props["loadavg"]["items"]["$ref"],
+            "#/components/schemas/PveString"
+        );
+        assert_eq!(
+            props["pg"]["properties"]["by_state"]["items"]["properties"]["count"]["$ref"],
+            "#/components/schemas/PveInteger"
+        );
         assert!(parse_operations("GET /x template:boolean", "f").is_err());
     }
 }
