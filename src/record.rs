@@ -54,6 +54,8 @@ pub async fn record(
         "/cluster/status".to_owned(),
         "/cluster/ha/status/current".to_owned(),
         "/cluster/ceph/status".to_owned(),
+        "/cluster/backup-info/not-backed-up".to_owned(),
+        "/cluster/tasks".to_owned(),
     ];
     for node in &nodes {
         for what in [
@@ -80,6 +82,26 @@ pub async fn record(
             paths.push(format!("/nodes/{node}/{kind}/{vmid}/snapshot"));
         }
     }
+    // Storages holding backups, a shared one once, through the first online node listing it.
+    let mut shared = std::collections::BTreeSet::new();
+    for row in resources["data"].as_array().into_iter().flatten() {
+        let (Some(node), Some(storage)) = (row["node"].as_str(), row["storage"].as_str()) else {
+            continue;
+        };
+        let backups = row["content"]
+            .as_str()
+            .is_some_and(|c| c.split(',').any(|t| t.trim() == "backup"));
+        let is_shared = row["shared"] == 1 || row["shared"] == true;
+        if row["type"] == "storage"
+            && backups
+            && nodes.iter().any(|n| n == node)
+            && (!is_shared || shared.insert(storage.to_owned()))
+        {
+            paths.push(format!(
+                "/nodes/{node}/storage/{storage}/content?content=backup"
+            ));
+        }
+    }
     answers.insert("/cluster/resources".into(), Recorded::Json(resources));
     for path in paths {
         let answer = fetch(dispatcher, &path).await?;
@@ -100,7 +122,8 @@ pub async fn record(
     }
     let mut written = Vec::new();
     for (path, answer) in answers {
-        let path = anonymiser.text(&path);
+        // A query (`?content=backup`) is what the collector asks too: the file is the path's.
+        let path = anonymiser.text(path.split('?').next().unwrap_or(&path));
         let (file, body) = match answer {
             Recorded::Json(mut value) => {
                 anonymiser.value(&mut value, None);
@@ -262,6 +285,8 @@ impl Anonymiser {
             "cluster-name" => self.name("cluster", value),
             "serverid" => self.name("server-id", value),
             "fsid" => self.name("ceph-fsid", value),
+            // Backup notes and task ids are free text.
+            "notes" => String::new(),
             // Snapshot descriptions are free text.
             "description" => String::new(),
             "serial" => self.name("serial", value),

@@ -168,16 +168,22 @@ impl Answers {
                 "mem": (gib << 30) / 3, "maxdisk": 100_861_726_720u64, "disk": 5_601_427_456u64,
                 "uptime": 86_400 * (1 + rng.u64(..300)), "level": "", "cgroup-mode": 2,
             }));
-            for (storage, plugin, shared, total) in [
-                ("local", "dir", 0, 100_861_726_720u64),
-                ("local-lvm", "lvmthin", 0, 1_884_119_105_536),
-                ("ceph-vm", "rbd", 1, 2_406_956_265_150),
+            for (storage, plugin, shared, total, content) in [
+                ("local", "dir", 0, 100_861_726_720u64, "iso,vztmpl,backup"),
+                (
+                    "local-lvm",
+                    "lvmthin",
+                    0,
+                    1_884_119_105_536,
+                    "images,rootdir",
+                ),
+                ("ceph-vm", "rbd", 1, 2_406_956_265_150, "images,rootdir"),
             ] {
                 let used = total / 100 * rng.u64(1..90);
                 rows.push(json!({
                     "id": format!("storage/{name}/{storage}"), "type": "storage",
                     "storage": storage, "node": name, "status": "available",
-                    "plugintype": plugin, "shared": shared,
+                    "plugintype": plugin, "shared": shared, "content": content,
                     // PVE 7 sent sizes as strings; keep some that way.
                     "maxdisk": if i % 2 == 0 { json!(total.to_string()) } else { json!(total) },
                     "disk": used,
@@ -484,6 +490,7 @@ fn ha_replication_zfs(
         }
     }
     answers.insert("/cluster/ha/status/current".into(), json_answer(json!(ha)));
+    backups(answers, names, first_offline, rows, now);
     let osds = 4 * first_offline;
     let total: u64 = 8 << 40;
     answers.insert(
@@ -520,6 +527,65 @@ fn ha_replication_zfs(
             json_answer(json!(pools)),
         );
     }
+}
+
+/// Backups on each online node's `local` storage (two per guest, a day apart), guests no job
+/// covers (every ninth), and each node's last vzdump task (every fifth node's failed).
+fn backups(
+    answers: &mut HashMap<String, Answer>,
+    names: &[String],
+    first_offline: usize,
+    rows: &[Value],
+    now: i64,
+) {
+    let guests: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["type"] == "qemu" || r["type"] == "lxc")
+        .collect();
+    let vmid = |r: &Value| -> u64 {
+        let id = r["id"].as_str().unwrap_or("");
+        id.rsplit('/')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut tasks = Vec::new();
+    for (i, name) in names.iter().enumerate().take(first_offline) {
+        let mut volumes = Vec::new();
+        for guest in guests.iter().filter(|g| g["node"] == name.as_str()) {
+            let (id, kind) = (vmid(guest), guest["type"].as_str().unwrap_or("qemu"));
+            for days in [1, 2] {
+                let ctime = now - 86_400 * days - 3_600;
+                volumes.push(json!({
+                    "volid": format!("local:backup/vzdump-{kind}-{id}-{ctime}.vma.zst"),
+                    "vmid": id, "ctime": ctime, "size": 2_147_483_648u64 + id * 1_048_576,
+                    "format": "vma.zst", "subtype": kind, "content": "backup",
+                }));
+            }
+        }
+        answers.insert(
+            format!("/nodes/{name}/storage/local/content"),
+            json_answer(json!(volumes)),
+        );
+        let end = now - 86_400 + 1_800;
+        tasks.push(json!({
+            "upid": format!("UPID:{name}:000A1B2C:0F0E0D0C:{:08X}:vzdump::root@pam:", end - 1_800),
+            "node": name, "type": "vzdump", "id": "", "user": "root@pam",
+            "starttime": end - 1_800, "endtime": end,
+            "status": if i % 5 == 4 { "job errors" } else { "OK" },
+        }));
+    }
+    let uncovered: Vec<Value> = guests
+        .iter()
+        .enumerate()
+        .filter(|(g, _)| g % 9 == 8)
+        .map(|(_, r)| json!({ "vmid": vmid(r), "name": r["name"], "type": r["type"] }))
+        .collect();
+    answers.insert(
+        "/cluster/backup-info/not-backed-up".into(),
+        json_answer(json!(uncovered)),
+    );
+    answers.insert("/cluster/tasks".into(), json_answer(json!(tasks)));
 }
 
 /// What `/cluster/metrics/export` answers: gauges and counters for every online node, guest
@@ -619,7 +685,6 @@ fn other_exporters_paths(
         "/version".into(),
         body(json!({ "version": "9.1.3", "release": "9.1", "repoid": "5e1a2b3c" })),
     );
-    answers.insert("/cluster/backup-info/not-backed-up".into(), body(json!([])));
     for name in names.iter().take(first_offline) {
         for kind in ["qemu", "lxc"] {
             let guests: Vec<&Value> = rows

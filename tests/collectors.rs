@@ -18,8 +18,9 @@ fn cluster() -> Answers {
     Answers::generate_with_offline(5, 60, 11, now, 1, Duration::from_millis(20))
 }
 
-/// (online nodes, guests whose snapshots are asked: templates aside, on online nodes).
-fn sizes(answers: &Answers) -> (u64, u64) {
+/// (online nodes, guests whose snapshots are asked: templates aside, on online nodes,
+/// storages holding backups on online nodes, a shared one once).
+fn sizes(answers: &Answers) -> (u64, u64, u64) {
     let Some(Answer::Json(body)) = answers.0.get("/cluster/resources") else {
         panic!("no resources");
     };
@@ -35,7 +36,18 @@ fn sizes(answers: &Answers) -> (u64, u64) {
         .filter(|r| r["type"] == "qemu" || r["type"] == "lxc")
         .filter(|r| r["template"] != 1 && online.contains(&&r["node"]))
         .count();
-    (online.len() as u64, guests as u64)
+    let mut shared = std::collections::BTreeSet::new();
+    let stores = rows
+        .iter()
+        .filter(|r| r["type"] == "storage" && online.contains(&&r["node"]))
+        .filter(|r| {
+            r["content"]
+                .as_str()
+                .is_some_and(|c| c.split(',').any(|t| t == "backup"))
+        })
+        .filter(|r| r["shared"] != 1 || shared.insert(r["storage"].to_string()))
+        .count();
+    (online.len() as u64, guests as u64, stores as u64)
 }
 
 async fn scrape(url: &str) -> String {
@@ -50,9 +62,10 @@ fn success(exposition: &str, collector: &str) -> bool {
     ))
 }
 
-/// Requests per window besides the one `/cluster/resources`, for N online nodes and G guests,
-/// as the README's collectors table gives them (`0 (the inventory)`, `N`, `1`, `G, every 5 min`).
-fn cost(collector: &str, n: u64, g: u64) -> u64 {
+/// Requests per window besides the one `/cluster/resources`, for N online nodes, G guests and
+/// S backup storages, as the README's collectors table gives them (`0 (the inventory)`, `N`,
+/// `1`, `G, every 5 min`, `2 + S, every 5 min`).
+fn cost(collector: &str, (n, g, s): (u64, u64, u64)) -> u64 {
     let readme =
         std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
             .unwrap();
@@ -61,21 +74,27 @@ fn cost(collector: &str, n: u64, g: u64) -> u64 {
         .find(|l| l.starts_with(&format!("| `{collector}` |")))
         .unwrap_or_else(|| panic!("no README row for collector {collector}"));
     let cell = row.split('|').nth(3).unwrap().trim();
-    match cell.split([' ', ',']).next().unwrap() {
-        "N" => n,
-        "G" => g,
-        number => number
-            .parse()
-            .unwrap_or_else(|_| panic!("README cost of {collector}: `{cell}`")),
-    }
+    let formula = cell.split([',', '(']).next().unwrap();
+    formula
+        .split('+')
+        .map(|term| match term.trim() {
+            "N" => n,
+            "G" => g,
+            "S" => s,
+            number => number
+                .parse()
+                .unwrap_or_else(|_| panic!("README cost of {collector}: `{cell}`")),
+        })
+        .sum()
 }
 
 #[tokio::test]
 async fn each_collector_costs_what_the_readme_says() {
     let answers = cluster();
-    let (n, g) = sizes(&answers);
+    let (n, g, s) = sizes(&answers);
     assert_eq!(n, 4);
     assert!(g > 40, "{g} guests");
+    assert!(s >= n, "{s} backup storages");
     for collector in REGISTRY {
         let name = collector.name();
         let api = FakeEndpoint::serve(answers.clone()).await;
@@ -93,16 +112,21 @@ async fn each_collector_costs_what_the_readme_says() {
             Cost::One => 1,
             Cost::PerNode => n,
             Cost::PerGuest => g,
+            Cost::BackupStorages => 2 + s,
         };
-        assert_eq!(declared, cost(name, n, g), "declared cost of {name}");
+        assert_eq!(declared, cost(name, (n, g, s)), "declared cost of {name}");
         assert_eq!(
             api.api.requests(),
-            1 + cost(name, n, g),
+            1 + cost(name, (n, g, s)),
             "requests of {name}"
         );
         // A second scrape in the window costs nothing.
         scrape(&url).await;
-        assert_eq!(api.api.requests(), 1 + cost(name, n, g), "{name}, cached");
+        assert_eq!(
+            api.api.requests(),
+            1 + cost(name, (n, g, s)),
+            "{name}, cached"
+        );
     }
     // All together: the sum.
     let api = FakeEndpoint::serve(answers.clone()).await;
@@ -113,14 +137,14 @@ async fn each_collector_costs_what_the_readme_says() {
     )
     .await;
     scrape(&url).await;
-    let total: u64 = REGISTRY.iter().map(|c| cost(c.name(), n, g)).sum();
+    let total: u64 = REGISTRY.iter().map(|c| cost(c.name(), (n, g, s))).sum();
     assert_eq!(api.api.requests(), 1 + total);
 }
 
 #[tokio::test]
 async fn answers_are_asked_again_only_when_their_refresh_is_over() {
     let answers = cluster();
-    let (n, g) = sizes(&answers);
+    let (n, g, _) = sizes(&answers);
     let api = FakeEndpoint::serve(answers).await;
     // No cache window: every scrape is a new collection.
     let mut collectors = only("snapshots", None); // 5 minutes
@@ -154,7 +178,7 @@ async fn answers_are_asked_again_only_when_their_refresh_is_over() {
 #[tokio::test]
 async fn a_failed_collector_is_asked_again_in_the_next_window() {
     let answers = cluster();
-    let (_, g) = sizes(&answers);
+    let (_, g, _) = sizes(&answers);
     let mut paths: Vec<&String> = answers
         .0
         .keys()

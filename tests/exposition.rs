@@ -82,7 +82,30 @@ fn snapshot_guests(scenario: &str) -> u64 {
         .count() as u64
 }
 
-fn every_collectors_cost(n: u64, g: u64) -> u64 {
+/// Storages holding backups on online nodes, a shared one once.
+fn backup_storages(scenario: &str) -> u64 {
+    let rows = rows(scenario);
+    let online: Vec<&serde_json::Value> = rows
+        .iter()
+        .filter(|r| r["type"] == "node" && r["status"] == "online")
+        .map(|r| &r["node"])
+        .collect();
+    let mut shared = std::collections::BTreeSet::new();
+    rows.iter()
+        .filter(|r| r["type"] == "storage" && online.contains(&&r["node"]))
+        .filter(|r| {
+            r["content"]
+                .as_str()
+                .is_some_and(|c| c.split(',').any(|t| t == "backup"))
+        })
+        .filter(|r| {
+            let is_shared = r["shared"] == 1 || r["shared"] == true;
+            !is_shared || shared.insert(r["storage"].to_string())
+        })
+        .count() as u64
+}
+
+fn every_collectors_cost(n: u64, g: u64, s: u64) -> u64 {
     use proxmox_exporter::collectors::{Cost, REGISTRY};
     REGISTRY
         .iter()
@@ -91,6 +114,7 @@ fn every_collectors_cost(n: u64, g: u64) -> u64 {
             Cost::One => 1,
             Cost::PerNode => n,
             Cost::PerGuest => g,
+            Cost::BackupStorages => 2 + s,
         })
         .sum()
 }
@@ -123,7 +147,12 @@ macro_rules! scenario {
             async fn every_collector() {
                 let (exposition, requests) = scrape($dir, true).await;
                 // The inventory, then what each collector declares (and the README says).
-                let expected = 1 + every_collectors_cost(online_nodes($dir), snapshot_guests($dir));
+                let (n, g, s) = (
+                    online_nodes($dir),
+                    snapshot_guests($dir),
+                    backup_storages($dir),
+                );
+                let expected = 1 + every_collectors_cost(n, g, s);
                 assert_eq!(requests, expected, "API requests with every collector");
                 assert!(!exposition.contains("_success{collector=\"snapshots\"} 0"));
                 snapshot(&format!("all-{}", $dir), &exposition);

@@ -62,8 +62,9 @@ async fn records_an_anonymised_scenario_that_serves_the_same_metrics() {
         .filter(|n| n.ends_with("/snapshot.json"))
         .count();
     assert!(snapshots > 20, "{names:?}");
-    // The inventory, the cluster, HA and Ceph status, six answers per node and one per guest.
-    assert_eq!(names.len(), 4 + 6 * 4 + snapshots, "{names:?}");
+    // The inventory; cluster, HA and Ceph status, guests without backup, tasks; six answers
+    // per node and its backup storage; one per guest.
+    assert_eq!(names.len(), 6 + 7 * 4 + snapshots, "{names:?}");
     assert!(names.contains(&"cluster/resources.json"));
     assert!(names.contains(&"cluster/status.json"));
     assert!(

@@ -58,6 +58,14 @@ def main() -> int:
                 tested = yaml.safe_load(TESTED_RULES.read_text())["groups"][0]["rules"]
                 if rules != tested or "{{ $labels.name }}" not in yaml.safe_dump(doc):
                     failures.append(f"{case}: PrometheusRule rules mangled")
+    # The backup age threshold is a value of its own.
+    manifests = chart.render(
+        {"proxmox": {"token": "s3cret"}, "prometheusRule": {"enabled": True, "backupMaxAgeHours": 50}},
+        name="pve", namespace="monitoring", is_install=True,
+    )
+    rendered = "".join(manifests.values())
+    if "(50 * 3600)" not in rendered or "(26 * 3600)" in rendered:
+        failures.append("prometheusRule.backupMaxAgeHours does not reach ProxmoxGuestBackupTooOld")
     try:
         chart.render({}, name="pve", namespace="monitoring", is_install=True)
         failures.append("no token and no secret: rendered anyway")

@@ -39,6 +39,7 @@ registry!(
     replication,
     zfs,
     ceph,
+    backup,
 );
 
 /// A future a collector returns; boxed so collectors can sit in one list.
@@ -60,6 +61,8 @@ pub enum Cost {
     PerNode,
     /// One request per guest (templates aside) on an online node.
     PerGuest,
+    /// Two cluster-wide requests and one per storage holding backups (a shared one once).
+    BackupStorages,
 }
 
 /// What a collector is: its name, default, the operations it calls, its cost and refresh.
@@ -236,7 +239,12 @@ impl std::fmt::Debug for Enabled {
 pub fn default_concurrency(enabled: &[Enabled]) -> usize {
     let fanning = enabled
         .iter()
-        .filter(|e| matches!(e.collector.cost(), Cost::PerNode | Cost::PerGuest))
+        .filter(|e| {
+            matches!(
+                e.collector.cost(),
+                Cost::PerNode | Cost::PerGuest | Cost::BackupStorages
+            )
+        })
         .count();
     (50 * fanning).clamp(100, 1024)
 }

@@ -1,0 +1,260 @@
+//! `backup`: whether guests are backed up, and how recently.
+//!
+//! - `/cluster/backup-info/not-backed-up` (1 request): guests that no backup job covers.
+//! - `/nodes/{node}/storage/{storage}/content?content=backup` for every storage holding
+//!   backups (one request per storage; a shared storage is asked once, through one online
+//!   node; PBS storages list their snapshots the same way): each guest's newest backup there,
+//!   its time and size.
+//! - `/cluster/tasks` (1 request): each node's last finished backup (vzdump) task, when it
+//!   ended and whether it succeeded.
+//!
+//! Backups change a few times a day: the answers are kept for 5 minutes by default.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::DescriptorEncoder;
+
+use super::cluster_resources::kind;
+use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Sample, Spec, Target, View};
+use super::{gauge, gauge_family, labels};
+use crate::pve::client::types::{
+    GetClusterBackupInfoNotBackedUpResponseDataItem, GetClusterTasksResponseDataItem,
+    GetNodesNodeStorageStorageContentResponseDataItem,
+};
+use crate::pve::{ApiError, Dispatcher, Known};
+
+pub const NAME: &str = "backup";
+
+type Uncovered = GetClusterBackupInfoNotBackedUpResponseDataItem;
+type Task = GetClusterTasksResponseDataItem;
+type Volume = GetNodesNodeStorageStorageContentResponseDataItem;
+
+pub struct Backup;
+pub static COLLECTOR: Backup = Backup;
+
+pub static SPEC: Spec = Spec {
+    name: NAME,
+    enabled_by_default: false,
+    operations: &[
+        "GET /cluster/backup-info/not-backed-up",
+        "GET /nodes/{node}/storage/{storage}/content",
+        "GET /cluster/tasks",
+    ],
+    cost: Cost::BackupStorages,
+    refresh: Some(Duration::from_secs(300)),
+};
+
+/// A storage holding backups, and the online node it is asked through.
+#[derive(Clone, Debug)]
+struct Store {
+    node: String,
+    storage: String,
+}
+
+impl Target for Store {
+    fn node(&self) -> &str {
+        &self.node
+    }
+    fn path(&self) -> String {
+        format!("/nodes/{}/storage/{}/content", self.node, self.storage)
+    }
+}
+
+/// The storages holding backups, each once: a shared storage through the first online node
+/// that lists it, a local one through each node that has it.
+pub fn backup_storages(
+    rows: &[super::cluster_resources::Resource],
+    online: &[String],
+) -> Vec<(String, String)> {
+    let mut seen_shared = std::collections::BTreeSet::new();
+    let mut stores = Vec::new();
+    for row in rows.iter().filter(|r| kind(r) == "storage") {
+        let (Some(node), Some(storage)) = (row.node.known(), row.storage.known()) else {
+            continue;
+        };
+        let holds_backups = row
+            .content
+            .known()
+            .is_some_and(|c| c.split(',').any(|t| t.trim() == "backup"));
+        if !holds_backups || !online.iter().any(|o| o == node) {
+            continue;
+        }
+        if row.shared.known() == Some(true) && !seen_shared.insert(storage.to_owned()) {
+            continue;
+        }
+        stores.push((node.to_owned(), storage.to_owned()));
+    }
+    stores
+}
+
+impl Collector for Backup {
+    fn spec(&self) -> &'static Spec {
+        &SPEC
+    }
+    fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let stores: Vec<Store> = backup_storages(&ctx.inventory.data, &ctx.online_nodes())
+                .into_iter()
+                .map(|(node, storage)| Store { node, storage })
+                .collect();
+            let dispatcher = &ctx.dispatcher;
+            let not_backed_up = dispatcher.call("/cluster/backup-info/not-backed-up", |c| async move {
+                c.get_cluster_backup_info_not_backed_up().send().await
+            });
+            let tasks = dispatcher.call("/cluster/tasks", |c| async move {
+                c.get_cluster_tasks().send().await
+            });
+            let (not_backed_up, tasks, contents) =
+                tokio::join!(not_backed_up, tasks, ctx.fan_out(stores, content));
+            let mut errors = contents.errors;
+            let uncovered = not_backed_up.map(|a| Some(a.data)).unwrap_or_else(|e| {
+                errors.push(e);
+                None
+            });
+            let tasks = tasks.map(|a| Some(a.data)).unwrap_or_else(|e| {
+                errors.push(e);
+                None
+            });
+            Collected {
+                data: Box::new(Backups {
+                    uncovered,
+                    tasks,
+                    contents: contents.data,
+                }) as Box<dyn Families>,
+                errors,
+                duration: started.elapsed(),
+                unreachable: contents.unreachable,
+            }
+        })
+    }
+}
+
+async fn content(dispatcher: Arc<Dispatcher>, store: Store) -> Result<Vec<Volume>, ApiError> {
+    let path = store.path();
+    let answer = dispatcher
+        .call(&path, |c| {
+            let store = store.clone();
+            async move {
+                c.get_nodes_node_storage_storage_content()
+                    .node(store.node)
+                    .storage(store.storage)
+                    .content("backup")
+                    .send()
+                    .await
+            }
+        })
+        .await?;
+    Ok(answer.data)
+}
+
+#[derive(Debug)]
+struct Backups {
+    uncovered: Option<Vec<Uncovered>>,
+    tasks: Option<Vec<Task>>,
+    contents: Vec<(Store, Vec<Volume>)>,
+}
+
+impl Families for Backups {
+    fn encode(&self, _: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+        if let Some(uncovered) = &self.uncovered {
+            gauge(
+                encoder,
+                "proxmox_backup_guests_not_covered",
+                "Guests that no backup job covers.",
+                uncovered.len() as f64,
+            )?;
+            let each: Vec<Sample> = uncovered
+                .iter()
+                .filter_map(|g| {
+                    let vmid = g.vmid.known()?.to_string();
+                    let set = labels([
+                        ("name", g.name.known().unwrap_or("")),
+                        ("type", g.type_.known().unwrap_or("")),
+                        ("vmid", &vmid),
+                    ]);
+                    Some((set, 1.0))
+                })
+                .collect();
+            gauge_family(
+                encoder,
+                "proxmox_backup_guest_not_covered",
+                "1 for each guest that no backup job covers; other guests have no series.",
+                each,
+            )?;
+        }
+        // Each guest's newest backup on each storage: (storage, vmid) → (time, size).
+        let mut newest: BTreeMap<(&str, String), (i64, Option<i64>)> = BTreeMap::new();
+        for (store, volumes) in &self.contents {
+            for volume in volumes {
+                let (Some(vmid), Some(ctime)) = (volume.vmid.known(), volume.ctime.known()) else {
+                    continue;
+                };
+                let entry = newest
+                    .entry((store.storage.as_str(), vmid.to_string()))
+                    .or_insert((i64::MIN, None));
+                if ctime > entry.0 {
+                    *entry = (ctime, volume.size.known());
+                }
+            }
+        }
+        let at: Vec<Sample> = newest
+            .iter()
+            .map(|((storage, vmid), (ctime, _))| {
+                (labels([("storage", storage), ("vmid", vmid)]), *ctime as f64)
+            })
+            .collect();
+        gauge_family(
+            encoder,
+            "proxmox_backup_newest_timestamp_seconds",
+            "When a guest's newest backup on a storage was made, as a Unix time.",
+            at,
+        )?;
+        let sizes: Vec<Sample> = newest
+            .iter()
+            .filter_map(|((storage, vmid), (_, size))| {
+                Some((labels([("storage", storage), ("vmid", vmid)]), (*size)? as f64))
+            })
+            .collect();
+        gauge_family(
+            encoder,
+            "proxmox_backup_newest_size_bytes",
+            "Size of a guest's newest backup on a storage, in bytes.",
+            sizes,
+        )?;
+        let Some(tasks) = &self.tasks else {
+            return Ok(());
+        };
+        // Each node's last finished vzdump task.
+        let mut last: BTreeMap<&str, (i64, bool)> = BTreeMap::new();
+        for task in tasks.iter().filter(|t| t.type_.known() == Some("vzdump")) {
+            let (Some(node), Some(end), Some(status)) =
+                (task.node.known(), task.endtime.known(), task.status.known())
+            else {
+                continue; // still running
+            };
+            let entry = last.entry(node).or_insert((i64::MIN, false));
+            if end > entry.0 {
+                *entry = (end, status == "OK");
+            }
+        }
+        gauge_family(
+            encoder,
+            "proxmox_backup_task_last_end_timestamp_seconds",
+            "When a node's last backup (vzdump) task ended, as a Unix time.",
+            last.iter()
+                .map(|(node, (end, _))| (labels([("node", node)]), *end as f64))
+                .collect(),
+        )?;
+        gauge_family(
+            encoder,
+            "proxmox_backup_task_last_success",
+            "Whether a node's last backup (vzdump) task succeeded (1) or failed (0).",
+            last.iter()
+                .map(|(node, (_, ok))| (labels([("node", node)]), f64::from(u8::from(*ok))))
+                .collect(),
+        )
+    }
+}
