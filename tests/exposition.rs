@@ -170,6 +170,7 @@ scenario!(pve9_additions, "pve9");
 scenario!(templates_are_not_guests, "templates");
 scenario!(empty_cluster, "empty");
 scenario!(every_quirk, "quirks");
+scenario!(backups_on_pbs_and_nfs, "backups");
 
 #[test]
 fn every_fixture_scenario_has_a_snapshot_test() {
