@@ -60,21 +60,22 @@ fn rows(scenario: &str) -> Vec<serde_json::Value> {
     rows["data"].as_array().unwrap().clone()
 }
 
-fn online_nodes(scenario: &str) -> u64 {
-    rows(scenario)
-        .iter()
+/// The `node` values of the online nodes' rows.
+fn online(rows: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    rows.iter()
         .filter(|r| r["type"] == "node" && r["status"] == "online")
-        .count() as u64
+        .map(|r| &r["node"])
+        .collect()
+}
+
+fn online_nodes(scenario: &str) -> u64 {
+    online(&rows(scenario)).len() as u64
 }
 
 /// Guests (templates aside) on online nodes: the ones whose snapshots are asked for.
 fn snapshot_guests(scenario: &str) -> u64 {
     let rows = rows(scenario);
-    let online: Vec<&serde_json::Value> = rows
-        .iter()
-        .filter(|r| r["type"] == "node" && r["status"] == "online")
-        .map(|r| &r["node"])
-        .collect();
+    let online = online(&rows);
     let template = |r: &serde_json::Value| matches!(r["template"].as_u64(), Some(1));
     rows.iter()
         .filter(|r| (r["type"] == "qemu" || r["type"] == "lxc") && !template(r))
@@ -85,11 +86,7 @@ fn snapshot_guests(scenario: &str) -> u64 {
 /// Storages holding backups on online nodes, a shared one once.
 fn backup_storages(scenario: &str) -> u64 {
     let rows = rows(scenario);
-    let online: Vec<&serde_json::Value> = rows
-        .iter()
-        .filter(|r| r["type"] == "node" && r["status"] == "online")
-        .map(|r| &r["node"])
-        .collect();
+    let online = online(&rows);
     let mut shared = std::collections::BTreeSet::new();
     rows.iter()
         .filter(|r| r["type"] == "storage" && online.contains(&&r["node"]))

@@ -87,37 +87,31 @@ impl Families for Status {
                 f64::from(u8::from(quorate)),
             )?;
         }
-        let managers: Vec<Sample> = entries
-            .iter()
-            .filter(|e| entry_kind(e) == "master")
-            .map(|e| {
-                let state = state_in(e.status.known().unwrap_or(""));
-                let node = e.node.known().unwrap_or("");
-                (labels([("node", node), ("state", &state)]), 1.0)
-            })
-            .collect();
+        // The manager and each node's LRM: where, and the state in their status text.
+        let states = |kind: &str| -> Vec<Sample> {
+            entries
+                .iter()
+                .filter(|e| entry_kind(e) == kind)
+                .map(|e| {
+                    let state = state_in(e.status.known().unwrap_or(""));
+                    let node = e.node.known().unwrap_or("");
+                    (labels([("node", node), ("state", &state)]), 1.0)
+                })
+                .collect()
+        };
         gauge_family(
             encoder,
             "proxmox_ha_manager_info",
             "The HA cluster manager: the node it runs on and its state (active, idle, dead); \
              always 1. Absent while HA was never configured.",
-            managers,
+            states("master"),
         )?;
-        let nodes: Vec<Sample> = entries
-            .iter()
-            .filter(|e| entry_kind(e) == "lrm")
-            .map(|e| {
-                let state = state_in(e.status.known().unwrap_or(""));
-                let node = e.node.known().unwrap_or("");
-                (labels([("node", node), ("state", &state)]), 1.0)
-            })
-            .collect();
         gauge_family(
             encoder,
             "proxmox_ha_node_state",
             "A node's HA local resource manager state (active, idle, maintenance, dead, …) as \
              the `state` label; always 1, one series per node.",
-            nodes,
+            states("lrm"),
         )?;
         let resources: Vec<Sample> = entries
             .iter()
