@@ -144,6 +144,8 @@ pub struct Context {
     pub dispatcher: Arc<Dispatcher>,
     /// Bounds the requests under way across all collectors of a collection.
     pub limit: Arc<Semaphore>,
+    /// The limit's size: no fan-out starts more tasks than this at once.
+    pub in_flight: usize,
     pub inventory: Arc<Inventory>,
     pub deadline: Option<tokio::time::Instant>,
 }
@@ -162,7 +164,8 @@ impl Context {
         F: Fn(Arc<Dispatcher>, K) -> Fut,
         Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
     {
-        fan_out(&self.dispatcher, &self.limit, targets, self.deadline, fetch).await
+        let limit = (&self.limit, self.in_flight);
+        fan_out(&self.dispatcher, limit, targets, self.deadline, fetch).await
     }
 }
 
@@ -368,6 +371,7 @@ impl Collectors {
         let ctx = Arc::new(Context {
             dispatcher: dispatcher.clone(),
             limit: Arc::new(Semaphore::new(self.max_concurrent)),
+            in_flight: self.max_concurrent,
             inventory: Arc::new(inventory),
             deadline,
         });
@@ -505,7 +509,7 @@ impl Target for String {
 /// panics costs that target's answer, reported as an error, not the process.
 pub async fn fan_out<K, T, F, Fut>(
     dispatcher: &Arc<Dispatcher>,
-    limit: &Arc<Semaphore>,
+    (limit, in_flight): (&Arc<Semaphore>, usize),
     targets: Vec<K>,
     deadline: Option<tokio::time::Instant>,
     fetch: F,
@@ -517,46 +521,49 @@ where
     Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
 {
     let started = Instant::now();
+    // Tasks are started as earlier ones finish, never more at once than the limit allows in
+    // all (`in_flight`): a sweep over thousands of guests holds a bounded number of requests
+    // in memory.
+    let in_flight = in_flight.max(1);
+    let mut waiting = targets.into_iter().enumerate();
     let mut tasks = tokio::task::JoinSet::new();
-    let mut pending = HashMap::new();
-    let mut order = HashMap::new();
-    for (position, target) in targets.into_iter().enumerate() {
-        let work = fetch(dispatcher.clone(), target.clone());
-        let limit = limit.clone();
-        let task = tasks.spawn(async move {
-            // The semaphore is never closed, so acquiring only waits.
-            let _permit = limit.acquire_owned().await;
-            work.await
-        });
-        order.insert(task.id(), position);
-        pending.insert(task.id(), target);
-    }
-    let mut data = Vec::with_capacity(pending.len());
+    let mut pending: HashMap<tokio::task::Id, (usize, K)> = HashMap::new();
+    let mut data = Vec::new();
     let mut errors = Vec::new();
     let mut unreachable = Vec::new();
     loop {
+        while tasks.len() < in_flight {
+            let Some((position, target)) = waiting.next() else {
+                break;
+            };
+            let work = fetch(dispatcher.clone(), target.clone());
+            let limit = limit.clone();
+            let task = tasks.spawn(async move {
+                // The semaphore is never closed, so acquiring only waits.
+                let _permit = limit.acquire_owned().await;
+                work.await
+            });
+            pending.insert(task.id(), (position, target));
+        }
         let Some(next) = before(deadline, tasks.join_next_with_id()).await else {
-            // The scrape's time is up: what has not answered counts as failed.
+            // The scrape's time is up: what has not answered, or not started, counts as failed.
             tasks.abort_all();
-            let mut late: Vec<(usize, K)> = pending
-                .drain()
-                .map(|(id, target)| (order.get(&id).copied().unwrap_or(0), target))
-                .collect();
+            let mut late: Vec<(usize, K)> = pending.drain().map(|(_, late)| late).collect();
+            late.extend(waiting.by_ref());
             late.sort_by_key(|(position, _)| *position);
             errors.extend(late.iter().map(|(_, target)| too_late(&target.path())));
             break;
         };
         let Some(joined) = next else {
-            break;
+            break; // every target answered
         };
         let id = match &joined {
             Ok((id, _)) => *id,
             Err(failed) => failed.id(),
         };
-        let Some(target) = pending.remove(&id) else {
+        let Some((position, target)) = pending.remove(&id) else {
             continue;
         };
-        let position = order.get(&id).copied().unwrap_or(0);
         match joined {
             Ok((_, Ok(value))) => data.push((position, target, value)),
             Ok((_, Err(error))) => {
@@ -828,7 +835,7 @@ mod tests {
         let limit = Arc::new(Semaphore::new(2));
         let collected = fan_out(
             &dispatcher(),
-            &limit,
+            (&limit, 4),
             nodes.to_vec(),
             None,
             |_, node| async move {
@@ -857,7 +864,7 @@ mod tests {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
         let collected = fan_out(
             &dispatcher(),
-            &limit,
+            (&limit, 4),
             nodes.to_vec(),
             Some(deadline),
             |_, node| async move {
@@ -871,5 +878,51 @@ mod tests {
         assert_eq!(collected.data.len(), 1);
         assert_eq!(collected.errors[0].path, "/nodes/slow");
         assert!(collected.errors[0].to_string().contains("deadline"));
+    }
+
+    #[tokio::test]
+    async fn a_fan_out_holds_no_more_requests_than_the_limit() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let alive = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let targets: Vec<String> = (0..50).map(|i| format!("n{i}")).collect();
+        let limit = Arc::new(Semaphore::new(3));
+        let collected = fan_out(&dispatcher(), (&limit, 3), targets, None, |_, node| {
+            // Counted from the moment the request exists, not from when it runs.
+            let now = alive.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            let alive = alive.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                alive.fetch_sub(1, Ordering::SeqCst);
+                Ok(node)
+            }
+        })
+        .await;
+        assert_eq!(collected.data.len(), 50);
+        assert!(collected.data.iter().all(|(k, v)| k == v));
+        assert_eq!(most.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn targets_not_started_by_the_deadline_are_reported_late_too() {
+        let targets: Vec<String> = (0..10).map(|i| format!("n{i}")).collect();
+        let limit = Arc::new(Semaphore::new(2));
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(50);
+        let collected = fan_out(
+            &dispatcher(),
+            (&limit, 2),
+            targets,
+            Some(deadline),
+            |_, _| async move {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Ok(())
+            },
+        )
+        .await;
+        assert!(collected.data.is_empty());
+        let late: Vec<&str> = collected.errors.iter().map(|e| e.path.as_str()).collect();
+        let expected: Vec<String> = (0..10).map(|i| format!("/nodes/n{i}")).collect();
+        assert_eq!(late, expected);
     }
 }
