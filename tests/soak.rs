@@ -29,6 +29,40 @@ fn open_files(pid: u32) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a soak run of SOAK_SECONDS (default 30); .ci/run runs it"]
 async fn memory_and_open_files_stay_flat_under_scrapes_with_faults() {
+    let faulty = [
+        "/nodes/pve03/disks/list",
+        "/nodes/pve07/certificates/info",
+        "/cluster/resources",
+    ];
+    soak(&[], &faulty, 30).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a soak run of SOAK_SECONDS (default 30) with every collector; .ci/run runs it"]
+async fn with_every_collector_too() {
+    // Every collector on, and every answer asked in every collection (refresh 0).
+    let mut flags: Vec<String> = proxmox_exporter::collectors::REGISTRY
+        .iter()
+        .map(|c| format!("--collector.{}", c.name()))
+        .collect();
+    for name in ["snapshots", "subscription", "backup"] {
+        flags.push(format!("--collector.{name}.refresh=0"));
+    }
+    let all: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let faulty = [
+        "/nodes/pve03/status",
+        "/cluster/ceph/status",
+        "/nodes/pve05/qemu/104/snapshot",
+        "/cluster/ha/status/current",
+        "/nodes/pve02/storage/local/content",
+        "/cluster/resources",
+    ];
+    soak(&all, &faulty, 10).await;
+}
+
+/// Scrapes the exporter binary (run with `extra` flags) with four scrapers and no cache for
+/// SOAK_SECONDS while `faulty` paths break in turn; at least `per_second` scrapes a second.
+async fn soak(extra: &[&str], faulty: &[&'static str], per_second: u64) {
     let seconds: u64 = std::env::var("SOAK_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -36,15 +70,17 @@ async fn memory_and_open_files_stay_flat_under_scrapes_with_faults() {
     let answers = Answers::generate(20, 1_000, 7, SystemTime::now());
     let api = FakeEndpoint::serve(answers.clone()).await;
     let endpoint = api.url.to_string();
+    let mut args = vec![
+        "--cache-duration",
+        "0",
+        "--log-level",
+        "info",
+        "--api-timeout",
+        "2",
+    ];
+    args.extend_from_slice(extra);
     let exporter = support::run_exporter(
-        &[
-            "--cache-duration",
-            "0",
-            "--log-level",
-            "info",
-            "--api-timeout",
-            "2",
-        ],
+        &args,
         &[
             ("PROXMOX_EXPORTER_PROXMOX_ENDPOINTS", &endpoint),
             ("PROXMOX_EXPORTER_PROXMOX_TOKEN_ID", TOKEN_ID),
@@ -57,12 +93,8 @@ async fn memory_and_open_files_stay_flat_under_scrapes_with_faults() {
 
     // Faults come and go, four times a second.
     let sim = api.api.clone();
+    let paths = faulty.to_vec();
     let faults = tokio::spawn(async move {
-        let paths = [
-            "/nodes/pve03/disks/list",
-            "/nodes/pve07/certificates/info",
-            "/cluster/resources",
-        ];
         let mut round = 0usize;
         while Instant::now() < end {
             sim.clear_answers();
@@ -117,7 +149,7 @@ async fn memory_and_open_files_stay_flat_under_scrapes_with_faults() {
         "soak: {scrapes} scrapes in {seconds} s; RSS {rss_warm} kB -> {rss_end} kB; \
          open files {files_warm} -> {files_end}"
     );
-    assert!(scrapes >= 30 * seconds, "only {scrapes} scrapes");
+    assert!(scrapes >= per_second * seconds, "only {scrapes} scrapes");
     assert!(
         rss_end <= rss_warm + rss_warm / 4 + 4_096,
         "RSS grew from {rss_warm} kB to {rss_end} kB"
