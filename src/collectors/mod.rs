@@ -18,6 +18,27 @@ use tokio::sync::Semaphore;
 
 use crate::pve::{ApiError, Dispatcher};
 
+/// `async fn NAME(dispatcher, node) -> Result<TYPE, ApiError>`: one node's
+/// `GET /nodes/{node}/WHAT` through the generated `CALL`, its answer's `data`.
+macro_rules! node_get {
+    ($(#[$doc:meta])* $vis:vis $name:ident, $what:literal, $call:ident, $ty:ty) => {
+        $(#[$doc])*
+        $vis async fn $name(
+            dispatcher: std::sync::Arc<crate::pve::Dispatcher>,
+            node: String,
+        ) -> Result<$ty, crate::pve::ApiError> {
+            let path = format!(concat!("/nodes/{}/", $what), node);
+            let answer = dispatcher
+                .call(&path, |c| {
+                    let node = node.clone();
+                    async move { c.$call().node(node).send().await }
+                })
+                .await?;
+            Ok(answer.data)
+        }
+    };
+}
+
 macro_rules! registry {
     ($($module:ident),* $(,)?) => {
         $(pub mod $module;)*

@@ -11,7 +11,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use super::{BoxFuture, Collected, Collector, Context, Cost, Spec, Families, Sample, View};
 use super::{each_online_node, gauge_family, labels};
 use crate::pve::client::types::GetNodesNodeStatusResponseData;
-use crate::pve::{ApiError, Dispatcher, Known};
+use crate::pve::Known;
 
 pub const NAME: &str = "node";
 
@@ -40,16 +40,7 @@ impl Collector for Node {
     }
 }
 
-async fn fetch(dispatcher: std::sync::Arc<Dispatcher>, node: String) -> Result<Status, ApiError> {
-    let path = format!("/nodes/{node}/status");
-    let answer = dispatcher
-        .call(&path, |c| {
-            let node = node.clone();
-            async move { c.get_nodes_node_status().node(node).send().await }
-        })
-        .await?;
-    Ok(answer.data)
-}
+node_get!(fetch, "status", get_nodes_node_status, Status);
 
 #[derive(Debug)]
 struct Statuses(Vec<(String, Status)>);

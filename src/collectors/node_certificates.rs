@@ -1,6 +1,5 @@
 //! `/nodes/{node}/certificates/info` for every online node: days until each certificate expires.
 
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::DescriptorEncoder;
@@ -8,7 +7,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use super::{BoxFuture, Collected, Collector, Context, Cost, Spec, Families, Sample, View, each_online_node};
 use super::{gauge_family, labels};
 use crate::pve::client::types::GetNodesNodeCertificatesInfoResponseDataItem;
-use crate::pve::{ApiError, Dispatcher, Known};
+use crate::pve::Known;
 
 pub const NAME: &str = "node_certificates";
 
@@ -45,19 +44,7 @@ impl Families for Certificates {
     }
 }
 
-pub async fn fetch(
-    dispatcher: Arc<Dispatcher>,
-    node: String,
-) -> Result<Vec<Certificate>, ApiError> {
-    let path = format!("/nodes/{node}/certificates/info");
-    let answer = dispatcher
-        .call(&path, |c| {
-            let node = node.clone();
-            async move { c.get_nodes_node_certificates_info().node(node).send().await }
-        })
-        .await?;
-    Ok(answer.data)
-}
+node_get!(pub fetch, "certificates/info", get_nodes_node_certificates_info, Vec<Certificate>);
 
 /// Whole days from `now` until `notafter` (a Unix time), rounded down: negative once expired.
 pub fn days_left(notafter: i64, now: SystemTime) -> i64 {

@@ -7,7 +7,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Sample, Spec, View};
 use super::{each_online_node, gauge_family};
 use crate::pve::client::types::GetNodesNodeReplicationResponseDataItem;
-use crate::pve::{ApiError, Dispatcher, Known};
+use crate::pve::Known;
 
 pub const NAME: &str = "replication";
 
@@ -33,16 +33,7 @@ impl Collector for Replication {
     }
 }
 
-async fn fetch(dispatcher: std::sync::Arc<Dispatcher>, node: String) -> Result<Vec<Job>, ApiError> {
-    let path = format!("/nodes/{node}/replication");
-    let answer = dispatcher
-        .call(&path, |c| {
-            let node = node.clone();
-            async move { c.get_nodes_node_replication().node(node).send().await }
-        })
-        .await?;
-    Ok(answer.data)
-}
+node_get!(fetch, "replication", get_nodes_node_replication, Vec<Job>);
 
 #[derive(Debug)]
 struct Jobs(Vec<(String, Vec<Job>)>);

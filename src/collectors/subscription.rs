@@ -9,7 +9,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use super::{BoxFuture, Collected, Collector, Context, Cost, Spec, Families, Sample, View};
 use super::{each_online_node, gauge_family, labels};
 use crate::pve::client::types::GetNodesNodeSubscriptionResponseData;
-use crate::pve::{ApiError, Dispatcher, Known};
+use crate::pve::Known;
 
 pub const NAME: &str = "subscription";
 
@@ -35,19 +35,7 @@ impl Collector for Subscriptions {
     }
 }
 
-async fn fetch(
-    dispatcher: std::sync::Arc<Dispatcher>,
-    node: String,
-) -> Result<Subscription, ApiError> {
-    let path = format!("/nodes/{node}/subscription");
-    let answer = dispatcher
-        .call(&path, |c| {
-            let node = node.clone();
-            async move { c.get_nodes_node_subscription().node(node).send().await }
-        })
-        .await?;
-    Ok(answer.data)
-}
+node_get!(fetch, "subscription", get_nodes_node_subscription, Subscription);
 
 #[derive(Debug)]
 struct Nodes(Vec<(String, Subscription)>);

@@ -6,7 +6,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Sample, Spec, View};
 use super::{each_online_node, gauge_family, labels};
 use crate::pve::client::types::GetNodesNodeDisksZfsResponseDataItem;
-use crate::pve::{ApiError, Dispatcher, Known};
+use crate::pve::Known;
 
 pub const NAME: &str = "zfs";
 
@@ -32,16 +32,7 @@ impl Collector for Zfs {
     }
 }
 
-async fn fetch(dispatcher: std::sync::Arc<Dispatcher>, node: String) -> Result<Vec<Pool>, ApiError> {
-    let path = format!("/nodes/{node}/disks/zfs");
-    let answer = dispatcher
-        .call(&path, |c| {
-            let node = node.clone();
-            async move { c.get_nodes_node_disks_zfs().node(node).send().await }
-        })
-        .await?;
-    Ok(answer.data)
-}
+node_get!(fetch, "disks/zfs", get_nodes_node_disks_zfs, Vec<Pool>);
 
 #[derive(Debug)]
 struct Pools(Vec<(String, Vec<Pool>)>);
