@@ -115,6 +115,44 @@ async fn unauthorized_and_forbidden_are_not_retried() {
 }
 
 #[tokio::test]
+async fn a_500_with_pves_message_is_the_apis_answer_not_an_endpoint_fault() {
+    use proxmox_exporter::sim::Answer;
+    let a = serving().await;
+    let b = serving().await;
+    let message = "pveceph configuration not initialized";
+    for endpoint in [&a, &b] {
+        endpoint
+            .api
+            .set_answer(PATH, Answer::Message(500, message.into()));
+    }
+    let dispatcher = Dispatcher::new(&config(vec![a.url.clone(), b.url.clone()])).unwrap();
+    let error = resources(&dispatcher).await.unwrap_err();
+    // Another endpoint would say the same: one request, no backoff, the message kept.
+    assert_eq!(a.hits() + b.hits(), 1);
+    assert!(dispatcher.endpoints_in_backoff().is_empty());
+    assert!(
+        matches!(&error.kind, ErrorKind::Refused { status, reason }
+            if status.as_u16() == 500 && reason == message),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains(message), "{error}");
+    // A bare 500 is still the endpoint's fault: retried on the other, which is held back.
+    a.api.set_answer(PATH, Answer::Status(500));
+    b.api.clear_answers();
+    let before = a.hits();
+    for _ in 0..200 {
+        assert_eq!(resources(&dispatcher).await.unwrap(), 1);
+        if a.hits() > before {
+            break; // the random choice reached the failing endpoint
+        }
+    }
+    assert_eq!(
+        dispatcher.endpoints_in_backoff(),
+        [format!("http://{}", a.url.authority())]
+    );
+}
+
+#[tokio::test]
 async fn a_wrong_token_is_refused_and_the_secret_never_shows() {
     let live = serving().await;
     let mut cfg = config(vec![live.url.clone()]);
