@@ -16,3 +16,8 @@ pub mod sim;
 pub mod telemetry;
 pub mod tls;
 pub mod web;
+
+/// Locks `m`. A panic while it was held leaves plain data behind, which stays usable.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

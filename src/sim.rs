@@ -2,6 +2,7 @@
 //! (token check, `{"data": ...}` bodies, PVE's error statuses), for tests, `--demo` and
 //! benchmarks. Answers come from a fixture scenario directory or from a generated cluster.
 
+use crate::lock;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -795,10 +796,6 @@ impl SimApi {
         let listener = TlsListener::new(listener, tls);
         axum::serve(listener, app.into_make_service_with_connect_info::<Peer>()).await
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The client's address, for counting connections.

@@ -7,6 +7,7 @@
 //! Adding a collector: a file with a unit struct implementing [`Collector`], its name in the
 //! `registry!` line below, and its operations in `schema/operations.txt`.
 
+use crate::lock;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -493,10 +494,6 @@ fn log<'a>(errors: impl IntoIterator<Item = &'a ApiError>) {
     for error in errors {
         tracing::warn!(endpoint = %error.endpoint, path = %error.path, error = %error.kind, "API request failed");
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The families of a collector that fetched nothing.

@@ -13,6 +13,7 @@
 //! one whose backoff ends first is used anyway: a request is never refused for want of an
 //! endpoint.
 
+use crate::lock;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -360,11 +361,6 @@ impl Dispatcher {
             "endpoint failed; skipping it for a while"
         );
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding the lock leaves plain data behind; keep using it.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn classify(error: ClientError<()>) -> ErrorKind {
