@@ -6,12 +6,10 @@
 //! those two exact answers mean "no Ceph here", so the collector exports nothing and still
 //! succeeds. Every other failure is a failure.
 
-use std::time::Instant;
-
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Nothing, Spec, View};
-use super::{gauge, gauge_family, labels};
+use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Spec, View};
+use super::{cluster_wide_unless, gauge, gauge_family, labels};
 use crate::pve::client::types::GetClusterCephStatusResponseData;
 use crate::pve::{ErrorKind, Known};
 
@@ -48,24 +46,13 @@ impl Collector for Ceph {
         &SPEC
     }
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
-        Box::pin(async move {
-            let started = Instant::now();
-            let answer = ctx
-                .dispatcher
-                .call(PATH, |c| async move { c.get_cluster_ceph_status().send().await })
-                .await;
-            let (data, errors): (Box<dyn Families>, _) = match answer {
-                Ok(answer) => (Box::new(Health(answer.data)), Vec::new()),
-                Err(error) if means_no_ceph(&error.kind) => (Box::new(Nothing), Vec::new()),
-                Err(error) => (Box::new(Nothing), vec![error]),
-            };
-            Collected {
-                data,
-                errors,
-                duration: started.elapsed(),
-                unreachable: Vec::new(),
-            }
-        })
+        Box::pin(cluster_wide_unless(
+            ctx,
+            PATH,
+            |c| async move { c.get_cluster_ceph_status().send().await },
+            |answer| Box::new(Health(answer.data)),
+            means_no_ceph,
+        ))
     }
 }
 

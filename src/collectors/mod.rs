@@ -147,6 +147,16 @@ impl<T> Collected<T> {
         self.errors.is_empty()
     }
 
+    /// Nothing but `error`, after `duration`.
+    pub fn failed(data: T, error: ApiError, duration: Duration) -> Self {
+        Collected {
+            data,
+            errors: vec![error],
+            duration,
+            unreachable: Vec::new(),
+        }
+    }
+
     /// The same outcome around other data.
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Collected<U> {
         Collected {
@@ -219,9 +229,26 @@ where
     F: Fn(Arc<crate::pve::client::Client>) -> Fut,
     Fut: Future<Output = Result<progenitor_client::ResponseValue<T>, progenitor_client::Error<()>>>,
 {
+    cluster_wide_unless(ctx, path, op, families, |_| false).await
+}
+
+/// [`cluster_wide`], where an error for which `absent` holds means there is nothing to report
+/// (Ceph not installed): no families, and no failure.
+pub async fn cluster_wide_unless<T, F, Fut>(
+    ctx: &Context,
+    path: &str,
+    op: F,
+    families: fn(T) -> Box<dyn Families>,
+    absent: fn(&crate::pve::ErrorKind) -> bool,
+) -> Collected<Box<dyn Families>>
+where
+    F: Fn(Arc<crate::pve::client::Client>) -> Fut,
+    Fut: Future<Output = Result<progenitor_client::ResponseValue<T>, progenitor_client::Error<()>>>,
+{
     let started = Instant::now();
     let (data, errors) = match ctx.dispatcher.call(path, op).await {
         Ok(answer) => (families(answer), Vec::new()),
+        Err(error) if absent(&error.kind) => (Box::new(Nothing) as Box<dyn Families>, Vec::new()),
         Err(error) => (Box::new(Nothing) as Box<dyn Families>, vec![error]),
     };
     Collected {
@@ -383,11 +410,9 @@ impl Collectors {
         let started = Instant::now();
         let inventory = before(deadline, cluster_resources::fetch(dispatcher))
             .await
-            .unwrap_or_else(|| Collected {
-                data: Vec::new(),
-                errors: vec![too_late(cluster_resources::PATH)],
-                duration: started.elapsed(),
-                unreachable: Vec::new(),
+            .unwrap_or_else(|| {
+                let late = too_late(cluster_resources::PATH);
+                Collected::failed(Vec::new(), late, started.elapsed())
             });
         log(&inventory.errors);
         let ctx = Arc::new(Context {
@@ -424,11 +449,9 @@ impl Collectors {
                 let started = Instant::now();
                 let collected = before(ctx.deadline, collector.fetch(&ctx))
                     .await
-                    .unwrap_or_else(|| Collected {
-                        data: Box::new(Nothing) as Box<dyn Families>,
-                        errors: vec![too_late(&format!("(collector {})", collector.name()))],
-                        duration: started.elapsed(),
-                        unreachable: Vec::new(),
+                    .unwrap_or_else(|| {
+                        let late = too_late(&format!("(collector {})", collector.name()));
+                        Collected::failed(Box::new(Nothing), late, started.elapsed())
                     });
                 (index, collected)
             });
@@ -447,15 +470,13 @@ impl Collectors {
                 continue;
             }
             let name = e.collector.name();
-            let collected = fetched.remove(&index).unwrap_or_else(|| Collected {
-                data: Box::new(Nothing),
-                errors: vec![ApiError {
+            let collected = fetched.remove(&index).unwrap_or_else(|| {
+                let failed = ApiError {
                     endpoint: "-".into(),
                     path: format!("(collector {name})"),
                     kind: crate::pve::ErrorKind::Other("collector task failed".into()),
-                }],
-                duration: Duration::ZERO,
-                unreachable: Vec::new(),
+                };
+                Collected::failed(Box::new(Nothing), failed, Duration::ZERO)
             });
             // The inventory's own errors were logged above.
             log(collected
