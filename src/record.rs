@@ -50,22 +50,12 @@ pub async fn record(
         .filter_map(|r| r["node"].as_str().map(str::to_owned))
         .collect();
     // What every collector asks: per online node, and per guest (templates aside) on one.
-    let mut paths = vec![
-        "/cluster/status".to_owned(),
-        "/cluster/ha/status/current".to_owned(),
-        "/cluster/ceph/status".to_owned(),
-        "/cluster/backup-info/not-backed-up".to_owned(),
-        "/cluster/tasks".to_owned(),
-    ];
+    let mut paths: Vec<String> = crate::collectors::cluster_paths()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     for node in &nodes {
-        for what in [
-            "disks/list",
-            "certificates/info",
-            "status",
-            "subscription",
-            "replication",
-            "disks/zfs",
-        ] {
+        for what in crate::collectors::per_node_paths() {
             paths.push(format!("/nodes/{node}/{what}"));
         }
     }

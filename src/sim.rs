@@ -148,14 +148,7 @@ impl Answers {
                 rows.push(json!({
                     "id": format!("node/{name}"), "type": "node", "node": name, "status": "offline",
                 }));
-                for path in [
-                    "disks/list",
-                    "certificates/info",
-                    "status",
-                    "subscription",
-                    "replication",
-                    "disks/zfs",
-                ] {
+                for path in crate::collectors::per_node_paths() {
                     let unreachable = Answer::Delayed(delay, Box::new(Answer::Status(595)));
                     answers.insert(format!("/nodes/{name}/{path}"), unreachable);
                 }

@@ -127,6 +127,30 @@ pub trait Collector: Sync {
     }
 }
 
+/// What the collectors ask with nothing but a node: `WHAT` of each `GET /nodes/{node}/WHAT`
+/// they declare (`disks/list`, `status`, …).
+pub fn per_node_paths() -> Vec<&'static str> {
+    declared()
+        .filter_map(|path| path.strip_prefix("/nodes/{node}/"))
+        .filter(|rest| !rest.contains('{'))
+        .collect()
+}
+
+/// The cluster-wide paths the collectors declare (`/cluster/status`, …), the inventory aside.
+pub fn cluster_paths() -> Vec<&'static str> {
+    declared()
+        .filter(|path| path.starts_with("/cluster/"))
+        .collect()
+}
+
+/// The paths of every `GET` a collector declares.
+fn declared() -> impl Iterator<Item = &'static str> {
+    REGISTRY
+        .iter()
+        .flat_map(|c| c.operations())
+        .filter_map(|op| op.strip_prefix("GET "))
+}
+
 /// The collector named `name`.
 pub fn find(name: &str) -> Option<&'static dyn Collector> {
     REGISTRY.iter().copied().find(|c| c.name() == name)
