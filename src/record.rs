@@ -42,13 +42,11 @@ pub async fn record(
             ));
         }
     };
-    let nodes: Vec<String> = resources["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| r["type"] == "node" && r["status"] == "online")
-        .filter_map(|r| r["node"].as_str().map(str::to_owned))
-        .collect();
+    // Decoded the way the collectors decode it, to ask what they would ask.
+    let rows: Vec<crate::collectors::cluster_resources::Resource> =
+        serde_json::from_value(resources["data"].clone())
+            .map_err(|e| format!("/cluster/resources does not decode: {e}"))?;
+    let nodes = crate::collectors::cluster_resources::online_nodes(&rows);
     // What every collector asks: per online node, and per guest (templates aside) on one.
     let mut paths: Vec<String> = crate::collectors::cluster_paths()
         .into_iter()
@@ -59,39 +57,8 @@ pub async fn record(
             paths.push(format!("/nodes/{node}/{what}"));
         }
     }
-    for row in resources["data"].as_array().into_iter().flatten() {
-        let (Some(kind), Some(node)) = (row["type"].as_str(), row["node"].as_str()) else {
-            continue;
-        };
-        let template = matches!(&row["template"], Value::Number(n) if n.as_u64() == Some(1));
-        if matches!(kind, "qemu" | "lxc") && !template && nodes.iter().any(|n| n == node) {
-            let vmid = match &row["vmid"] {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            paths.push(format!("/nodes/{node}/{kind}/{vmid}/snapshot"));
-        }
-    }
-    // Storages holding backups, a shared one once, through the first online node listing it.
-    let mut shared = std::collections::BTreeSet::new();
-    for row in resources["data"].as_array().into_iter().flatten() {
-        let (Some(node), Some(storage)) = (row["node"].as_str(), row["storage"].as_str()) else {
-            continue;
-        };
-        let backups = row["content"]
-            .as_str()
-            .is_some_and(|c| c.split(',').any(|t| t.trim() == "backup"));
-        let is_shared = row["shared"] == 1 || row["shared"] == true;
-        if row["type"] == "storage"
-            && backups
-            && nodes.iter().any(|n| n == node)
-            && (!is_shared || shared.insert(storage.to_owned()))
-        {
-            paths.push(format!(
-                "/nodes/{node}/storage/{storage}/content?content=backup"
-            ));
-        }
-    }
+    paths.extend(crate::collectors::snapshots::paths(&rows, &nodes));
+    paths.extend(crate::collectors::backup::paths(&rows, &nodes));
     answers.insert("/cluster/resources".into(), Recorded::Json(resources));
     for path in paths {
         let answer = fetch(dispatcher, &path).await?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::cluster_resources::{is_guest, kind, vmid};
+use super::cluster_resources::{Resource, is_guest, kind, vmid};
 use super::guest::sorted_tags;
 use super::{BoxFuture, Collected, Collector, Context, Cost, Spec, Families, Sample, Target, View};
 use super::{gauge_family, unix_seconds};
@@ -36,27 +36,33 @@ impl Collector for Snapshots {
     }
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
         Box::pin(async move {
-            let online = ctx.online_nodes();
-            let guests: Vec<GuestRef> = ctx
-                .inventory
-                .data
-                .iter()
-                .filter(|r| is_guest(r))
-                .filter(|r| r.node.known().is_some_and(|n| online.iter().any(|o| o == n)))
-                .filter_map(|r| {
-                    Some(GuestRef(Arc::new(GuestInfo {
-                        node: r.node.known()?.to_owned(),
-                        kind: kind(r).to_owned(),
-                        vmid: vmid(r).parse().ok()?,
-                        name: r.name.known().unwrap_or("").to_owned(),
-                        tags: sorted_tags(r.tags.known()),
-                    })))
-                })
-                .collect();
+            let guests = guests(&ctx.inventory.data, &ctx.online_nodes());
             let fetched = ctx.fan_out(guests, fetch).await;
             fetched.map(|guests| Box::new(Lists(guests)) as Box<dyn Families>)
         })
     }
+}
+
+/// The guests whose snapshots are asked: templates aside, on the `online` nodes.
+fn guests(rows: &[Resource], online: &[String]) -> Vec<GuestRef> {
+    rows.iter()
+        .filter(|r| is_guest(r))
+        .filter(|r| r.node.known().is_some_and(|n| online.iter().any(|o| o == n)))
+        .filter_map(|r| {
+            Some(GuestRef(Arc::new(GuestInfo {
+                node: r.node.known()?.to_owned(),
+                kind: kind(r).to_owned(),
+                vmid: vmid(r).parse().ok()?,
+                name: r.name.known().unwrap_or("").to_owned(),
+                tags: sorted_tags(r.tags.known()),
+            })))
+        })
+        .collect()
+}
+
+/// The snapshot list paths this collector asks for these rows.
+pub fn paths(rows: &[Resource], online: &[String]) -> Vec<String> {
+    guests(rows, online).iter().map(Target::path).collect()
 }
 
 /// A guest whose snapshots are asked for.
