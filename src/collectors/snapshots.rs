@@ -94,35 +94,24 @@ type Snapshot = (String, Option<i64>);
 async fn fetch(dispatcher: Arc<Dispatcher>, guest: GuestRef) -> Result<Vec<Snapshot>, ApiError> {
     let path = guest.path();
     let g = guest.0.clone();
-    let pairs = |name: &Option<crate::pve::lenient::PveString>,
-                 snaptime: &Option<crate::pve::lenient::PveInteger>| {
-        (name.known().unwrap_or("").to_owned(), snaptime.known())
-    };
+    // The same request and answer shape for VMs and containers, by different generated calls.
+    macro_rules! snapshots_by {
+        ($call:ident) => {{
+            let answer = dispatcher
+                .call(&path, |c| {
+                    let g = g.clone();
+                    async move { c.$call().node(g.node.clone()).vmid(g.vmid).send().await }
+                })
+                .await?;
+            let list = answer.data.iter();
+            Ok(list
+                .map(|s| (s.name.known().unwrap_or("").to_owned(), s.snaptime.known()))
+                .collect())
+        }};
+    }
     match g.kind.as_str() {
-        "qemu" => {
-            let answer = dispatcher
-                .call(&path, |c| {
-                    let g = g.clone();
-                    async move {
-                        let call = c.get_nodes_node_qemu_vmid_snapshot();
-                        call.node(g.node.clone()).vmid(g.vmid).send().await
-                    }
-                })
-                .await?;
-            Ok(answer.data.iter().map(|s| pairs(&s.name, &s.snaptime)).collect())
-        }
-        "lxc" => {
-            let answer = dispatcher
-                .call(&path, |c| {
-                    let g = g.clone();
-                    async move {
-                        let call = c.get_nodes_node_lxc_vmid_snapshot();
-                        call.node(g.node.clone()).vmid(g.vmid).send().await
-                    }
-                })
-                .await?;
-            Ok(answer.data.iter().map(|s| pairs(&s.name, &s.snaptime)).collect())
-        }
+        "qemu" => snapshots_by!(get_nodes_node_qemu_vmid_snapshot),
+        "lxc" => snapshots_by!(get_nodes_node_lxc_vmid_snapshot),
         other => Err(ApiError {
             endpoint: "-".into(),
             path,
