@@ -67,6 +67,12 @@ fn generate_from(cut: Value) -> Result<proc_macro2::TokenStream, String> {
 
     let mut settings = progenitor::GenerationSettings::default();
     settings.with_interface(progenitor::InterfaceStyle::Builder);
+    // Every request carries the dispatcher's credentials (a token, or a login ticket that
+    // changes over time), set by the client's `pre` hook from this shared state.
+    let inner: proc_macro2::TokenStream = "std::sync::Arc<crate::pve::client::Auth>"
+        .parse()
+        .map_err(|e| format!("inner type: {e}"))?;
+    settings.with_inner_type(inner);
     for name in LENIENT {
         settings.with_replacement(
             name,

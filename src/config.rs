@@ -418,7 +418,7 @@ impl Cli {
             collectors,
             dispatcher: DispatcherConfig {
                 endpoints,
-                token,
+                credentials: token.into(),
                 insecure: self.proxmox_api_insecure,
                 extra_roots,
                 timeout,
@@ -717,7 +717,7 @@ mod tests {
             .into_config()
             .unwrap();
         assert_eq!(
-            config.dispatcher.token.secret.expose_secret(),
+            config.dispatcher.credentials.secret().expose_secret(),
             "file-secret-0123"
         );
 

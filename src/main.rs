@@ -43,7 +43,7 @@ async fn main() -> ExitCode {
         }
     };
     if let Some(Command::Record { out }) = command {
-        let secret = config.dispatcher.token.secret.expose_secret().to_owned();
+        let secret = config.dispatcher.credentials.secret().expose_secret().to_owned();
         return match proxmox_exporter::record::record(&dispatcher, &out, &secret).await {
             Ok(files) => {
                 eprintln!(

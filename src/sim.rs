@@ -476,7 +476,8 @@ fn ha_replication_zfs(
                                   "jobnum": 0, "target": target, "type": "local", "schedule": "*/15",
                                   "last_sync": now - if failing { 7_200 } else { 600 },
                                   "duration": 1.5 + (g % 7) as f64, "fail_count": u8::from(failing) * 2,
-                                  "next_sync": now + 300 });
+                                  "next_sync": now + 300, "source": node, "vmtype": row["type"],
+                                  "last_try": now - if failing { 60 } else { 600 } });
             if failing {
                 job["error"] = json!(format!("{target}: no route to host"));
             }
@@ -502,6 +503,14 @@ fn ha_replication_zfs(
     );
     for (i, name) in names.iter().enumerate().take(first_offline) {
         let list = jobs.remove(name.as_str()).unwrap_or_default();
+        for job in &list {
+            if let Some(id) = job["id"].as_str() {
+                answers.insert(
+                    format!("/nodes/{name}/replication/{id}/status"),
+                    json_answer(job.clone()),
+                );
+            }
+        }
         answers.insert(
             format!("/nodes/{name}/replication"),
             json_answer(json!(list)),
@@ -663,10 +672,14 @@ fn other_exporters_paths(
     rows: &[Value],
 ) {
     let body = |data: Value| Answer::Json(Bytes::from(json!({ "data": data }).to_string()));
-    let mut status = vec![json!({
-        "type": "cluster", "id": "cluster", "name": "sim", "nodes": names.len(),
-        "quorate": 1, "version": names.len(),
-    })];
+    // A single node is a standalone node: no cluster entry, no corosync.
+    let mut status = Vec::new();
+    if names.len() > 1 {
+        status.push(json!({
+            "type": "cluster", "id": "cluster", "name": "sim", "nodes": names.len(),
+            "quorate": 1, "version": names.len(),
+        }));
+    }
     for (i, name) in names.iter().enumerate() {
         status.push(json!({
             "type": "node", "id": format!("node/{name}"), "name": name, "nodeid": i + 1,
@@ -675,6 +688,16 @@ fn other_exporters_paths(
         }));
     }
     answers.insert("/cluster/status".into(), body(json!(status)));
+    // A QDevice votes in clusters of an even number of nodes; without one PVE answers `{}`.
+    let qdevice = if names.len() > 1 && names.len() % 2 == 0 {
+        json!({ "Model": "Net", "Node ID": "1", "Membership node list": "1, 2",
+                "QNetd host": "192.0.2.250:5403", "Algorithm": "Fifty-Fifty split",
+                "Tie-breaker": "Node with lowest node ID", "KAP Tie-breaker": "Enabled",
+                "State": "Connected" })
+    } else {
+        json!({})
+    };
+    answers.insert("/cluster/config/qdevice".into(), body(qdevice));
     answers.insert(
         "/version".into(),
         body(json!({ "version": "9.1.3", "release": "9.1", "repoid": "5e1a2b3c" })),

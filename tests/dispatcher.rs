@@ -4,8 +4,8 @@ mod support;
 
 use std::time::Duration;
 
-use proxmox_exporter::pve::{ApiError, Dispatcher, ErrorKind, Known};
-use support::{FakeEndpoint, Mode, config, dead_url};
+use proxmox_exporter::pve::{ApiError, ApiToken, Dispatcher, ErrorKind, Known};
+use support::{FakeEndpoint, Mode, TOKEN_ID, config, dead_url};
 
 const RESOURCES: &str = r#"{"data":[{"id":"node/pve1","type":"node","node":"pve1",
     "status":"online","maxcpu":8,"maxmem":"34359738368"}]}"#;
@@ -156,7 +156,11 @@ async fn a_500_with_pves_message_is_the_apis_answer_not_an_endpoint_fault() {
 async fn a_wrong_token_is_refused_and_the_secret_never_shows() {
     let live = serving().await;
     let mut cfg = config(vec![live.url.clone()]);
-    cfg.token.secret = "wrong-secret-value".into();
+    cfg.credentials = ApiToken {
+        id: TOKEN_ID.into(),
+        secret: "wrong-secret-value".into(),
+    }
+    .into();
     let dispatcher = Dispatcher::new(&cfg).unwrap();
     let error = resources(&dispatcher).await.unwrap_err();
     assert_eq!(status_of(&error), Some(401));

@@ -880,10 +880,11 @@ mod tests {
     fn dispatcher() -> Arc<Dispatcher> {
         let config = crate::pve::DispatcherConfig {
             endpoints: vec![reqwest::Url::parse("http://127.0.0.1:9/").unwrap()],
-            token: crate::pve::ApiToken {
+            credentials: crate::pve::ApiToken {
                 id: "a@pve!b".into(),
                 secret: "c".into(),
-            },
+            }
+            .into(),
             insecure: false,
             extra_roots: Vec::new(),
             timeout: Duration::from_secs(1),

@@ -20,7 +20,54 @@ pub const MAX_ANSWER_BYTES: u64 = 64 << 20;
 /// Marks a response whose body was cut at [`MAX_ANSWER_BYTES`]; `post` turns it into an error.
 const OVERSIZED: &str = "x-proxmox-exporter-oversized";
 
-impl progenitor_client::ClientHooks<()> for Client {
+/// The credentials every request carries, shared by the clients of one dispatcher: an API
+/// token, fixed, or a login ticket that the dispatcher renews (see `Dispatcher`).
+#[derive(Debug)]
+pub enum Auth {
+    /// The `Authorization: PVEAPIToken=…` header.
+    Token(reqwest::header::HeaderValue),
+    /// The current ticket's `Cookie: PVEAuthCookie=…` header, and when it was issued; none
+    /// before the first login.
+    Ticket(std::sync::Mutex<Option<Ticket>>),
+}
+
+/// A login ticket as a ready `Cookie` header.
+#[derive(Clone, Debug)]
+pub struct Ticket {
+    pub cookie: reqwest::header::HeaderValue,
+    pub issued: std::time::Instant,
+}
+
+impl Auth {
+    /// The ticket held now, if any.
+    pub fn ticket(&self) -> Option<Ticket> {
+        match self {
+            Auth::Token(_) => None,
+            Auth::Ticket(held) => crate::lock(held).clone(),
+        }
+    }
+}
+
+impl progenitor_client::ClientHooks<std::sync::Arc<Auth>> for Client {
+    async fn pre<E>(
+        &self,
+        request: &mut reqwest::Request,
+        _info: &progenitor_client::OperationInfo,
+    ) -> Result<(), progenitor_client::Error<E>> {
+        let (name, value) = match &*self.inner {
+            Auth::Token(header) => (reqwest::header::AUTHORIZATION, Some(header.clone())),
+            Auth::Ticket(_) => (
+                reqwest::header::COOKIE,
+                self.inner.ticket().map(|t| t.cookie),
+            ),
+        };
+        // The login itself goes without: its body carries the password.
+        if let Some(value) = value {
+            request.headers_mut().insert(name, value);
+        }
+        Ok(())
+    }
+
     async fn exec(
         &self,
         request: reqwest::Request,

@@ -21,10 +21,13 @@ use std::time::{Duration, Instant};
 
 use progenitor_client::{Error as ClientError, ResponseValue};
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::client::Client;
+use super::client::{Auth, Client};
+
+/// The login path, as errors name it.
+const LOGIN_PATH: &str = "/access/ticket";
 
 /// A PVE API token: `USER@REALM!TOKENID` and its secret. The secret never shows in `Debug`.
 #[derive(Clone)]
@@ -39,6 +42,53 @@ impl std::fmt::Debug for ApiToken {
             .field("id", &self.id)
             .field("secret", &"[redacted]")
             .finish()
+    }
+}
+
+/// How the exporter proves who it is: an API token (recommended), or a user and password
+/// from which the dispatcher gets a login ticket (`POST /access/ticket`), keeps it and renews
+/// it before PVE's two hours run out.
+#[derive(Clone, Debug)]
+pub enum Credentials {
+    Token(ApiToken),
+    Password(Login),
+}
+
+/// A user (`USER@REALM`) and password. The password never shows in `Debug`.
+#[derive(Clone)]
+pub struct Login {
+    pub user: String,
+    pub password: SecretString,
+    /// How long a ticket is used before a new one is asked for: PVE's tickets last two hours.
+    pub renew_after: Duration,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("user", &self.user)
+            .field("password", &"[redacted]")
+            .field("renew_after", &self.renew_after)
+            .finish()
+    }
+}
+
+/// A ticket is renewed after an hour: half its life, so a failed renewal has time to succeed.
+pub const TICKET_RENEWAL: Duration = Duration::from_secs(3600);
+
+impl Credentials {
+    /// The token secret or the password: what must never show anywhere.
+    pub fn secret(&self) -> &SecretString {
+        match self {
+            Credentials::Token(token) => &token.secret,
+            Credentials::Password(login) => &login.password,
+        }
+    }
+}
+
+impl From<ApiToken> for Credentials {
+    fn from(token: ApiToken) -> Self {
+        Credentials::Token(token)
     }
 }
 
@@ -71,7 +121,7 @@ impl Backoff {
 pub struct DispatcherConfig {
     /// Base URLs of the API endpoints, such as `https://pve1:8006/`.
     pub endpoints: Vec<reqwest::Url>,
-    pub token: ApiToken,
+    pub credentials: Credentials,
     /// Skip TLS certificate verification (`--proxmox-api-insecure`).
     pub insecure: bool,
     /// Certificates to trust besides the system's, such as PVE's cluster CA
@@ -91,6 +141,8 @@ pub enum SetupError {
     BadEndpoint(String),
     #[error("the API token id or secret contains characters not allowed in an HTTP header")]
     BadToken,
+    #[error("the user name is empty or the password is empty")]
+    BadLogin,
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
 }
@@ -187,6 +239,11 @@ struct Health {
 /// The set of endpoints, their health, and a count of requests by endpoint and status.
 pub struct Dispatcher {
     endpoints: Vec<Endpoint>,
+    /// What every endpoint's client sends; with a login, the ticket the dispatcher renews.
+    auth: Arc<Auth>,
+    login: Option<(Login, tokio::sync::Mutex<()>)>,
+    /// Tickets obtained so far.
+    logins: std::sync::atomic::AtomicU64,
     backoff: Backoff,
     requests: Mutex<BTreeMap<(usize, String), u64>>,
 }
@@ -206,6 +263,22 @@ impl Dispatcher {
             return Err(SetupError::NoEndpoint);
         }
         let http = http_client(config)?;
+        let (auth, login) = match &config.credentials {
+            Credentials::Token(token) => {
+                let value = format!("PVEAPIToken={}={}", token.id, token.secret.expose_secret());
+                let mut header = HeaderValue::from_str(&value).map_err(|_| SetupError::BadToken)?;
+                header.set_sensitive(true);
+                (Auth::Token(header), None)
+            }
+            Credentials::Password(login) => {
+                if login.user.is_empty() || login.password.expose_secret().is_empty() {
+                    return Err(SetupError::BadLogin);
+                }
+                let held = (login.clone(), tokio::sync::Mutex::new(()));
+                (Auth::Ticket(Mutex::new(None)), Some(held))
+            }
+        };
+        let auth = Arc::new(auth);
         let endpoints = config
             .endpoints
             .iter()
@@ -214,13 +287,16 @@ impl Dispatcher {
                 let base = format!("{}/api2/json", url.as_str().trim_end_matches('/'));
                 Ok(Endpoint {
                     label,
-                    client: Arc::new(Client::new_with_client(&base, http.clone())),
+                    client: Arc::new(Client::new_with_client(&base, http.clone(), auth.clone())),
                     health: Mutex::new(Health::default()),
                 })
             })
             .collect::<Result<Vec<_>, SetupError>>()?;
         Ok(Dispatcher {
             endpoints,
+            auth,
+            login,
+            logins: std::sync::atomic::AtomicU64::new(0),
             backoff: config.backoff,
             requests: Mutex::new(BTreeMap::new()),
         })
@@ -312,7 +388,21 @@ impl Dispatcher {
         Fut: Future<Output = Result<ResponseValue<T>, ClientError<()>>>,
     {
         let endpoint = &self.endpoints[index];
-        let result = op(endpoint.client.clone()).await;
+        if let Some(ticket_error) = self.log_in_if_needed(index, None).await {
+            return Err(ticket_error);
+        }
+        let mut result = op(endpoint.client.clone()).await;
+        // A ticket PVE no longer takes (expired early, or the cluster's key rotated): one new
+        // login, then the request once more.
+        if let (Some(held), Err(ClientError::UnexpectedResponse(r))) = (self.auth.ticket(), &result)
+            && r.status() == StatusCode::UNAUTHORIZED
+        {
+            self.count(index, "401".into());
+            if let Some(ticket_error) = self.log_in_if_needed(index, Some(held.issued)).await {
+                return Err(ticket_error);
+            }
+            result = op(endpoint.client.clone()).await;
+        }
         let kind = match result {
             Ok(value) => {
                 self.count(index, value.status().as_u16().to_string());
@@ -332,6 +422,74 @@ impl Dispatcher {
             path: path.to_owned(),
             kind,
         })
+    }
+
+    /// Logins (tickets obtained) so far; 0 with a token.
+    pub fn logins(&self) -> u64 {
+        self.logins.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// With a login: gets a ticket through endpoint `index` when there is none, when it is due
+    /// for renewal, or when it is the one issued at `refused` (PVE refused it). One login at a
+    /// time; requests waiting for it use its ticket. A failed login is the request's error
+    /// (a refused password shows as 401).
+    async fn log_in_if_needed(&self, index: usize, refused: Option<Instant>) -> Option<ApiError> {
+        let (login, one_at_a_time) = self.login.as_ref()?;
+        let usable = |t: &Option<super::client::Ticket>| {
+            t.as_ref().is_some_and(|t| {
+                t.issued.elapsed() < login.renew_after && Some(t.issued) != refused
+            })
+        };
+        if usable(&self.auth.ticket()) {
+            return None;
+        }
+        let _turn = one_at_a_time.lock().await;
+        if usable(&self.auth.ticket()) {
+            return None; // another request logged in meanwhile
+        }
+        let endpoint = &self.endpoints[index];
+        let body = super::client::types::PostAccessTicketBody::builder()
+            .username(login.user.clone())
+            .password(login.password.expose_secret().to_owned());
+        let answer = endpoint.client.post_access_ticket().body(body).send().await;
+        let ticket = match answer {
+            Ok(answer) => answer.into_inner().data.ticket.and_then(|t| t.0),
+            Err(e) => {
+                let kind = classify(e);
+                self.count(index, kind.label());
+                if judge(&kind) == Verdict::EndpointFault {
+                    self.failed(endpoint, LOGIN_PATH, &kind);
+                }
+                return Some(self.error(index, LOGIN_PATH, kind));
+            }
+        };
+        self.count(index, "200".into());
+        let cookie = ticket
+            .filter(|t| !t.is_empty())
+            .and_then(|t| HeaderValue::from_str(&format!("PVEAuthCookie={t}")).ok());
+        let Some(mut cookie) = cookie else {
+            let kind = ErrorKind::Decode("the login answer holds no usable ticket".into());
+            return Some(self.error(index, LOGIN_PATH, kind));
+        };
+        cookie.set_sensitive(true);
+        if let Auth::Ticket(held) = &*self.auth {
+            *lock(held) = Some(super::client::Ticket {
+                cookie,
+                issued: Instant::now(),
+            });
+        }
+        self.logins
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::debug!(endpoint = %endpoint.label, user = %login.user, "logged in");
+        None
+    }
+
+    fn error(&self, index: usize, path: &str, kind: ErrorKind) -> ApiError {
+        ApiError {
+            endpoint: self.endpoints[index].label.clone(),
+            path: path.to_owned(),
+            kind,
+        }
     }
 
     fn count(&self, index: usize, status: String) {
@@ -452,22 +610,11 @@ pub fn install_crypto_provider() {
 fn http_client(config: &DispatcherConfig) -> Result<reqwest::Client, SetupError> {
     install_crypto_provider();
 
-    let value = format!(
-        "PVEAPIToken={}={}",
-        config.token.id,
-        config.token.secret.expose_secret()
-    );
-    let mut auth = HeaderValue::from_str(&value).map_err(|_| SetupError::BadToken)?;
-    auth.set_sensitive(true);
-    let mut headers = HeaderMap::new();
-    headers.insert(AUTHORIZATION, auth);
-
     let mut builder = reqwest::Client::builder();
     for root in &config.extra_roots {
         builder = builder.add_root_certificate(root.clone());
     }
     builder
-        .default_headers(headers)
         .user_agent(concat!("proxmox-exporter/", env!("CARGO_PKG_VERSION")))
         .timeout(config.timeout)
         .connect_timeout(config.timeout.min(Duration::from_secs(5)))

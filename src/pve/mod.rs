@@ -6,5 +6,7 @@ pub mod dispatcher;
 pub mod lenient;
 pub mod operations;
 
-pub use dispatcher::{ApiError, ApiToken, Backoff, Dispatcher, DispatcherConfig, ErrorKind};
+pub use dispatcher::{
+    ApiError, ApiToken, Backoff, Credentials, Dispatcher, DispatcherConfig, ErrorKind, Login,
+};
 pub use lenient::Known;

@@ -100,10 +100,11 @@ pub async fn dead_url() -> reqwest::Url {
 pub fn config(endpoints: Vec<reqwest::Url>) -> DispatcherConfig {
     DispatcherConfig {
         endpoints,
-        token: ApiToken {
+        credentials: ApiToken {
             id: TOKEN_ID.into(),
             secret: TOKEN_SECRET.into(),
-        },
+        }
+        .into(),
         insecure: false,
         extra_roots: Vec::new(),
         timeout: Duration::from_secs(5),
