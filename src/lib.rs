@@ -8,6 +8,7 @@
 
 pub mod collectors;
 pub mod config;
+pub mod modules;
 pub mod pve;
 pub mod record;
 pub mod schema;

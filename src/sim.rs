@@ -280,6 +280,10 @@ impl Answers {
                 "diskread": rng.u64(..1 << 38), "diskwrite": rng.u64(..1 << 38),
                 "tags": TAGS[g % TAGS.len()],
                 "lock": if g % 97 == 3 { json!("backup") } else { json!(null) },
+                // HA manages every tenth guest if it is a VM (see `ha_replication_zfs`).
+                "hastate": if !lxc && g % 10 == 0 {
+                    json!(if g % 50 == 0 { "error" } else { "started" })
+                } else { json!(null) },
                 "pool": if g % 4 == 0 { json!("tenant-a") } else { json!(null) },
             }));
             if !template {
@@ -736,6 +740,11 @@ struct Shared {
     peers: Mutex<HashSet<SocketAddr>>,
     /// Answers set while running; they win over `answers`.
     overrides: Mutex<HashMap<String, Answer>>,
+    /// A user that may log in with a password, and how long its tickets are taken.
+    login: Mutex<Option<(String, String, Duration)>>,
+    /// Tickets handed out, and when.
+    tickets: Mutex<HashMap<String, std::time::Instant>>,
+    logins: AtomicU64,
 }
 
 /// A running simulated API endpoint.
@@ -756,6 +765,9 @@ impl SimApi {
                 requests: AtomicU64::new(0),
                 peers: Mutex::new(HashSet::new()),
                 overrides: Mutex::new(HashMap::new()),
+                login: Mutex::new(None),
+                tickets: Mutex::new(HashMap::new()),
+                logins: AtomicU64::new(0),
             }),
         }
     }
@@ -768,6 +780,17 @@ impl SimApi {
     /// Every request gets this status instead of its answer (`None`: answer normally).
     pub fn set_status_override(&self, status: Option<u16>) {
         *lock(&self.shared.status_override) = status;
+    }
+
+    /// Lets `user` log in with `password` (`POST /access/ticket`); its tickets are taken for
+    /// `lifetime` (PVE: two hours), then answered 401.
+    pub fn set_login(&self, user: &str, password: &str, lifetime: Duration) {
+        *lock(&self.shared.login) = Some((user.to_owned(), password.to_owned(), lifetime));
+    }
+
+    /// Successful logins so far.
+    pub fn logins(&self) -> u64 {
+        self.shared.logins.load(Ordering::SeqCst)
     }
 
     /// Requests received so far.
@@ -880,10 +903,14 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    if uri.path() == "/api2/json/access/ticket" && request.method() == axum::http::Method::POST {
+        return log_in(&shared, request).await;
+    }
     let authorized = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == shared.authorization);
+        .is_some_and(|v| v == shared.authorization)
+        || ticket_valid(&shared, headers);
     if !authorized {
         return status(401);
     }
@@ -917,6 +944,57 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
         // PVE answers 501 for a path it does not implement.
         None => status(501),
     }
+}
+
+/// `POST /access/ticket`: a ticket for the configured user and password, else 401.
+async fn log_in(shared: &Shared, request: Request) -> Response {
+    let Ok(body) = axum::body::to_bytes(request.into_body(), 64 << 10).await else {
+        return status(400);
+    };
+    let sent: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let Some((user, password, _)) = lock(&shared.login).clone() else {
+        return status(401);
+    };
+    if sent["username"] != user.as_str() || sent["password"] != password.as_str() {
+        return status(401);
+    }
+    let n = shared.logins.fetch_add(1, Ordering::SeqCst) + 1;
+    let issued = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    // PVE's shape: `PVE:USER:HEXTIME::SIGNATURE`.
+    let ticket = format!("PVE:{user}:{issued:08X}::simsignature{n}");
+    lock(&shared.tickets).insert(ticket.clone(), std::time::Instant::now());
+    json_response(&json!({ "data": {
+        "ticket": ticket, "username": user, "CSRFPreventionToken": format!("{issued:08X}:sim{n}"),
+    }}))
+}
+
+/// Whether the request's `PVEAuthCookie` is a ticket handed out and not expired.
+fn ticket_valid(shared: &Shared, headers: &axum::http::HeaderMap) -> bool {
+    let Some(lifetime) = lock(&shared.login).as_ref().map(|l| l.2) else {
+        return false;
+    };
+    let ticket = headers
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix("PVEAuthCookie="));
+    ticket.is_some_and(|t| {
+        lock(&shared.tickets)
+            .get(t)
+            .is_some_and(|issued| issued.elapsed() < lifetime)
+    })
+}
+
+fn json_response(body: &Value) -> Response {
+    (
+        [("content-type", "application/json;charset=UTF-8")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn respond(answer: &Answer) -> Response {

@@ -15,6 +15,10 @@ pub struct Operation {
     /// Fields of the answer's items that PVE sends although some versions' API description
     /// leaves them out (`template` in PVE 7.4's `/cluster/resources`): (name, PVE type).
     pub sent_anyway: Vec<(String, String)>,
+    /// `=field`: the only fields of the answer's items (or object) the exporter reads; the
+    /// generated type holds just these (and the `+` ones), so nothing else is decoded or kept.
+    /// Empty: every documented field.
+    pub only: Vec<String>,
 }
 
 impl std::fmt::Display for Operation {
@@ -23,8 +27,8 @@ impl std::fmt::Display for Operation {
     }
 }
 
-/// Reads `METHOD /path [+field:type …]` lines; `#` starts a comment, and a line that starts
-/// with `+` goes on declaring fields of the operation above it. A field is `name`,
+/// Reads `METHOD /path [+field:type …] [=field …]` lines; `#` starts a comment, and a line
+/// that starts with `+` or `=` goes on declaring fields of the operation above it. A field is `name`,
 /// `object.name` inside a nested object, or `list[].name` inside the objects of a list; a type
 /// is a scalar or a list of one (`string[]`).
 /// `file` names the list in errors.
@@ -46,7 +50,7 @@ pub fn parse_operations(text: &str, file: &str) -> Result<Vec<Operation>, String
             )
         };
         let mut words = line.split_whitespace().peekable();
-        if words.peek().is_some_and(|w| !w.starts_with('+')) {
+        if words.peek().is_some_and(|w| !w.starts_with(['+', '='])) {
             let (Some(method), Some(path)) = (words.next(), words.next()) else {
                 return Err(bad());
             };
@@ -57,12 +61,20 @@ pub fn parse_operations(text: &str, file: &str) -> Result<Vec<Operation>, String
                 method: method.to_ascii_lowercase(),
                 path: path.to_owned(),
                 sent_anyway: Vec::new(),
+                only: Vec::new(),
             });
         }
         let Some(op) = ops.last_mut() else {
             return Err(bad());
         };
         for word in words {
+            if let Some(kept) = word.strip_prefix('=') {
+                if kept.is_empty() || kept.contains(['.', ':', '[']) {
+                    return Err(bad());
+                }
+                op.only.push(kept.to_owned());
+                continue;
+            }
             let declared = word.strip_prefix('+').and_then(|w| w.split_once(':'));
             match declared {
                 Some((name, ty))
@@ -128,6 +140,11 @@ fn add_sent_anyway(operation: &mut Value, op: &Operation) {
     } else {
         data
     };
+    if !op.only.is_empty()
+        && let Some(properties) = target.get_mut("properties").and_then(Value::as_object_mut)
+    {
+        properties.retain(|name, _| op.only.contains(name));
+    }
     for (name, ty) in &op.sent_anyway {
         declare(target, name, ty);
     }
@@ -274,5 +291,27 @@ mod tests {
             "#/components/schemas/PveInteger"
         );
         assert!(parse_operations("GET /x template:boolean", "f").is_err());
+    }
+
+    #[test]
+    fn only_the_fields_read_are_kept() {
+        let items = json!({"type": "object", "properties": {
+            "vmid": {"$ref": "#/components/schemas/PveInteger"},
+            "name": {"$ref": "#/components/schemas/PveString"},
+            "cpu": {"$ref": "#/components/schemas/PveNumber"}}});
+        let schema = json!({"properties": {"data": {"type": "array", "items": items}}});
+        let ok = json!({"200": {"content": {"application/json": {"schema": schema}}}});
+        let spec = json!({"paths": {"/guests": {"get": {"responses": ok}}}});
+        let ops = parse_operations("GET /guests =vmid\n  +tags:string =name", "f").unwrap();
+        assert_eq!(ops[0].only, ["vmid", "name"]);
+        let cut = select(&spec, &ops, "s").unwrap();
+        let props = cut["paths"]["/guests"]["get"]
+            .pointer("/responses/200/content/application~1json/schema/properties/data/items/properties")
+            .unwrap();
+        let mut kept: Vec<&String> = props.as_object().unwrap().keys().collect();
+        kept.sort();
+        assert_eq!(kept, ["name", "tags", "vmid"]);
+        assert!(parse_operations("GET /x =", "f").is_err());
+        assert!(parse_operations("GET /x =a.b", "f").is_err());
     }
 }

@@ -1,0 +1,498 @@
+//! Modules of credentials for `/pve` and `/probe`, in prometheus-pve-exporter's `pve.yml`
+//! format, so its file works here unchanged:
+//!
+//! ```yaml
+//! default:                      # the module name, ?module=default
+//!   user: monitoring@pve
+//!   token_name: exporter
+//!   token_value: 5e3c7a52-…     # or token_value_file: /run/secrets/pve-token
+//!   verify_ssl: true
+//! legacy:
+//!   user: monitoring@pve
+//!   password: …                 # or password_file: …; a login ticket, renewed hourly
+//!   timeout: 10                 # seconds per API request (default 5)
+//!   port: 8006
+//! ```
+//!
+//! The environment alternative (`PVE_USER`, `PVE_TOKEN_NAME`, `PVE_TOKEN_VALUE`,
+//! `PVE_PASSWORD`, `PVE_VERIFY_SSL`, `PVE_MODULE`) makes one module, as the peer does.
+//! Keys the peer passes on to its API library but that change nothing here (`backend: https`,
+//! `service: PVE`, `mode: json`) are ignored with a warning; anything else unknown, and any bad
+//! value, is refused naming the module and the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde_json::Value;
+
+use crate::pve::{ApiToken, Credentials, Login};
+
+/// The peer's default request timeout, in seconds.
+const DEFAULT_TIMEOUT: f64 = 5.0;
+
+/// One module: how to reach and log in to a target.
+#[derive(Clone, Debug)]
+pub struct Module {
+    pub credentials: Credentials,
+    /// Verify the API's TLS certificate (default true).
+    pub verify_ssl: bool,
+    /// Upper bound on one API request.
+    pub timeout: Duration,
+    /// The API port when the target does not name one (default 8006).
+    pub port: u16,
+    /// A path the API sits under behind a reverse proxy (`path_prefix`).
+    pub path_prefix: Option<String>,
+}
+
+/// Every module by name, and the warnings found while reading them.
+#[derive(Clone, Debug, Default)]
+pub struct Modules {
+    pub modules: BTreeMap<String, Module>,
+    pub warnings: Vec<String>,
+}
+
+impl Modules {
+    /// Reads `path`; the error names the file, and the module and key at fault.
+    pub fn load(path: &Path) -> Result<Modules, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Modules::parse(&text, path.parent().unwrap_or(Path::new(".")))
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Parses a file's text; relative secret file paths are relative to `dir`.
+    pub fn parse(text: &str, dir: &Path) -> Result<Modules, String> {
+        if text.trim().is_empty() {
+            return Err("no module is defined".into());
+        }
+        let document: Value =
+            serde_saphyr::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
+        let Value::Object(entries) = document else {
+            return Err("expected a mapping of module names to settings".into());
+        };
+        if entries.is_empty() {
+            return Err("no module is defined".into());
+        }
+        let mut modules = Modules::default();
+        for (name, settings) in entries {
+            let Value::Object(settings) = settings else {
+                return Err(format!("module {name}: expected a mapping of settings"));
+            };
+            if settings.is_empty() {
+                return Err(format!("module {name}: no settings"));
+            }
+            let module = module(&name, &settings, dir, &mut modules.warnings)?;
+            modules.modules.insert(name, module);
+        }
+        Ok(modules)
+    }
+
+    /// The module the `PVE_*` variables describe, when `PVE_USER` is set (as the peer reads
+    /// them: `PVE_VERIFY_SSL` is true unless `false` or `0`); `None` without `PVE_USER`.
+    pub fn from_env(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Option<Modules>, String> {
+        let vars: BTreeMap<String, String> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("PVE_"))
+            .collect();
+        if !vars.contains_key("PVE_USER") {
+            return Ok(None);
+        }
+        let mut settings = serde_json::Map::new();
+        for (variable, key) in [
+            ("PVE_USER", "user"),
+            ("PVE_PASSWORD", "password"),
+            ("PVE_PASSWORD_FILE", "password_file"),
+            ("PVE_TOKEN_NAME", "token_name"),
+            ("PVE_TOKEN_VALUE", "token_value"),
+            ("PVE_TOKEN_VALUE_FILE", "token_value_file"),
+        ] {
+            if let Some(value) = vars.get(variable) {
+                settings.insert(key.into(), Value::String(value.clone()));
+            }
+        }
+        if let Some(verify) = vars.get("PVE_VERIFY_SSL") {
+            let off = ["false", "0"].contains(&verify.to_ascii_lowercase().as_str());
+            settings.insert("verify_ssl".into(), Value::Bool(!off));
+        }
+        let name = vars
+            .get("PVE_MODULE")
+            .cloned()
+            .unwrap_or_else(|| "default".into());
+        let mut modules = Modules::default();
+        let module = module(&name, &settings, Path::new("."), &mut modules.warnings)
+            .map_err(|e| format!("PVE_* variables: {e}"))?;
+        modules.modules.insert(name, module);
+        Ok(Some(modules))
+    }
+}
+
+/// Checks one module's settings.
+fn module(
+    name: &str,
+    settings: &serde_json::Map<String, Value>,
+    dir: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Module, String> {
+    let at = |key: &str| format!("module {name}, key {key}");
+    let text = |key: &str| -> Result<Option<String>, String> {
+        match settings.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            // A token secret or user written as a bare number is still text.
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(_) => Err(format!("{}: expected text", at(key))),
+        }
+    };
+    for (key, value) in settings {
+        match key.as_str() {
+            "user" | "token_name" | "token_value" | "token_value_file" | "password"
+            | "password_file" | "verify_ssl" | "timeout" | "port" | "path_prefix" => {}
+            // The peer hands these to its API library; here they can only mean the default.
+            "backend" | "service" | "mode" => {
+                let default = match key.as_str() {
+                    "backend" => "https",
+                    "service" => "PVE",
+                    _ => "json",
+                };
+                if value.as_str().is_some_and(|v| v.eq_ignore_ascii_case(default)) {
+                    warnings.push(format!(
+                        "{}: ignored (only `{default}` is possible here)",
+                        at(key)
+                    ));
+                } else {
+                    return Err(format!("{}: only `{default}` is supported", at(key)));
+                }
+            }
+            "otp" | "cert" | "proxies" => {
+                return Err(format!(
+                    "{}: not supported by this exporter (use an API token, and a direct \
+                     connection)",
+                    at(key)
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "{}: unknown (known: user, token_name, token_value, token_value_file, \
+                     password, password_file, verify_ssl, timeout, port, path_prefix)",
+                    at(key)
+                ));
+            }
+        }
+    }
+    let user = text("user")?.ok_or_else(|| format!("module {name}: `user` is missing"))?;
+    if user.trim().is_empty() {
+        return Err(format!("{}: empty", at("user")));
+    }
+    let secret = |value_key: &str, file_key: &str| -> Result<Option<SecretString>, String> {
+        match (text(value_key)?, text(file_key)?) {
+            (Some(_), Some(_)) => Err(format!(
+                "module {name}: give either {value_key} or {file_key}, not both"
+            )),
+            (Some(value), None) => Ok(Some(SecretString::from(value))),
+            (None, Some(file)) => read_secret(&dir.join(file))
+                .map(Some)
+                .map_err(|e| format!("{}: {e}", at(file_key))),
+            (None, None) => Ok(None),
+        }
+    };
+    let token_value = secret("token_value", "token_value_file")?;
+    let password = secret("password", "password_file")?;
+    let token_name = text("token_name")?;
+    let credentials = match (token_name, token_value, password) {
+        (Some(token), Some(value), password) => {
+            if password.is_some() {
+                warnings.push(format!(
+                    "module {name}: has a token and a password; the token is used"
+                ));
+            }
+            if token.is_empty() || token.contains(['!', '=']) {
+                return Err(format!(
+                    "{}: `{token}` is not a token name",
+                    at("token_name")
+                ));
+            }
+            Credentials::Token(ApiToken {
+                id: format!("{user}!{token}"),
+                secret: value,
+            })
+        }
+        (Some(_), None, _) => {
+            return Err(format!(
+                "module {name}: token_name needs token_value (or token_value_file)"
+            ));
+        }
+        (None, Some(_), _) => {
+            return Err(format!("module {name}: token_value needs token_name"));
+        }
+        (None, None, Some(password)) => Credentials::Password(Login {
+            user,
+            password,
+            renew_after: crate::pve::dispatcher::TICKET_RENEWAL,
+        }),
+        (None, None, None) => {
+            return Err(format!(
+                "module {name}: needs token_name and token_value, or password"
+            ));
+        }
+    };
+    let verify_ssl = match settings.get("verify_ssl") {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(format!("{}: expected true or false", at("verify_ssl"))),
+    };
+    let timeout = match settings.get("timeout") {
+        None => DEFAULT_TIMEOUT,
+        Some(v) => v
+            .as_f64()
+            .filter(|t| t.is_finite() && *t > 0.0 && *t <= 3600.0)
+            .ok_or_else(|| format!("{}: expected seconds, above 0 and up to 3600", at("timeout")))?,
+    };
+    let port = match settings.get("port") {
+        None => 8006,
+        Some(v) => v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{}: expected a port number (1-65535)", at("port")))?,
+    };
+    let path_prefix = text("path_prefix")?
+        .map(|p| p.trim_matches('/').to_owned())
+        .filter(|p| !p.is_empty());
+    if let Some(prefix) = &path_prefix
+        && prefix.contains(['?', '#', ' '])
+    {
+        return Err(format!("{}: `{prefix}` is not a URL path", at("path_prefix")));
+    }
+    Ok(Module {
+        credentials,
+        verify_ssl,
+        timeout: Duration::from_secs_f64(timeout),
+        port,
+        path_prefix,
+    })
+}
+
+/// A secret from a file, trimmed of surrounding white space.
+fn read_secret(path: &PathBuf) -> Result<SecretString, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(SecretString::from(text.to_owned()))
+}
+
+impl Module {
+    /// The API endpoints of `target`: one host (`pve1`, `pve1:8006`, `[fd00::1]:8006`, an
+    /// `https://` URL) or several nodes of one cluster, comma separated.
+    pub fn endpoints(&self, target: &str) -> Result<Vec<reqwest::Url>, String> {
+        let mut endpoints = Vec::new();
+        for host in target.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+            let base = if host.starts_with("https://") || host.starts_with("http://") {
+                host.trim_end_matches('/').to_owned()
+            } else {
+                let with_port = match host.rsplit_once(':') {
+                    // `host:port`, `[v6]:port`
+                    Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) && !h.ends_with(':') => {
+                        if h.contains(':') && !h.starts_with('[') {
+                            format!("[{host}]:{}", self.port) // a bare IPv6 address
+                        } else {
+                            host.to_owned()
+                        }
+                    }
+                    _ if host.contains(':') && !host.starts_with('[') => {
+                        format!("[{host}]:{}", self.port)
+                    }
+                    _ => format!("{host}:{}", self.port),
+                };
+                format!("https://{with_port}")
+            };
+            let with_prefix = match &self.path_prefix {
+                Some(prefix) => format!("{base}/{prefix}/"),
+                None => format!("{base}/"),
+            };
+            let url = reqwest::Url::parse(&with_prefix)
+                .map_err(|_| format!("`{host}` is not a host name, address or URL"))?;
+            if url.host_str().is_none() || url.query().is_some() || !url.username().is_empty() {
+                return Err(format!("`{host}` is not a host name, address or URL"));
+            }
+            endpoints.push(url);
+        }
+        if endpoints.is_empty() {
+            return Err("no target given".into());
+        }
+        Ok(endpoints)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn parse(text: &str) -> Result<Modules, String> {
+        Modules::parse(text, Path::new("/nonexistent"))
+    }
+
+    #[test]
+    fn the_peers_file_reads_as_it_does_there() {
+        let modules = parse(
+            "default:\n  user: monitoring@pve\n  token_name: exporter\n  token_value: abc-123\n\
+             other:\n  user: root@pam\n  password: hunter2\n  verify_ssl: false\n  timeout: 12\n  \
+             port: 443\n",
+        )
+        .unwrap();
+        assert!(modules.warnings.is_empty());
+        let default = &modules.modules["default"];
+        match &default.credentials {
+            Credentials::Token(t) => {
+                assert_eq!(t.id, "monitoring@pve!exporter");
+                assert_eq!(t.secret.expose_secret(), "abc-123");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(default.verify_ssl);
+        assert_eq!(default.timeout, Duration::from_secs(5));
+        assert_eq!(default.port, 8006);
+        let other = &modules.modules["other"];
+        assert!(matches!(&other.credentials, Credentials::Password(l)
+            if l.user == "root@pam" && l.password.expose_secret() == "hunter2"));
+        assert!(!other.verify_ssl);
+        assert_eq!(other.timeout, Duration::from_secs(12));
+        assert_eq!(other.port, 443);
+    }
+
+    #[test]
+    fn bad_keys_and_values_name_the_module_and_key() {
+        let base = "m:\n  user: u@pve\n  token_name: t\n  token_value: v\n";
+        for (extra, expected) in [
+            ("  verify_sl: true\n", "module m, key verify_sl: unknown"),
+            ("  verify_ssl: maybe\n", "module m, key verify_ssl: expected true or false"),
+            ("  timeout: -1\n", "module m, key timeout: expected seconds"),
+            ("  port: 70000\n", "module m, key port: expected a port number"),
+            ("  otp: 123456\n", "module m, key otp: not supported"),
+            ("  backend: ssh_paramiko\n", "module m, key backend: only `https`"),
+            ("  token_value_file: /x\n", "give either token_value or token_value_file"),
+        ] {
+            let err = parse(&format!("{base}{extra}")).unwrap_err();
+            assert!(err.contains(expected), "{extra}: {err}");
+            assert!(!err.contains(": v\n") && !err.contains("`v`"), "{err}");
+        }
+        for (text, expected) in [
+            ("", "no module"),
+            ("- a\n- b\n", "expected a mapping"),
+            ("m: 3\n", "module m: expected a mapping"),
+            ("m: {}\n", "module m: no settings"),
+            ("m:\n  token_name: t\n  token_value: v\n", "`user` is missing"),
+            ("m:\n  user: u@pve\n", "needs token_name and token_value, or password"),
+            ("m:\n  user: u@pve\n  token_name: t\n", "token_name needs token_value"),
+            ("m:\n  user: u@pve\n  token_value: v\n", "token_value needs token_name"),
+            ("m:\n  user: [1]\n  password: p\n", "module m, key user: expected text"),
+            ("m: [\n", "not valid YAML"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(expected), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn keys_that_mean_nothing_here_are_warned_about() {
+        let modules = parse(
+            "m:\n  user: u@pve\n  token_name: t\n  token_value: v\n  backend: https\n  \
+             service: pve\n  mode: json\n  password: p\n",
+        )
+        .unwrap();
+        assert_eq!(modules.warnings.len(), 4, "{:?}", modules.warnings);
+        assert!(modules.warnings[0].contains("module m, key backend: ignored"));
+        assert!(modules.warnings[3].contains("the token is used"));
+    }
+
+    #[test]
+    fn secrets_from_files() {
+        let dir = std::env::temp_dir().join(format!("modules-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("token"), "  from-file-77\n").unwrap();
+        std::fs::write(dir.join("empty"), "\n").unwrap();
+        let text = "m:\n  user: u@pve\n  token_name: t\n  token_value_file: token\n";
+        let modules = Modules::parse(text, &dir).unwrap();
+        assert_eq!(
+            modules.modules["m"].credentials.secret().expose_secret(),
+            "from-file-77"
+        );
+        let text = "m:\n  user: u@pve\n  password_file: empty\n";
+        let err = Modules::parse(text, &dir).unwrap_err();
+        assert!(err.contains("module m, key password_file") && err.contains("empty"), "{err}");
+        let text = "m:\n  user: u@pve\n  password_file: absent\n";
+        assert!(Modules::parse(text, &dir).unwrap_err().contains("cannot read"));
+    }
+
+    #[test]
+    fn the_environment_makes_one_module() {
+        let vars = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert!(
+            Modules::from_env(vars(&[("PVE_TOKEN_NAME", "t")]))
+                .unwrap()
+                .is_none()
+        );
+        let modules = Modules::from_env(vars(&[
+            ("PVE_USER", "u@pve"),
+            ("PVE_TOKEN_NAME", "t"),
+            ("PVE_TOKEN_VALUE", "v"),
+            ("PVE_VERIFY_SSL", "False"),
+            ("PVE_MODULE", "lab"),
+        ]))
+        .unwrap()
+        .unwrap();
+        let lab = &modules.modules["lab"];
+        assert!(!lab.verify_ssl);
+        assert!(matches!(&lab.credentials, Credentials::Token(t) if t.id == "u@pve!t"));
+        let modules = Modules::from_env(vars(&[
+            ("PVE_USER", "u@pve"),
+            ("PVE_PASSWORD", "p"),
+            ("PVE_VERIFY_SSL", "yes"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert!(modules.modules["default"].verify_ssl);
+        let err = Modules::from_env(vars(&[("PVE_USER", "u@pve")])).unwrap_err();
+        assert!(err.contains("PVE_* variables: module default: needs"), "{err}");
+    }
+
+    #[test]
+    fn targets_become_endpoints() {
+        let module = parse("m:\n  user: u@pve\n  password: p\n").unwrap().modules["m"].clone();
+        let shown = |t: &str| -> Vec<String> {
+            module
+                .endpoints(t)
+                .unwrap()
+                .iter()
+                .map(|u| u.to_string())
+                .collect()
+        };
+        assert_eq!(shown("pve1"), ["https://pve1:8006/"]);
+        assert_eq!(shown("10.0.0.1:443"), ["https://10.0.0.1/"]);
+        assert_eq!(shown("pve1, pve2:8007"), ["https://pve1:8006/", "https://pve2:8007/"]);
+        assert_eq!(shown("fd00::1"), ["https://[fd00::1]:8006/"]);
+        assert_eq!(shown("[fd00::1]:8443"), ["https://[fd00::1]:8443/"]);
+        assert_eq!(shown("http://127.0.0.1:9/"), ["http://127.0.0.1:9/"]);
+        assert!(module.endpoints("").is_err());
+        assert!(module.endpoints("a b").is_err());
+        assert!(module.endpoints("https://u:p@pve1/").is_err());
+        let prefixed = parse("m:\n  user: u@pve\n  password: p\n  path_prefix: /pve/\n").unwrap();
+        assert_eq!(
+            prefixed.modules["m"].endpoints("h").unwrap()[0].as_str(),
+            "https://h:8006/pve/"
+        );
+    }
+}
