@@ -99,6 +99,17 @@ pub struct Cli {
     #[arg(skip)]
     pub collectors: CollectorFlags,
 
+    /// prometheus-pve-exporter's configuration file (pve.yml): modules of credentials for
+    /// /pve?target=HOST&module=NAME and /probe?target=HOST&module=NAME. Without it, the PVE_USER,
+    /// PVE_TOKEN_NAME, PVE_TOKEN_VALUE, PVE_PASSWORD, PVE_VERIFY_SSL and PVE_MODULE variables
+    /// make one module, as for that exporter.
+    #[arg(long = "config.file", env = "PROXMOX_EXPORTER_CONFIG_FILE")]
+    pub config_file: Option<std::path::PathBuf>,
+
+    /// The `PVE_*` variables; filled by [`Cli::try_parse_with`].
+    #[arg(skip)]
+    pub pve_variables: Vec<(String, String)>,
+
     /// How many API requests may be under way at once during a collection. Default: 50 for
     /// each enabled collector that asks every node or guest, at least 100 (100 with the
     /// default collectors: 50 nodes in one round).
@@ -130,9 +141,15 @@ pub struct Config {
     pub listen: SocketAddr,
     pub cache_duration: Duration,
     pub max_concurrent_requests: usize,
-    pub dispatcher: DispatcherConfig,
+    /// The cluster of the flags, served on `/metrics`; `None` when only the configuration
+    /// file's modules are used (`/pve`, `/probe`).
+    pub dispatcher: Option<DispatcherConfig>,
+    /// The configuration file's modules (or the `PVE_*` variables' one).
+    pub modules: Option<crate::modules::Modules>,
     /// The collectors to run, with their refresh.
     pub collectors: Vec<Enabled>,
+    /// `--proxmox-ca-file`'s certificates, for the modules' targets too.
+    pub extra_roots: Vec<reqwest::Certificate>,
 }
 
 /// A setting that cannot be used; the message names it and never repeats a secret.
@@ -289,6 +306,12 @@ impl Cli {
             })
             .chain([collector_variable("disable_defaults")])
             .collect();
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        cli.pve_variables = vars
+            .iter()
+            .filter(|(key, _)| key.starts_with("PVE_"))
+            .cloned()
+            .collect();
         flags.unknown_variables = vars
             .into_iter()
             .map(|(key, _)| key)
@@ -392,6 +415,32 @@ impl Cli {
                 .map_err(|e| invalid("--web.config.file (PROXMOX_EXPORTER_WEB_CONFIG_FILE)", e))?,
             None => crate::web::WebConfig::default(),
         };
+        let modules = match &self.config_file {
+            Some(path) => Some(
+                crate::modules::Modules::load(path)
+                    .map_err(|e| invalid("--config.file (PROXMOX_EXPORTER_CONFIG_FILE)", e))?,
+            ),
+            None => crate::modules::Modules::from_env(self.pve_variables.clone())
+                .map_err(|e| invalid("PVE_USER, PVE_TOKEN_NAME, …", e))?,
+        };
+        let flags_cluster = !self.proxmox_endpoints.iter().all(|e| e.trim().is_empty())
+            || self.proxmox_token_id.is_some();
+        if modules.is_some() && !flags_cluster {
+            return Ok(Config {
+                log_level,
+                web,
+                listen: SocketAddr::new(address, port),
+                cache_duration,
+                max_concurrent_requests,
+                collectors,
+                dispatcher: None,
+                modules,
+                extra_roots: match &self.proxmox_ca_file {
+                    Some(file) => read_ca_file(file)?,
+                    None => Vec::new(),
+                },
+            });
+        }
         let endpoints = parse_endpoints(&self.proxmox_endpoints)?;
         let secret = match (self.proxmox_token, &self.proxmox_token_file) {
             (Some(_), Some(_)) => {
@@ -416,14 +465,16 @@ impl Cli {
             cache_duration,
             max_concurrent_requests,
             collectors,
-            dispatcher: DispatcherConfig {
+            dispatcher: Some(DispatcherConfig {
                 endpoints,
                 credentials: token.into(),
                 insecure: self.proxmox_api_insecure,
-                extra_roots,
+                extra_roots: extra_roots.clone(),
                 timeout,
                 backoff: Backoff::default(),
-            },
+            }),
+            modules,
+            extra_roots,
         })
     }
 }
@@ -630,18 +681,34 @@ mod tests {
         assert_eq!(config.log_level, tracing::Level::INFO);
         assert_eq!(config.cache_duration, Duration::from_secs(29));
         assert_eq!(config.max_concurrent_requests, 100);
-        assert!(!config.dispatcher.insecure);
-        assert_eq!(config.dispatcher.endpoints.len(), 2);
+        assert!(!config.dispatcher.as_ref().unwrap().insecure);
+        assert_eq!(config.dispatcher.as_ref().unwrap().endpoints.len(), 2);
     }
 
     #[test]
     fn insecure_flag_alone_or_with_a_value() {
         let mut args = GOOD.to_vec();
         args.push("--proxmox-api-insecure");
-        assert!(cli(&args).into_config().unwrap().dispatcher.insecure);
+        assert!(
+            cli(&args)
+                .into_config()
+                .unwrap()
+                .dispatcher
+                .as_ref()
+                .unwrap()
+                .insecure
+        );
         let mut args = GOOD.to_vec();
         args.push("--proxmox-api-insecure=false");
-        assert!(!cli(&args).into_config().unwrap().dispatcher.insecure);
+        assert!(
+            !cli(&args)
+                .into_config()
+                .unwrap()
+                .dispatcher
+                .as_ref()
+                .unwrap()
+                .insecure
+        );
     }
 
     #[test]
@@ -717,7 +784,13 @@ mod tests {
             .into_config()
             .unwrap();
         assert_eq!(
-            config.dispatcher.credentials.secret().expose_secret(),
+            config
+                .dispatcher
+                .as_ref()
+                .unwrap()
+                .credentials
+                .secret()
+                .expose_secret(),
             "file-secret-0123"
         );
 

@@ -7,6 +7,7 @@
 //!   answers need, and the dispatcher that spreads requests over the cluster's endpoints.
 
 pub mod collectors;
+pub mod compat;
 pub mod config;
 pub mod modules;
 pub mod pve;
@@ -14,6 +15,7 @@ pub mod record;
 pub mod schema;
 pub mod server;
 pub mod sim;
+pub mod targets;
 pub mod telemetry;
 pub mod tls;
 pub mod web;

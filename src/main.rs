@@ -7,6 +7,7 @@ use proxmox_exporter::config::{Cli, Command};
 use proxmox_exporter::pve::Dispatcher;
 use proxmox_exporter::server::{self, Exporter};
 use proxmox_exporter::sim::{Answers, SimApi};
+use proxmox_exporter::targets::{TargetSettings, Targets};
 use proxmox_exporter::telemetry;
 use secrecy::ExposeSecret;
 
@@ -35,16 +36,25 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init(config.log_level);
-    let dispatcher = match Dispatcher::new(&config.dispatcher) {
-        Ok(d) => Arc::new(d),
+    if let Some(modules) = &config.modules {
+        for warning in &modules.warnings {
+            tracing::warn!("{warning}");
+        }
+    }
+    let dispatcher = match config.dispatcher.as_ref().map(Dispatcher::new).transpose() {
+        Ok(d) => d.map(Arc::new),
         Err(e) => {
             tracing::error!(error = %e, "cannot set up the Proxmox API client");
             return ExitCode::FAILURE;
         }
     };
     if let Some(Command::Record { out }) = command {
-        let secret = config.dispatcher.credentials.secret().expose_secret().to_owned();
-        return match proxmox_exporter::record::record(&dispatcher, &out, &secret).await {
+        let (Some(dispatcher), Some(settings)) = (&dispatcher, &config.dispatcher) else {
+            eprintln!("proxmox-exporter: record needs --proxmox-endpoints and a token");
+            return ExitCode::from(2);
+        };
+        let secret = settings.credentials.secret().expose_secret().to_owned();
+        return match proxmox_exporter::record::record(dispatcher, &out, &secret).await {
             Ok(files) => {
                 eprintln!(
                     "proxmox-exporter: recorded {} answers in {}",
@@ -77,30 +87,47 @@ async fn main() -> ExitCode {
         .iter()
         .map(|e| e.collector.name())
         .collect();
+    let modules: Vec<&str> = config
+        .modules
+        .iter()
+        .flat_map(|m| m.modules.keys().map(String::as_str))
+        .collect();
     tracing::info!(
         %address,
         scheme,
         basic_auth = !config.web.users.is_empty(),
-        endpoints = ?dispatcher.endpoint_labels(),
+        endpoints = ?dispatcher.as_ref().map(|d| d.endpoint_labels()),
         cache_seconds = config.cache_duration.as_secs_f64(),
         ?collectors,
-        "serving metrics at /metrics"
+        ?modules,
+        "serving metrics at /metrics{}",
+        if modules.is_empty() { "" } else { ", /pve and /probe" }
     );
-    let enabled: Vec<&str> = config
-        .collectors
-        .iter()
-        .map(|e| e.collector.name())
-        .collect();
-    tracing::info!(collectors = ?enabled, "collectors enabled");
-    let exporter = Arc::new(
-        Exporter::new(
-            dispatcher,
-            config.cache_duration,
-            config.max_concurrent_requests,
+    let exporter = dispatcher.map(|dispatcher| {
+        Arc::new(
+            Exporter::new(
+                dispatcher,
+                config.cache_duration,
+                config.max_concurrent_requests,
+            )
+            .with_collectors(config.collectors.clone()),
         )
-        .with_collectors(config.collectors),
-    );
-    match server::run_with(listener, exporter, config.web, shutdown_signal()).await {
+    });
+    let targets = config.modules.clone().map(|modules| {
+        Arc::new(Targets::new(
+            modules,
+            TargetSettings {
+                cache_duration: config.cache_duration,
+                probe_collectors: config.collectors.clone(),
+                max_concurrent_requests: config.max_concurrent_requests,
+                extra_roots: config.extra_roots.clone(),
+                capacity: MAX_TARGETS,
+                idle: TARGET_IDLE,
+            },
+        ))
+    });
+    let served = server::Served { exporter, targets };
+    match server::serve(listener, served, config.web, shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS
@@ -111,6 +138,11 @@ async fn main() -> ExitCode {
         }
     }
 }
+
+/// Targets of `/pve` and `/probe` kept at once.
+const MAX_TARGETS: usize = 1000;
+/// A target not scraped for this long is dropped (ten scrapes at a 1-minute interval).
+const TARGET_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
 
 const DEMO_TOKEN_ID: &str = "demo@pve!exporter";
 const DEMO_SECRET: &str = "demo-secret";

@@ -158,7 +158,10 @@ fn module(
                     "service" => "PVE",
                     _ => "json",
                 };
-                if value.as_str().is_some_and(|v| v.eq_ignore_ascii_case(default)) {
+                if value
+                    .as_str()
+                    .is_some_and(|v| v.eq_ignore_ascii_case(default))
+                {
                     warnings.push(format!(
                         "{}: ignored (only `{default}` is possible here)",
                         at(key)
@@ -249,7 +252,12 @@ fn module(
         Some(v) => v
             .as_f64()
             .filter(|t| t.is_finite() && *t > 0.0 && *t <= 3600.0)
-            .ok_or_else(|| format!("{}: expected seconds, above 0 and up to 3600", at("timeout")))?,
+            .ok_or_else(|| {
+                format!(
+                    "{}: expected seconds, above 0 and up to 3600",
+                    at("timeout")
+                )
+            })?,
     };
     let port = match settings.get("port") {
         None => 8006,
@@ -266,7 +274,10 @@ fn module(
     if let Some(prefix) = &path_prefix
         && prefix.contains(['?', '#', ' '])
     {
-        return Err(format!("{}: `{prefix}` is not a URL path", at("path_prefix")));
+        return Err(format!(
+            "{}: `{prefix}` is not a URL path",
+            at("path_prefix")
+        ));
     }
     Ok(Module {
         credentials,
@@ -373,12 +384,24 @@ mod tests {
         let base = "m:\n  user: u@pve\n  token_name: t\n  token_value: v\n";
         for (extra, expected) in [
             ("  verify_sl: true\n", "module m, key verify_sl: unknown"),
-            ("  verify_ssl: maybe\n", "module m, key verify_ssl: expected true or false"),
+            (
+                "  verify_ssl: maybe\n",
+                "module m, key verify_ssl: expected true or false",
+            ),
             ("  timeout: -1\n", "module m, key timeout: expected seconds"),
-            ("  port: 70000\n", "module m, key port: expected a port number"),
+            (
+                "  port: 70000\n",
+                "module m, key port: expected a port number",
+            ),
             ("  otp: 123456\n", "module m, key otp: not supported"),
-            ("  backend: ssh_paramiko\n", "module m, key backend: only `https`"),
-            ("  token_value_file: /x\n", "give either token_value or token_value_file"),
+            (
+                "  backend: ssh_paramiko\n",
+                "module m, key backend: only `https`",
+            ),
+            (
+                "  token_value_file: /x\n",
+                "give either token_value or token_value_file",
+            ),
         ] {
             let err = parse(&format!("{base}{extra}")).unwrap_err();
             assert!(err.contains(expected), "{extra}: {err}");
@@ -389,11 +412,26 @@ mod tests {
             ("- a\n- b\n", "expected a mapping"),
             ("m: 3\n", "module m: expected a mapping"),
             ("m: {}\n", "module m: no settings"),
-            ("m:\n  token_name: t\n  token_value: v\n", "`user` is missing"),
-            ("m:\n  user: u@pve\n", "needs token_name and token_value, or password"),
-            ("m:\n  user: u@pve\n  token_name: t\n", "token_name needs token_value"),
-            ("m:\n  user: u@pve\n  token_value: v\n", "token_value needs token_name"),
-            ("m:\n  user: [1]\n  password: p\n", "module m, key user: expected text"),
+            (
+                "m:\n  token_name: t\n  token_value: v\n",
+                "`user` is missing",
+            ),
+            (
+                "m:\n  user: u@pve\n",
+                "needs token_name and token_value, or password",
+            ),
+            (
+                "m:\n  user: u@pve\n  token_name: t\n",
+                "token_name needs token_value",
+            ),
+            (
+                "m:\n  user: u@pve\n  token_value: v\n",
+                "token_value needs token_name",
+            ),
+            (
+                "m:\n  user: [1]\n  password: p\n",
+                "module m, key user: expected text",
+            ),
             ("m: [\n", "not valid YAML"),
         ] {
             let err = parse(text).unwrap_err();
@@ -427,9 +465,16 @@ mod tests {
         );
         let text = "m:\n  user: u@pve\n  password_file: empty\n";
         let err = Modules::parse(text, &dir).unwrap_err();
-        assert!(err.contains("module m, key password_file") && err.contains("empty"), "{err}");
+        assert!(
+            err.contains("module m, key password_file") && err.contains("empty"),
+            "{err}"
+        );
         let text = "m:\n  user: u@pve\n  password_file: absent\n";
-        assert!(Modules::parse(text, &dir).unwrap_err().contains("cannot read"));
+        assert!(
+            Modules::parse(text, &dir)
+                .unwrap_err()
+                .contains("cannot read")
+        );
     }
 
     #[test]
@@ -466,7 +511,10 @@ mod tests {
         .unwrap();
         assert!(modules.modules["default"].verify_ssl);
         let err = Modules::from_env(vars(&[("PVE_USER", "u@pve")])).unwrap_err();
-        assert!(err.contains("PVE_* variables: module default: needs"), "{err}");
+        assert!(
+            err.contains("PVE_* variables: module default: needs"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -482,7 +530,10 @@ mod tests {
         };
         assert_eq!(shown("pve1"), ["https://pve1:8006/"]);
         assert_eq!(shown("10.0.0.1:443"), ["https://10.0.0.1/"]);
-        assert_eq!(shown("pve1, pve2:8007"), ["https://pve1:8006/", "https://pve2:8007/"]);
+        assert_eq!(
+            shown("pve1, pve2:8007"),
+            ["https://pve1:8006/", "https://pve2:8007/"]
+        );
         assert_eq!(shown("fd00::1"), ["https://[fd00::1]:8006/"]);
         assert_eq!(shown("[fd00::1]:8443"), ["https://[fd00::1]:8443/"]);
         assert_eq!(shown("http://127.0.0.1:9/"), ["http://127.0.0.1:9/"]);

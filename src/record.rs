@@ -119,8 +119,7 @@ async fn fetch(dispatcher: &Dispatcher, path: &str) -> Result<Recorded, String> 
             let url = format!("{}{path}", c.baseurl());
             async move {
                 let response = c
-                    .client()
-                    .get(url)
+                    .raw_get(&url)
                     .send()
                     .await
                     .map_err(progenitor_client::Error::CommunicationError)?;

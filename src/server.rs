@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 
 use crate::collectors::{Collectors, Enabled, Exposition, Format, Snapshot};
 use crate::pve::Dispatcher;
+use crate::targets::Targets;
 use crate::tls::TlsListener;
 use crate::web::WebConfig;
 
@@ -86,6 +87,12 @@ impl Exporter {
     pub fn with_collectors(mut self, enabled: Vec<Enabled>) -> Self {
         self.collectors =
             Collectors::new(enabled, self.cache_duration, self.max_concurrent_requests);
+        self
+    }
+
+    /// Collects without asking `/cluster/resources` (call after [`Exporter::with_collectors`]).
+    pub fn without_inventory(mut self) -> Self {
+        self.collectors = self.collectors.without_inventory();
         self
     }
 
@@ -164,14 +171,32 @@ impl Exporter {
 /// only bounds the memory a flood of connections can take.
 pub const MAX_CONCURRENT_SCRAPES: usize = 256;
 
-/// The exporter's routes.
+/// What the routes serve: the cluster of the flags on `/metrics` (if any), and the targets
+/// of the configuration file's modules on `/pve` and `/probe` (if any).
+#[derive(Clone)]
+pub struct Served {
+    pub exporter: Option<Arc<Exporter>>,
+    pub targets: Option<Arc<Targets>>,
+}
+
+/// The exporter's routes for the flags' cluster.
 pub fn router(exporter: Arc<Exporter>) -> Router {
+    router_with(Served {
+        exporter: Some(exporter),
+        targets: None,
+    })
+}
+
+/// The exporter's routes.
+pub fn router_with(served: Served) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
+        .route("/pve", get(pve))
+        .route("/probe", get(probe))
         .route("/", get(landing))
         .route("/-/healthy", get(|| async { "OK\n" }))
         .route("/-/ready", get(|| async { "OK\n" }))
-        .with_state(exporter)
+        .with_state(served)
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             MAX_CONCURRENT_SCRAPES,
         ))
@@ -193,7 +218,22 @@ pub async fn run_with(
     web: WebConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut app = router(exporter);
+    let served = Served {
+        exporter: Some(exporter),
+        targets: None,
+    };
+    serve(listener, served, web, shutdown).await
+}
+
+/// Serves `served` with the web configuration's TLS and basic authentication until
+/// `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    served: Served,
+    web: WebConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut app = router_with(served);
     if !web.users.is_empty() {
         app = app.layer(axum::middleware::from_fn_with_state(
             web.clone(),
@@ -214,8 +254,103 @@ pub async fn run_with(
     }
 }
 
-async fn metrics(State(exporter): State<Arc<Exporter>>, headers: HeaderMap) -> Response {
+async fn metrics(State(served): State<Served>, headers: HeaderMap) -> Response {
     let format = negotiate(headers.get(header::ACCEPT));
+    let Some(exporter) = served.exporter else {
+        // No cluster given by flags: only the exporter's own state.
+        let targets = served.targets.as_ref().map_or(0, |t| t.len());
+        let body = format!(
+            "# HELP proxmox_exporter_targets Targets of /pve and /probe kept now.\n\
+             # TYPE proxmox_exporter_targets gauge\nproxmox_exporter_targets {targets}\n\
+             # HELP proxmox_exporter_build_info The exporter's version; always 1.\n\
+             # TYPE proxmox_exporter_build_info gauge\n\
+             proxmox_exporter_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        return ([(header::CONTENT_TYPE, Format::Text.content_type())], body).into_response();
+    };
+    respond(&exporter, format, &headers).await
+}
+
+/// The query of `/pve` and `/probe`, with the peer's defaults.
+#[derive(Debug, serde::Deserialize)]
+pub struct TargetQuery {
+    #[serde(default = "default_module")]
+    module: String,
+    #[serde(default = "default_target")]
+    target: String,
+    #[serde(default = "one")]
+    cluster: String,
+    #[serde(default = "one")]
+    node: String,
+}
+
+fn default_module() -> String {
+    "default".into()
+}
+fn default_target() -> String {
+    "localhost".into()
+}
+fn one() -> String {
+    "1".into()
+}
+
+/// The peer's reading of `cluster` and `node`: anything but `0`, `false` or nothing is on.
+fn switched_on(value: &str) -> bool {
+    !["false", "0", ""].contains(&value.to_ascii_lowercase().as_str())
+}
+
+/// `/pve`: prometheus-pve-exporter's families for a target, in its text format.
+async fn pve(
+    State(served): State<Served>,
+    Query(query): Query<TargetQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let (cluster, node) = (switched_on(&query.cluster), switched_on(&query.node));
+    match target(&served, &query) {
+        Ok((targets, target)) => {
+            let exporter = targets.pve(&target, cluster, node);
+            respond(&exporter, Format::Text, &headers).await
+        }
+        Err(refused) => *refused,
+    }
+}
+
+/// `/probe`: this exporter's own families for a target.
+async fn probe(
+    State(served): State<Served>,
+    Query(query): Query<TargetQuery>,
+    headers: HeaderMap,
+) -> Response {
+    match target(&served, &query) {
+        Ok((targets, target)) => {
+            let exporter = targets.probe(&target);
+            let format = negotiate(headers.get(header::ACCEPT));
+            respond(&exporter, format, &headers).await
+        }
+        Err(refused) => *refused,
+    }
+}
+
+/// The kept target a query names, or the 400 answer saying why not.
+fn target(
+    served: &Served,
+    query: &TargetQuery,
+) -> Result<(Arc<Targets>, Arc<crate::targets::Target>), Box<Response>> {
+    let refuse = |message: String| Box::new((StatusCode::BAD_REQUEST, message).into_response());
+    let Some(targets) = &served.targets else {
+        return Err(refuse(
+            crate::targets::TargetError::UnknownModule(query.module.clone()).to_string(),
+        ));
+    };
+    match targets.get(&query.module, &query.target) {
+        Ok(target) => Ok((targets.clone(), target)),
+        Err(e) => Err(refuse(e.to_string())),
+    }
+}
+
+/// `exporter`'s current exposition in `format`, gzipped when the scraper accepts it.
+async fn respond(exporter: &Exporter, format: Format, headers: &HeaderMap) -> Response {
     let gzip = accepts_gzip(headers.get(header::ACCEPT_ENCODING));
     let deadline = scrape_deadline(headers.get("x-prometheus-scrape-timeout-seconds"));
     let body = exporter.exposition(format, gzip, deadline).await;

@@ -252,7 +252,8 @@ impl Answers {
             let vmid = 100 + g;
             let node = &names[rng.usize(..names.len().max(1))];
             let lxc = rng.usize(..5) == 0;
-            let template = rng.usize(..40) == 0;
+            // Every fortieth guest at least is a template.
+            let template = rng.usize(..40) == 0 || g % 40 == 7;
             let running = !template && rng.usize(..8) != 0;
             let kind = if lxc { "lxc" } else { "qemu" };
             let node_index = names.iter().position(|n| n == node).unwrap_or(0);
@@ -692,8 +693,8 @@ fn other_exporters_paths(
         }));
     }
     answers.insert("/cluster/status".into(), body(json!(status)));
-    // A QDevice votes in clusters of an even number of nodes; without one PVE answers `{}`.
-    let qdevice = if names.len() > 1 && names.len() % 2 == 0 {
+    // Small clusters have a QDevice (a tie-breaking vote); without one PVE answers `{}`.
+    let qdevice = if names.len() > 1 && names.len() < 10 {
         json!({ "Model": "Net", "Node ID": "1", "Membership node list": "1, 2",
                 "QNetd host": "192.0.2.250:5403", "Algorithm": "Fifty-Fifty split",
                 "Tie-breaker": "Node with lowest node ID", "KAP Tie-breaker": "Enabled",

@@ -281,8 +281,15 @@ fn the_operations_list_and_the_collectors_agree() {
         .iter()
         .map(|op| op.to_string())
         .collect();
-    let mut claimed: Vec<String> = vec!["GET /cluster/resources".into()]; // the inventory
-    for collector in REGISTRY {
+    // The inventory, and the dispatcher's password login.
+    let mut claimed: Vec<String> = vec![
+        "GET /cluster/resources".into(),
+        "POST /access/ticket".into(),
+    ];
+    let parts = proxmox_exporter::compat::PARTS
+        .iter()
+        .map(|p| *p as &dyn proxmox_exporter::collectors::Collector);
+    for collector in REGISTRY.iter().copied().chain(parts) {
         for op in collector.operations() {
             assert!(
                 listed.contains(&(*op).to_owned()),

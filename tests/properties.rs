@@ -107,6 +107,7 @@ proptest! {
         let snapshot = Snapshot {
             taken_at: UNIX_EPOCH,
             inventory: Arc::new(collected(decoded.data)),
+            inventory_asked: true,
             outcomes: vec![
                 Outcome::fresh("cluster_resources", collected(Box::new(cluster_resources::Seed))),
                 Outcome::fresh("guest", collected(Box::new(guest::Usage))),

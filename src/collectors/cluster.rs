@@ -10,7 +10,7 @@ use crate::pve::client::types::GetClusterStatusResponseDataItem;
 use crate::pve::Known;
 
 pub const NAME: &str = "cluster";
-const PATH: &str = "/cluster/status";
+pub(crate) const PATH: &str = "/cluster/status";
 
 pub type Entry = GetClusterStatusResponseDataItem;
 

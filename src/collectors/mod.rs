@@ -204,9 +204,26 @@ pub struct Context {
     pub in_flight: usize,
     pub inventory: Arc<Inventory>,
     pub deadline: Option<tokio::time::Instant>,
+    /// `/cluster/status`, asked once per collection by whichever collector needs it first.
+    pub cluster_status: tokio::sync::OnceCell<Result<Arc<Vec<cluster::Entry>>, ApiError>>,
 }
 
 impl Context {
+    /// `/cluster/status`: asked at most once per collection, shared by the collectors.
+    pub async fn cluster_status(&self) -> Result<Arc<Vec<cluster::Entry>>, ApiError> {
+        self.cluster_status
+            .get_or_init(|| async {
+                self.dispatcher
+                    .call(cluster::PATH, |c| async move {
+                        c.get_cluster_status().send().await
+                    })
+                    .await
+                    .map(|answer| Arc::new(answer.data))
+            })
+            .await
+            .clone()
+    }
+
     /// The nodes listed online: the ones worth asking for their own details.
     pub fn online_nodes(&self) -> Vec<String> {
         cluster_resources::online_nodes(&self.inventory.data)
@@ -379,6 +396,8 @@ pub struct Snapshot {
     /// When the collection started; certificate days and snapshot ages count from here.
     pub taken_at: SystemTime,
     pub inventory: Arc<Inventory>,
+    /// Whether the inventory was asked for (see [`Collectors::without_inventory`]).
+    pub inventory_asked: bool,
     /// The enabled collectors' parts, in registry order.
     pub outcomes: Vec<Outcome>,
 }
@@ -391,16 +410,19 @@ pub struct Collectors {
     max_concurrent: usize,
     /// Each collector's answers as last fetched, and when they last came without error.
     kept: Mutex<HashMap<&'static str, (Arc<Kept>, Option<SystemTime>)>>,
+    /// Ask `/cluster/resources` first (all collectors but some of `/pve`'s need it).
+    inventory: bool,
 }
 
 impl Collectors {
     /// `enabled` in any order (they run and are written in registry order); `window`: the
     /// cache duration; `max_concurrent`: API requests under way at once.
     pub fn new(mut enabled: Vec<Enabled>, window: Duration, max_concurrent: usize) -> Self {
+        // Collectors outside the registry (`/pve`'s parts) keep the order given.
         let position = |e: &Enabled| {
             REGISTRY
                 .iter()
-                .position(|c| c.name() == e.collector.name())
+                .position(|c| std::ptr::addr_eq(*c, e.collector))
                 .unwrap_or(usize::MAX)
         };
         enabled.sort_by_key(position);
@@ -410,7 +432,14 @@ impl Collectors {
             window,
             max_concurrent: max_concurrent.max(1),
             kept: Mutex::new(HashMap::new()),
+            inventory: true,
         }
+    }
+
+    /// Collects without asking `/cluster/resources`: for collectors that never read it.
+    pub fn without_inventory(mut self) -> Self {
+        self.inventory = false;
+        self
     }
 
     pub fn enabled(&self) -> &[Enabled] {
@@ -432,12 +461,21 @@ impl Collectors {
         deadline: Option<tokio::time::Instant>,
     ) -> Snapshot {
         let started = Instant::now();
-        let inventory = before(deadline, cluster_resources::fetch(dispatcher))
-            .await
-            .unwrap_or_else(|| {
-                let late = too_late(cluster_resources::PATH);
-                Collected::failed(Vec::new(), late, started.elapsed())
-            });
+        let inventory = if !self.inventory {
+            Collected {
+                data: Vec::new(),
+                errors: Vec::new(),
+                duration: Duration::ZERO,
+                unreachable: Vec::new(),
+            }
+        } else {
+            before(deadline, cluster_resources::fetch(dispatcher))
+                .await
+                .unwrap_or_else(|| {
+                    let late = too_late(cluster_resources::PATH);
+                    Collected::failed(Vec::new(), late, started.elapsed())
+                })
+        };
         log(&inventory.errors);
         let ctx = Arc::new(Context {
             dispatcher: dispatcher.clone(),
@@ -445,6 +483,7 @@ impl Collectors {
             in_flight: self.max_concurrent,
             inventory: Arc::new(inventory),
             deadline,
+            cluster_status: tokio::sync::OnceCell::new(),
         });
 
         let mut tasks = tokio::task::JoinSet::new();
@@ -530,6 +569,7 @@ impl Collectors {
         Snapshot {
             taken_at,
             inventory: ctx.inventory.clone(),
+            inventory_asked: self.inventory,
             outcomes: done,
         }
     }
@@ -732,12 +772,14 @@ impl prometheus_client::collector::Collector for Exposition {
             outcome.kept.collected.data.encode(&view, &mut encoder)?;
         }
 
-        gauge(
-            &mut encoder,
-            "proxmox_up",
-            "Whether the last cluster-wide API request (/cluster/resources) succeeded.",
-            f64::from(u8::from(s.inventory.succeeded())),
-        )?;
+        if s.inventory_asked {
+            gauge(
+                &mut encoder,
+                "proxmox_up",
+                "Whether the last cluster-wide API request (/cluster/resources) succeeded.",
+                f64::from(u8::from(s.inventory.succeeded())),
+            )?;
+        }
         let each = |value: &dyn Fn(&Outcome) -> Option<f64>| -> Vec<Sample> {
             s.outcomes
                 .iter()

@@ -38,7 +38,26 @@ pub struct Ticket {
     pub issued: std::time::Instant,
 }
 
+impl Client {
+    /// A plain `GET` of `url` with the credentials the generated calls carry.
+    pub fn raw_get(&self, url: &str) -> reqwest::RequestBuilder {
+        let builder = self.client.get(url);
+        match self.inner.header() {
+            Some((name, value)) => builder.header(name, value),
+            None => builder,
+        }
+    }
+}
+
 impl Auth {
+    /// The header that proves who the exporter is, once there is one.
+    fn header(&self) -> Option<(reqwest::header::HeaderName, reqwest::header::HeaderValue)> {
+        match self {
+            Auth::Token(header) => Some((reqwest::header::AUTHORIZATION, header.clone())),
+            Auth::Ticket(_) => Some((reqwest::header::COOKIE, self.ticket()?.cookie)),
+        }
+    }
+
     /// The ticket held now, if any.
     pub fn ticket(&self) -> Option<Ticket> {
         match self {
@@ -54,15 +73,8 @@ impl progenitor_client::ClientHooks<std::sync::Arc<Auth>> for Client {
         request: &mut reqwest::Request,
         _info: &progenitor_client::OperationInfo,
     ) -> Result<(), progenitor_client::Error<E>> {
-        let (name, value) = match &*self.inner {
-            Auth::Token(header) => (reqwest::header::AUTHORIZATION, Some(header.clone())),
-            Auth::Ticket(_) => (
-                reqwest::header::COOKIE,
-                self.inner.ticket().map(|t| t.cookie),
-            ),
-        };
         // The login itself goes without: its body carries the password.
-        if let Some(value) = value {
+        if let Some((name, value)) = self.inner.header() {
             request.headers_mut().insert(name, value);
         }
         Ok(())

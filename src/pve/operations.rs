@@ -306,7 +306,9 @@ mod tests {
         assert_eq!(ops[0].only, ["vmid", "name"]);
         let cut = select(&spec, &ops, "s").unwrap();
         let props = cut["paths"]["/guests"]["get"]
-            .pointer("/responses/200/content/application~1json/schema/properties/data/items/properties")
+            .pointer(
+                "/responses/200/content/application~1json/schema/properties/data/items/properties",
+            )
             .unwrap();
         let mut kept: Vec<&String> = props.as_object().unwrap().keys().collect();
         kept.sort();

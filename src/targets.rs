@@ -1,0 +1,169 @@
+//! Many clusters from one exporter: `/pve?target=…&module=…` and `/probe?target=…&module=…`.
+//! Every (module, target) pair gets its own dispatcher (its endpoints, credentials and login
+//! ticket, endpoint health, request counts) and its own cached collections with single-flight,
+//! made on its first scrape. A pair not scraped for [`Targets::idle`] is dropped; at most
+//! `capacity` pairs are kept, the least recently used going first when more arrive.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::collectors::Enabled;
+use crate::lock;
+use crate::modules::Modules;
+use crate::pve::{Backoff, Dispatcher, DispatcherConfig};
+use crate::server::Exporter;
+
+/// How the exporters of new targets are made.
+#[derive(Clone, Debug)]
+pub struct TargetSettings {
+    pub cache_duration: Duration,
+    /// The collectors `/probe` runs (the flags' choice).
+    pub probe_collectors: Vec<Enabled>,
+    pub max_concurrent_requests: usize,
+    /// Certificates to trust besides the system's (`--proxmox-ca-file`).
+    pub extra_roots: Vec<reqwest::Certificate>,
+    /// Targets kept at once.
+    pub capacity: usize,
+    /// A target not scraped for this long is dropped.
+    pub idle: Duration,
+}
+
+/// One (module, target) pair's dispatcher and exporters.
+pub struct Target {
+    pub dispatcher: Arc<Dispatcher>,
+    /// `/pve`'s exporters, by `cluster` and `node` (index `2 * cluster + node`).
+    pve: [OnceLock<Arc<Exporter>>; 4],
+    probe: OnceLock<Arc<Exporter>>,
+    last_used: Mutex<Instant>,
+}
+
+/// Why a target cannot be scraped; the message is the HTTP answer.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The peer's own wording, which some users match in alerts.
+    #[error("Module '{0}' not found in config")]
+    UnknownModule(String),
+    #[error("target `{target}`: {reason}")]
+    BadTarget { target: String, reason: String },
+}
+
+/// The kept targets.
+pub struct Targets {
+    modules: Modules,
+    settings: TargetSettings,
+    kept: quick_cache::sync::Cache<(String, String), Arc<Target>>,
+    last_sweep: Mutex<Instant>,
+}
+
+impl Targets {
+    pub fn new(modules: Modules, settings: TargetSettings) -> Self {
+        Targets {
+            kept: quick_cache::sync::Cache::new(settings.capacity.max(1)),
+            modules,
+            settings,
+            last_sweep: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// How long an unscraped target is kept.
+    pub fn idle(&self) -> Duration {
+        self.settings.idle
+    }
+
+    /// Targets kept now.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    /// The kept target for `module` and `target`, made on first use.
+    pub fn get(&self, module: &str, target: &str) -> Result<Arc<Target>, TargetError> {
+        self.sweep();
+        let settings = self
+            .modules
+            .modules
+            .get(module)
+            .ok_or_else(|| TargetError::UnknownModule(module.to_owned()))?;
+        let key = (module.to_owned(), target.trim().to_owned());
+        let found = self.kept.get_or_insert_with(&key, || {
+            let bad = |reason: String| TargetError::BadTarget {
+                target: target.to_owned(),
+                reason,
+            };
+            let config = DispatcherConfig {
+                endpoints: settings.endpoints(target).map_err(bad)?,
+                credentials: settings.credentials.clone(),
+                insecure: !settings.verify_ssl,
+                extra_roots: self.settings.extra_roots.clone(),
+                timeout: settings.timeout,
+                backoff: Backoff::default(),
+            };
+            let dispatcher = Dispatcher::new(&config).map_err(|e| bad(e.to_string()))?;
+            tracing::info!(module, target, "new target");
+            Ok(Arc::new(Target {
+                dispatcher: Arc::new(dispatcher),
+                pve: Default::default(),
+                probe: OnceLock::new(),
+                last_used: Mutex::new(Instant::now()),
+            }))
+        })?;
+        *lock(&found.last_used) = Instant::now();
+        Ok(found)
+    }
+
+    /// Drops targets not scraped for the idle time; at most once a second.
+    fn sweep(&self) {
+        {
+            let mut last = lock(&self.last_sweep);
+            if last.elapsed() < Duration::from_secs(1) {
+                return;
+            }
+            *last = Instant::now();
+        }
+        let idle = self.settings.idle;
+        self.kept
+            .retain(|_, target| lock(&target.last_used).elapsed() < idle);
+    }
+
+    /// The exporter of `/pve` with `cluster` and `node` for `target`.
+    pub fn pve(&self, target: &Target, cluster: bool, node: bool) -> Arc<Exporter> {
+        let slot = &target.pve[2 * usize::from(cluster) + usize::from(node)];
+        slot.get_or_init(|| {
+            let parts = crate::compat::enabled(cluster, node);
+            let concurrency = crate::collectors::default_concurrency(&parts);
+            let exporter = Exporter::new(
+                target.dispatcher.clone(),
+                self.settings.cache_duration,
+                concurrency,
+            )
+            .with_collectors(parts);
+            // Only the cluster-wide parts read `/cluster/resources`.
+            Arc::new(if cluster {
+                exporter
+            } else {
+                exporter.without_inventory()
+            })
+        })
+        .clone()
+    }
+
+    /// The exporter of `/probe` for `target`: the flags' collectors.
+    pub fn probe(&self, target: &Target) -> Arc<Exporter> {
+        target
+            .probe
+            .get_or_init(|| {
+                Arc::new(
+                    Exporter::new(
+                        target.dispatcher.clone(),
+                        self.settings.cache_duration,
+                        self.settings.max_concurrent_requests,
+                    )
+                    .with_collectors(self.settings.probe_collectors.clone()),
+                )
+            })
+            .clone()
+    }
+}
