@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/bench-venv
-if [ ! -x "$venv/bin/pve_exporter" ]; then
+if ! "$venv/bin/pip" show prometheus-pve-exporter 2>/dev/null | grep -qx 'Version: 3.10.2'; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet prometheus-pve-exporter
+  "$venv/bin/pip" install --quiet prometheus-pve-exporter==3.10.2
 fi
 echo "prometheus-pve-exporter $("$venv/bin/pip" show prometheus-pve-exporter | sed -n 's/^Version: //p')," \
   "$(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)" >&2

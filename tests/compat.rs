@@ -281,6 +281,10 @@ async fn compare(peer: &PathBuf, name: &str, nodes: usize, guests: usize) {
 #[tokio::test]
 async fn pve_gives_what_prometheus_pve_exporter_gives() {
     let Some(peer) = peer_binary() else {
+        assert!(
+            std::env::var_os("PVE_EXPORTER_REQUIRED").is_none(),
+            "PVE_EXPORTER_REQUIRED is set but prometheus-pve-exporter is not installed"
+        );
         eprintln!(
             "SKIPPED: prometheus-pve-exporter is not installed (target/bench-venv, or \
              PVE_EXPORTER_BIN); .ci/run installs it"

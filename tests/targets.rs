@@ -1,0 +1,293 @@
+//! Many targets from one exporter: `/pve` and `/probe` with modules, password logins and their
+//! tickets, separate caches and dispatchers per target, and dropping idle targets.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use proxmox_exporter::modules::Modules;
+use proxmox_exporter::pve::{Backoff, Credentials, Dispatcher, DispatcherConfig, Login};
+use proxmox_exporter::server::{self, Served};
+use proxmox_exporter::sim::{Answers, SimApi};
+use proxmox_exporter::targets::{TargetSettings, Targets};
+use secrecy::SecretString;
+
+const TOKEN_ID: &str = "monitoring@pve!exporter";
+const SECRET: &str = "targets-secret";
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn simulated(nodes: usize, guests: usize) -> (SimApi, String) {
+    let api = SimApi::new(
+        Answers::generate(nodes, guests, 5, SystemTime::now()),
+        TOKEN_ID,
+        SECRET,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(api.clone().serve(listener));
+    (api, format!("http://{address}/"))
+}
+
+fn login_config(endpoint: &str, renew_after: Duration) -> DispatcherConfig {
+    DispatcherConfig {
+        endpoints: vec![reqwest::Url::parse(endpoint).unwrap()],
+        credentials: Credentials::Password(Login {
+            user: "monitoring@pve".into(),
+            password: SecretString::from(PASSWORD),
+            renew_after,
+        }),
+        insecure: false,
+        extra_roots: Vec::new(),
+        timeout: Duration::from_secs(5),
+        backoff: Backoff::default(),
+    }
+}
+
+async fn version(dispatcher: &Dispatcher) -> Result<(), proxmox_exporter::pve::ApiError> {
+    dispatcher
+        .call("/version", |c| async move { c.get_version().send().await })
+        .await
+        .map(|_| ())
+}
+
+#[tokio::test]
+async fn a_password_logs_in_once_and_keeps_its_ticket() {
+    let (api, endpoint) = simulated(2, 4).await;
+    api.set_login("monitoring@pve", PASSWORD, Duration::from_secs(7200));
+    let dispatcher =
+        Arc::new(Dispatcher::new(&login_config(&endpoint, Duration::from_secs(3600))).unwrap());
+    let mut asked = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let dispatcher = dispatcher.clone();
+        asked.spawn(async move { version(&dispatcher).await });
+    }
+    while let Some(result) = asked.join_next().await {
+        result.unwrap().unwrap();
+    }
+    version(&dispatcher).await.unwrap();
+    assert_eq!(
+        api.logins(),
+        1,
+        "one login for nine requests, eight at once"
+    );
+    assert_eq!(dispatcher.logins(), 1);
+}
+
+#[tokio::test]
+async fn the_ticket_is_renewed_before_it_runs_out_and_after_it_is_refused() {
+    let (api, endpoint) = simulated(2, 4).await;
+    // Renewed by age: no request is ever refused.
+    api.set_login("monitoring@pve", PASSWORD, Duration::from_secs(7200));
+    let renewing = Dispatcher::new(&login_config(&endpoint, Duration::from_millis(200))).unwrap();
+    version(&renewing).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    version(&renewing).await.unwrap();
+    assert_eq!(renewing.logins(), 2);
+    assert!(
+        renewing
+            .request_counts()
+            .iter()
+            .all(|(_, status, _)| status != "401"),
+        "{:?}",
+        renewing.request_counts()
+    );
+
+    // The simulator's tickets last 300 ms: the refused ticket is replaced and the request
+    // asked again, once.
+    api.set_login("monitoring@pve", PASSWORD, Duration::from_millis(300));
+    let refused = Dispatcher::new(&login_config(&endpoint, Duration::from_secs(3600))).unwrap();
+    version(&refused).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    version(&refused).await.unwrap();
+    assert_eq!(refused.logins(), 2);
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_a_401_and_never_shown() {
+    let (api, endpoint) = simulated(2, 4).await;
+    api.set_login(
+        "monitoring@pve",
+        "another password",
+        Duration::from_secs(7200),
+    );
+    let dispatcher = Dispatcher::new(&login_config(&endpoint, Duration::from_secs(3600))).unwrap();
+    let error = version(&dispatcher).await.unwrap_err();
+    assert!(error.to_string().contains("HTTP 401"), "{error}");
+    assert_eq!(error.path, "/access/ticket");
+    for shown in [
+        error.to_string(),
+        format!("{error:?}"),
+        format!("{dispatcher:?}"),
+    ] {
+        assert!(!shown.contains(PASSWORD), "{shown}");
+    }
+    assert_eq!(api.logins(), 0);
+}
+
+fn targets(yaml: &str, capacity: usize, idle: Duration) -> Arc<Targets> {
+    let modules = Modules::parse(yaml, std::path::Path::new(".")).unwrap();
+    Arc::new(Targets::new(
+        modules,
+        TargetSettings {
+            cache_duration: Duration::from_secs(29),
+            probe_collectors: proxmox_exporter::collectors::defaults(),
+            max_concurrent_requests: 100,
+            extra_roots: Vec::new(),
+            capacity,
+            idle,
+        },
+    ))
+}
+
+async fn serve(targets: Arc<Targets>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let served = Served {
+        exporter: None,
+        targets: Some(targets),
+    };
+    tokio::spawn(server::serve(
+        listener,
+        served,
+        Default::default(),
+        std::future::pending(),
+    ));
+    format!("http://{address}")
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let response = reqwest::get(url).await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+const MODULES: &str = "default:\n  user: monitoring@pve\n  token_name: exporter\n  \
+                       token_value: targets-secret\n\
+                       legacy:\n  user: monitoring@pve\n  password: correct horse battery staple\n";
+
+/// `http://127.0.0.1:PORT/` as a target: `/pve` asks `https://` unless told.
+fn target_of(endpoint: &str) -> String {
+    endpoint.trim_end_matches('/').to_owned()
+}
+
+#[tokio::test]
+async fn each_target_has_its_own_cache_and_dispatcher() {
+    let (a, a_url) = simulated(3, 12).await;
+    let (b, b_url) = simulated(2, 6).await;
+    b.set_login("monitoring@pve", PASSWORD, Duration::from_secs(7200));
+    let kept = targets(MODULES, 10, Duration::from_secs(600));
+    let base = serve(kept.clone()).await;
+
+    let a_pve = format!("{base}/pve?target={}", target_of(&a_url));
+    let (status, text) = get(&a_pve).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("pve_node_info{id=\"node/pve03\""), "{text}");
+    let a_asked = a.requests();
+    // The same target again within the window: from the cache.
+    get(&a_pve).await;
+    assert_eq!(a.requests(), a_asked);
+
+    // Another target with the password module: its own login, its own requests.
+    let b_pve = format!("{base}/pve?module=legacy&target={}", target_of(&b_url));
+    let (status, text) = get(&b_pve).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("pve_node_info{id=\"node/pve02\""), "{text}");
+    assert!(!text.contains("node/pve03"), "{text}");
+    assert_eq!(b.logins(), 1);
+    assert_eq!(a.requests(), a_asked, "b's scrape asked a");
+    assert_eq!(kept.len(), 2);
+
+    // Its own self metrics: the requests this target's dispatcher made.
+    let endpoint = b_url.trim_start_matches("http://").trim_end_matches('/');
+    assert!(
+        text.contains(&format!(
+            "proxmox_exporter_api_requests_total{{endpoint=\"http://{endpoint}\""
+        )),
+        "{text}"
+    );
+    assert!(!text.contains(a_url.trim_start_matches("http://").trim_end_matches('/')));
+
+    // cluster=0: only the node's parts, and no /cluster/resources asked.
+    let before = a.requests();
+    let (_, node_only) = get(&format!("{a_pve}&cluster=0")).await;
+    assert!(node_only.contains("pve_subscription_info"), "{node_only}");
+    assert!(!node_only.contains("pve_guest_info"), "{node_only}");
+    assert!(!node_only.contains("proxmox_up"), "{node_only}");
+    // /cluster/status, subscription, replication, the two guest lists and the configs.
+    let configs = a.requests() - before - 5;
+    assert!(configs > 0 && configs <= 12, "{configs}");
+}
+
+#[tokio::test]
+async fn idle_targets_are_dropped_and_the_number_kept_is_bounded() {
+    let (_a, a_url) = simulated(2, 4).await;
+    let (_b, b_url) = simulated(2, 4).await;
+    let kept = targets(MODULES, 1, Duration::from_millis(100));
+    let base = serve(kept.clone()).await;
+    get(&format!("{base}/pve?target={}", target_of(&a_url))).await;
+    get(&format!("{base}/pve?target={}", target_of(&b_url))).await;
+    assert_eq!(kept.len(), 1, "at most one target kept");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The next scrape sweeps: the idle target goes, the new one stays.
+    kept.get("default", &target_of(&a_url)).unwrap();
+    assert_eq!(kept.len(), 1);
+    let generous = targets(MODULES, 10, Duration::from_millis(100));
+    generous.get("default", &target_of(&a_url)).unwrap();
+    generous.get("default", &target_of(&b_url)).unwrap();
+    assert_eq!(generous.len(), 2);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    generous.get("default", &target_of(&a_url)).unwrap();
+    assert_eq!(generous.len(), 1, "the idle one is dropped");
+}
+
+#[tokio::test]
+async fn probe_serves_our_families_and_bad_queries_get_400() {
+    let (_a, a_url) = simulated(3, 12).await;
+    let base = serve(targets(MODULES, 10, Duration::from_secs(600))).await;
+    let (status, text) = get(&format!("{base}/probe?target={}", target_of(&a_url))).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("proxmox_up 1"), "{text}");
+    assert!(text.contains("proxmox_node_up{"), "{text}");
+    assert!(!text.contains("pve_up"), "{text}");
+
+    let (status, text) = get(&format!("{base}/pve?module=nope&target=x")).await;
+    assert_eq!(
+        (status, text.as_str()),
+        (400, "Module 'nope' not found in config")
+    );
+    let (status, text) = get(&format!("{base}/probe?module=nope&target=x")).await;
+    assert_eq!(status, 400, "{text}");
+    let (status, text) = get(&format!("{base}/pve?target=a%20b")).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("target `a b`"), "{text}");
+    // /metrics with no cluster of its own: the exporter's state only.
+    let (status, text) = get(&format!("{base}/metrics")).await;
+    assert_eq!(status, 200);
+    assert!(text.contains("proxmox_exporter_targets 1"), "{text}");
+}
+
+#[tokio::test]
+async fn a_target_whose_api_fails_answers_with_what_did_answer() {
+    let (a, a_url) = simulated(3, 12).await;
+    a.set_answer("/version", proxmox_exporter::sim::Answer::Status(500));
+    a.set_answer(
+        "/cluster/backup-info/not-backed-up",
+        proxmox_exporter::sim::Answer::Status(403),
+    );
+    let base = serve(targets(MODULES, 10, Duration::from_secs(600))).await;
+    let (status, text) = get(&format!("{base}/pve?target={}", target_of(&a_url))).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(!text.contains("pve_version_info"), "{text}");
+    assert!(!text.contains("pve_not_backed_up"), "{text}");
+    assert!(text.contains("pve_guest_info"), "{text}");
+    assert!(
+        text.contains("proxmox_exporter_collector_success{collector=\"version\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("proxmox_exporter_collector_success{collector=\"backup_info\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("proxmox_exporter_collector_success{collector=\"resources\"} 1"),
+        "{text}"
+    );
+}
