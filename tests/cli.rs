@@ -11,7 +11,7 @@ fn exporter() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_proxmox-exporter"));
     // Only what each test sets: nothing from the environment running the tests.
     for (key, _) in std::env::vars() {
-        if key.starts_with("PROXMOX_EXPORTER_") || key == "RUST_LOG" {
+        if key.starts_with("PROXMOX_EXPORTER_") || key.starts_with("PVE_") || key == "RUST_LOG" {
             command.env_remove(key);
         }
     }
@@ -186,5 +186,39 @@ fn collectors_from_variables_and_flags() {
             &[("PROXMOX_EXPORTER_COLLECTOR_DISABLE_DEFAULTS", "true")]
         ),
         r#"["guest"]"#
+    );
+}
+
+#[test]
+fn a_bad_module_file_or_pve_variables_stop_the_exporter_naming_them() {
+    let dir = std::env::temp_dir().join(format!("cli-modules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("pve.yml");
+    std::fs::write(
+        &file,
+        "lab:\n  user: monitoring@pve\n  token_name: exporter\n  token_value: s3cret-value\n  \
+         verify_sl: false\n",
+    )
+    .unwrap();
+    let output = exporter().arg("--config.file").arg(&file).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--config.file"), "{stderr}");
+    assert!(
+        stderr.contains("module lab, key verify_sl: unknown"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret-value"), "{stderr}");
+
+    let output = exporter()
+        .env("PVE_USER", "monitoring@pve")
+        .env("PVE_TOKEN_NAME", "exporter")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("PVE_USER") && stderr.contains("token_name needs token_value"),
+        "{stderr}"
     );
 }
