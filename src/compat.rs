@@ -767,7 +767,8 @@ async fn subscription(ctx: &Context) -> Collected<Box<dyn Families>> {
             .nextduedate
             .known()
             .filter(|d| !d.is_empty())
-            .and_then(midnight_utc)
+            .and_then(crate::collectors::subscription::parse_date)
+            .map(|at| at as f64)
             .map(|at| (vec![("id", id.clone())], at))
             .into_iter()
             .collect();
@@ -790,26 +791,6 @@ async fn subscription(ctx: &Context) -> Collected<Box<dyn Families>> {
             .boxed())
     })
     .await
-}
-
-/// `YYYY-MM-DD` as the Unix time of its midnight, UTC.
-fn midnight_utc(date: &str) -> Option<f64> {
-    let mut parts = date.trim().splitn(3, '-');
-    let year: i64 = parts.next()?.parse().ok()?;
-    let month: i64 = parts.next()?.parse().ok()?;
-    let day: i64 = parts.next()?.parse().ok()?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    // Days from 1970-01-01 to the date (proleptic Gregorian), in 400-year eras.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let year_of_era = y - era * 400;
-    let shifted_month = (month + 9) % 12;
-    let day_of_year = (153 * shifted_month + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
-    Some((days * 86_400) as f64)
 }
 
 /// A guest of the local node whose configuration is asked.
@@ -902,35 +883,23 @@ async fn config_onboot(
     g: LocalGuest,
 ) -> Result<Option<bool>, ApiError> {
     let path = g.path();
-    let (node, vmid) = (g.node.clone(), g.vmid);
+    let (node, vmid) = (g.node.clone(), g.vmid as u64);
+    // The same request for either kind, through its own generated call.
+    macro_rules! onboot_of {
+        ($call:ident) => {
+            dispatcher
+                .call(&path, |c| {
+                    let node = node.clone();
+                    async move { c.$call().node(node).vmid(vmid).send().await }
+                })
+                .await
+                .map(|answer| answer.data.onboot.known())
+        };
+    }
     if g.kind == "qemu" {
-        let answer = dispatcher
-            .call(&path, |c| {
-                let node = node.clone();
-                async move {
-                    c.get_nodes_node_qemu_vmid_config()
-                        .node(node)
-                        .vmid(vmid as u64)
-                        .send()
-                        .await
-                }
-            })
-            .await?;
-        Ok(answer.data.onboot.known())
+        onboot_of!(get_nodes_node_qemu_vmid_config)
     } else {
-        let answer = dispatcher
-            .call(&path, |c| {
-                let node = node.clone();
-                async move {
-                    c.get_nodes_node_lxc_vmid_config()
-                        .node(node)
-                        .vmid(vmid as u64)
-                        .send()
-                        .await
-                }
-            })
-            .await?;
-        Ok(answer.data.onboot.known())
+        onboot_of!(get_nodes_node_lxc_vmid_config)
     }
 }
 
@@ -1018,15 +987,6 @@ async fn replication(ctx: &Context) -> Collected<Box<dyn Families>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn due_dates_are_midnight_utc() {
-        assert_eq!(midnight_utc("1970-01-01"), Some(0.0));
-        assert_eq!(midnight_utc("2026-11-26"), Some(1_795_651_200.0));
-        assert_eq!(midnight_utc("2000-03-01"), Some(951_868_800.0));
-        assert_eq!(midnight_utc("2026-13-01"), None);
-        assert_eq!(midnight_utc("soon"), None);
-    }
 
     #[test]
     fn cluster_and_node_pick_the_parts() {
