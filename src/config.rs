@@ -423,40 +423,37 @@ impl Cli {
             None => crate::modules::Modules::from_env(self.pve_variables.clone())
                 .map_err(|e| invalid("PVE_USER, PVE_TOKEN_NAME, …", e))?,
         };
-        let flags_cluster = !self.proxmox_endpoints.iter().all(|e| e.trim().is_empty())
-            || self.proxmox_token_id.is_some();
-        if modules.is_some() && !flags_cluster {
-            return Ok(Config {
-                log_level,
-                web,
-                listen: SocketAddr::new(address, port),
-                cache_duration,
-                max_concurrent_requests,
-                collectors,
-                dispatcher: None,
-                modules,
-                extra_roots: match &self.proxmox_ca_file {
-                    Some(file) => read_ca_file(file)?,
-                    None => Vec::new(),
-                },
-            });
-        }
-        let endpoints = parse_endpoints(&self.proxmox_endpoints)?;
-        let secret = match (self.proxmox_token, &self.proxmox_token_file) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "--proxmox-token-file (PROXMOX_EXPORTER_PROXMOX_TOKEN_FILE)",
-                    "give either the token or a token file, not both",
-                ));
-            }
-            (Some(secret), None) => Some(secret),
-            (None, Some(file)) => Some(read_secret_file(file)?),
-            (None, None) => None,
-        };
-        let token = parse_token(self.proxmox_token_id, secret)?;
         let extra_roots = match &self.proxmox_ca_file {
             Some(file) => read_ca_file(file)?,
             None => Vec::new(),
+        };
+        // With modules, `/metrics` needs a cluster of its own only when one is given.
+        let flags_cluster = !self.proxmox_endpoints.iter().all(|e| e.trim().is_empty())
+            || self.proxmox_token_id.is_some();
+        let dispatcher = if modules.is_some() && !flags_cluster {
+            None
+        } else {
+            let endpoints = parse_endpoints(&self.proxmox_endpoints)?;
+            let secret = match (self.proxmox_token, &self.proxmox_token_file) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        "--proxmox-token-file (PROXMOX_EXPORTER_PROXMOX_TOKEN_FILE)",
+                        "give either the token or a token file, not both",
+                    ));
+                }
+                (Some(secret), None) => Some(secret),
+                (None, Some(file)) => Some(read_secret_file(file)?),
+                (None, None) => None,
+            };
+            let token = parse_token(self.proxmox_token_id, secret)?;
+            Some(DispatcherConfig {
+                endpoints,
+                credentials: token.into(),
+                insecure: self.proxmox_api_insecure,
+                extra_roots: extra_roots.clone(),
+                timeout,
+                backoff: Backoff::default(),
+            })
         };
         Ok(Config {
             log_level,
@@ -465,14 +462,7 @@ impl Cli {
             cache_duration,
             max_concurrent_requests,
             collectors,
-            dispatcher: Some(DispatcherConfig {
-                endpoints,
-                credentials: token.into(),
-                insecure: self.proxmox_api_insecure,
-                extra_roots: extra_roots.clone(),
-                timeout,
-                backoff: Backoff::default(),
-            }),
+            dispatcher,
             modules,
             extra_roots,
         })

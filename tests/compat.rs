@@ -3,16 +3,15 @@
 //! peer from PyPI (`.ci/run` installs it into `target/bench-venv`; `PVE_EXPORTER_BIN` names
 //! another); without it the test says SKIPPED and passes.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use proxmox_exporter::modules::Modules;
-use proxmox_exporter::server::{self, Served};
 use proxmox_exporter::sim::{Answers, SimApi, self_signed};
-use proxmox_exporter::targets::{TargetSettings, Targets};
+use support::{get_text, serve_targets, targets};
 
 const TOKEN_ID: &str = "monitoring@pve!exporter";
 const SECRET: &str = "compat-secret";
@@ -134,11 +133,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn get(url: &str) -> (u16, String) {
-    let response = reqwest::get(url).await.unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
-}
-
 /// Waits until `url` answers at all.
 async fn wait_for(url: &str) {
     let until = Instant::now() + Duration::from_secs(30);
@@ -156,31 +150,7 @@ const PVE_YML: &str = "default:\n  user: monitoring@pve\n  token_name: exporter\
 
 /// Serves `/pve` of this exporter for the module above on a loopback port.
 async fn ours() -> String {
-    let modules = Modules::parse(PVE_YML, std::path::Path::new(".")).unwrap();
-    let targets = Targets::new(
-        modules,
-        TargetSettings {
-            cache_duration: Duration::from_secs(29),
-            probe_collectors: proxmox_exporter::collectors::defaults(),
-            max_concurrent_requests: 100,
-            extra_roots: Vec::new(),
-            capacity: 10,
-            idle: Duration::from_secs(600),
-        },
-    );
-    let served = Served {
-        exporter: None,
-        targets: Some(Arc::new(targets)),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(server::serve(
-        listener,
-        served,
-        Default::default(),
-        std::future::pending(),
-    ));
-    format!("http://{address}")
+    serve_targets(targets(PVE_YML, 10, Duration::from_secs(600))).await
 }
 
 async fn compare(peer: &PathBuf, name: &str, nodes: usize, guests: usize) {
@@ -212,9 +182,9 @@ async fn compare(peer: &PathBuf, name: &str, nodes: usize, guests: usize) {
 
     for query in ["", "&cluster=1&node=0", "&cluster=0&node=1"] {
         let path = format!("/pve?target=127.0.0.1:{}{query}", sim.port());
-        let (status, theirs) = get(&format!("{theirs_base}{path}")).await;
+        let (status, theirs) = get_text(&format!("{theirs_base}{path}")).await;
         assert_eq!(status, 200, "{name}{query}: the peer failed: {theirs}");
-        let (status, mine) = get(&format!("{ours_base}{path}")).await;
+        let (status, mine) = get_text(&format!("{ours_base}{path}")).await;
         assert_eq!(status, 200, "{name}{query}: {mine}");
         let (theirs, mine) = (parse(&theirs), parse(&mine));
         let mut differences = Vec::new();

@@ -1,30 +1,23 @@
 //! Many targets from one exporter: `/pve` and `/probe` with modules, password logins and their
 //! tickets, separate caches and dispatchers per target, and dropping idle targets.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use proxmox_exporter::modules::Modules;
 use proxmox_exporter::pve::{Backoff, Credentials, Dispatcher, DispatcherConfig, Login};
-use proxmox_exporter::server::{self, Served};
 use proxmox_exporter::sim::{Answers, SimApi};
-use proxmox_exporter::targets::{TargetSettings, Targets};
 use secrecy::SecretString;
+use support::{FakeEndpoint, TOKEN_SECRET, get_text, serve_targets, targets};
 
-const TOKEN_ID: &str = "monitoring@pve!exporter";
-const SECRET: &str = "targets-secret";
 const PASSWORD: &str = "correct horse battery staple";
 
+/// A generated cluster on a loopback port, taking the support token: its API and base URL.
 async fn simulated(nodes: usize, guests: usize) -> (SimApi, String) {
-    let api = SimApi::new(
-        Answers::generate(nodes, guests, 5, SystemTime::now()),
-        TOKEN_ID,
-        SECRET,
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(api.clone().serve(listener));
-    (api, format!("http://{address}/"))
+    let answers = Answers::generate(nodes, guests, 5, SystemTime::now());
+    let endpoint = FakeEndpoint::serve(answers).await;
+    (endpoint.api, endpoint.url.to_string())
 }
 
 fn login_config(endpoint: &str, renew_after: Duration) -> DispatcherConfig {
@@ -123,45 +116,13 @@ async fn a_wrong_password_is_a_401_and_never_shown() {
     assert_eq!(api.logins(), 0);
 }
 
-fn targets(yaml: &str, capacity: usize, idle: Duration) -> Arc<Targets> {
-    let modules = Modules::parse(yaml, std::path::Path::new(".")).unwrap();
-    Arc::new(Targets::new(
-        modules,
-        TargetSettings {
-            cache_duration: Duration::from_secs(29),
-            probe_collectors: proxmox_exporter::collectors::defaults(),
-            max_concurrent_requests: 100,
-            extra_roots: Vec::new(),
-            capacity,
-            idle,
-        },
-    ))
+/// `default`: the support token; `legacy`: a password.
+fn modules() -> String {
+    format!(
+        "default:\n  user: monitoring@pve\n  token_name: exporter\n  token_value: {TOKEN_SECRET}\n\
+         legacy:\n  user: monitoring@pve\n  password: {PASSWORD}\n"
+    )
 }
-
-async fn serve(targets: Arc<Targets>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let served = Served {
-        exporter: None,
-        targets: Some(targets),
-    };
-    tokio::spawn(server::serve(
-        listener,
-        served,
-        Default::default(),
-        std::future::pending(),
-    ));
-    format!("http://{address}")
-}
-
-async fn get(url: &str) -> (u16, String) {
-    let response = reqwest::get(url).await.unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
-}
-
-const MODULES: &str = "default:\n  user: monitoring@pve\n  token_name: exporter\n  \
-                       token_value: targets-secret\n\
-                       legacy:\n  user: monitoring@pve\n  password: correct horse battery staple\n";
 
 /// `http://127.0.0.1:PORT/` as a target: `/pve` asks `https://` unless told.
 fn target_of(endpoint: &str) -> String {
@@ -173,21 +134,21 @@ async fn each_target_has_its_own_cache_and_dispatcher() {
     let (a, a_url) = simulated(3, 12).await;
     let (b, b_url) = simulated(2, 6).await;
     b.set_login("monitoring@pve", PASSWORD, Duration::from_secs(7200));
-    let kept = targets(MODULES, 10, Duration::from_secs(600));
-    let base = serve(kept.clone()).await;
+    let kept = targets(&modules(), 10, Duration::from_secs(600));
+    let base = serve_targets(kept.clone()).await;
 
     let a_pve = format!("{base}/pve?target={}", target_of(&a_url));
-    let (status, text) = get(&a_pve).await;
+    let (status, text) = get_text(&a_pve).await;
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("pve_node_info{id=\"node/pve03\""), "{text}");
     let a_asked = a.requests();
     // The same target again within the window: from the cache.
-    get(&a_pve).await;
+    get_text(&a_pve).await;
     assert_eq!(a.requests(), a_asked);
 
     // Another target with the password module: its own login, its own requests.
     let b_pve = format!("{base}/pve?module=legacy&target={}", target_of(&b_url));
-    let (status, text) = get(&b_pve).await;
+    let (status, text) = get_text(&b_pve).await;
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("pve_node_info{id=\"node/pve02\""), "{text}");
     assert!(!text.contains("node/pve03"), "{text}");
@@ -207,7 +168,7 @@ async fn each_target_has_its_own_cache_and_dispatcher() {
 
     // cluster=0: only the node's parts, and no /cluster/resources asked.
     let before = a.requests();
-    let (_, node_only) = get(&format!("{a_pve}&cluster=0")).await;
+    let (_, node_only) = get_text(&format!("{a_pve}&cluster=0")).await;
     assert!(node_only.contains("pve_subscription_info"), "{node_only}");
     assert!(!node_only.contains("pve_guest_info"), "{node_only}");
     assert!(!node_only.contains("proxmox_up"), "{node_only}");
@@ -220,16 +181,16 @@ async fn each_target_has_its_own_cache_and_dispatcher() {
 async fn idle_targets_are_dropped_and_the_number_kept_is_bounded() {
     let (_a, a_url) = simulated(2, 4).await;
     let (_b, b_url) = simulated(2, 4).await;
-    let kept = targets(MODULES, 1, Duration::from_millis(100));
-    let base = serve(kept.clone()).await;
-    get(&format!("{base}/pve?target={}", target_of(&a_url))).await;
-    get(&format!("{base}/pve?target={}", target_of(&b_url))).await;
+    let kept = targets(&modules(), 1, Duration::from_millis(100));
+    let base = serve_targets(kept.clone()).await;
+    get_text(&format!("{base}/pve?target={}", target_of(&a_url))).await;
+    get_text(&format!("{base}/pve?target={}", target_of(&b_url))).await;
     assert_eq!(kept.len(), 1, "at most one target kept");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // The next scrape sweeps: the idle target goes, the new one stays.
     kept.get("default", &target_of(&a_url)).unwrap();
     assert_eq!(kept.len(), 1);
-    let generous = targets(MODULES, 10, Duration::from_millis(100));
+    let generous = targets(&modules(), 10, Duration::from_millis(100));
     generous.get("default", &target_of(&a_url)).unwrap();
     generous.get("default", &target_of(&b_url)).unwrap();
     assert_eq!(generous.len(), 2);
@@ -241,25 +202,25 @@ async fn idle_targets_are_dropped_and_the_number_kept_is_bounded() {
 #[tokio::test]
 async fn probe_serves_our_families_and_bad_queries_get_400() {
     let (_a, a_url) = simulated(3, 12).await;
-    let base = serve(targets(MODULES, 10, Duration::from_secs(600))).await;
-    let (status, text) = get(&format!("{base}/probe?target={}", target_of(&a_url))).await;
+    let base = serve_targets(targets(&modules(), 10, Duration::from_secs(600))).await;
+    let (status, text) = get_text(&format!("{base}/probe?target={}", target_of(&a_url))).await;
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("proxmox_up 1"), "{text}");
     assert!(text.contains("proxmox_node_up{"), "{text}");
     assert!(!text.contains("pve_up"), "{text}");
 
-    let (status, text) = get(&format!("{base}/pve?module=nope&target=x")).await;
+    let (status, text) = get_text(&format!("{base}/pve?module=nope&target=x")).await;
     assert_eq!(
         (status, text.as_str()),
         (400, "Module 'nope' not found in config")
     );
-    let (status, text) = get(&format!("{base}/probe?module=nope&target=x")).await;
+    let (status, text) = get_text(&format!("{base}/probe?module=nope&target=x")).await;
     assert_eq!(status, 400, "{text}");
-    let (status, text) = get(&format!("{base}/pve?target=a%20b")).await;
+    let (status, text) = get_text(&format!("{base}/pve?target=a%20b")).await;
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("target `a b`"), "{text}");
     // /metrics with no cluster of its own: the exporter's state only.
-    let (status, text) = get(&format!("{base}/metrics")).await;
+    let (status, text) = get_text(&format!("{base}/metrics")).await;
     assert_eq!(status, 200);
     assert!(text.contains("proxmox_exporter_targets 1"), "{text}");
 }
@@ -272,8 +233,8 @@ async fn a_target_whose_api_fails_answers_with_what_did_answer() {
         "/cluster/backup-info/not-backed-up",
         proxmox_exporter::sim::Answer::Status(403),
     );
-    let base = serve(targets(MODULES, 10, Duration::from_secs(600))).await;
-    let (status, text) = get(&format!("{base}/pve?target={}", target_of(&a_url))).await;
+    let base = serve_targets(targets(&modules(), 10, Duration::from_secs(600))).await;
+    let (status, text) = get_text(&format!("{base}/pve?target={}", target_of(&a_url))).await;
     assert_eq!(status, 200, "{text}");
     assert!(!text.contains("pve_version_info"), "{text}");
     assert!(!text.contains("pve_not_backed_up"), "{text}");

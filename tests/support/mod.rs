@@ -264,3 +264,48 @@ pub fn snapshot_families() -> Families {
     }
     families
 }
+
+/// `/pve` and `/probe` targets of the modules in `yaml` (relative files from `.`): at most
+/// `capacity`, dropped after `idle`, the default collectors on `/probe`.
+pub fn targets(
+    yaml: &str,
+    capacity: usize,
+    idle: Duration,
+) -> Arc<proxmox_exporter::targets::Targets> {
+    use proxmox_exporter::targets::{TargetSettings, Targets};
+    let modules = proxmox_exporter::modules::Modules::parse(yaml, Path::new(".")).unwrap();
+    Arc::new(Targets::new(
+        modules,
+        TargetSettings {
+            cache_duration: Duration::from_secs(29),
+            probe_collectors: proxmox_exporter::collectors::defaults(),
+            max_concurrent_requests: 100,
+            extra_roots: Vec::new(),
+            capacity,
+            idle,
+        },
+    ))
+}
+
+/// Serves `targets` (and no cluster of its own) on a loopback port; its base URL.
+pub async fn serve_targets(targets: Arc<proxmox_exporter::targets::Targets>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let served = server::Served {
+        exporter: None,
+        targets: Some(targets),
+    };
+    tokio::spawn(server::serve(
+        listener,
+        served,
+        Default::default(),
+        std::future::pending(),
+    ));
+    format!("http://{address}")
+}
+
+/// The status and body of a `GET`.
+pub async fn get_text(url: &str) -> (u16, String) {
+    let response = reqwest::get(url).await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
