@@ -10,6 +10,7 @@
 //! read from the job list (the same data PVE answers per job). A failing part costs its own
 //! families, where the peer fails the whole scrape.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use prometheus_client::metrics::MetricType;
 
 use crate::collectors::cluster::Entry;
 use crate::collectors::cluster_resources::{Resource, kind};
+use crate::collectors::replication::Job;
 use crate::collectors::{
     BoxFuture, Collected, Collector, Context, Cost, Enabled, Families, Nothing, Sample, Spec,
     Target, View, gauge_family, sorted_family,
@@ -451,7 +453,10 @@ impl Families for Resources {
             return Ok(());
         }
         let rows = &view.inventory.data;
-        let id = |r: &Resource| r.id.known().unwrap_or("").to_owned();
+        // Labels borrow from the rows: nothing is copied per series.
+        fn id(r: &Resource) -> &str {
+            r.id.known().unwrap_or("")
+        }
         for (name, help, field) in GAUGES {
             let samples = rows
                 .iter()
@@ -470,7 +475,7 @@ impl Families for Resources {
                 let current = value(r);
                 states_of(kind(r)).iter().map(move |s| {
                     (
-                        [("id", id(r)), ("state", (*s).to_owned())],
+                        [("id", id(r)), ("state", *s)],
                         f64::from(u8::from(current == Some(*s))),
                     )
                 })
@@ -503,17 +508,19 @@ impl Families for Resources {
                 |r| r.lock.known(),
             ),
         )?;
-        let text = |v: Option<&str>| v.unwrap_or("").to_owned();
+        fn text(v: Option<&str>) -> Cow<'_, str> {
+            Cow::Borrowed(v.unwrap_or(""))
+        }
         let guests = rows
             .iter()
             .filter(|r| matches!(kind(r), "qemu" | "lxc"))
             .map(|r| {
                 let labels = [
-                    ("id", id(r)),
+                    ("id", Cow::Borrowed(id(r))),
                     ("node", text(r.node.known())),
                     ("name", text(r.name.known())),
-                    ("type", kind(r).to_owned()),
-                    ("template", bool_text(r.template.known())),
+                    ("type", Cow::Borrowed(kind(r))),
+                    ("template", Cow::Owned(bool_text(r.template.known()))),
                     ("tags", text(r.tags.known())),
                 ];
                 (labels, 1.0)
@@ -529,11 +536,11 @@ impl Families for Resources {
             let mut content: Vec<&str> = r.content.known().unwrap_or("").split(',').collect();
             content.sort_unstable();
             let labels = [
-                ("id", id(r)),
+                ("id", Cow::Borrowed(id(r))),
                 ("node", text(r.node.known())),
                 ("storage", text(r.storage.known())),
                 ("plugintype", text(r.plugintype.known())),
-                ("content", content.join(",")),
+                ("content", Cow::Owned(content.join(","))),
             ];
             (labels, 1.0)
         });
@@ -744,15 +751,8 @@ const SUBSCRIPTION_STATES: [&str; 6] = [
 async fn subscription(ctx: &Context) -> Collected<Box<dyn Families>> {
     with_status(ctx, |status| async move {
         let node = local_node(&status, "/nodes/{local}/subscription")?;
-        let path = format!("/nodes/{node}/subscription");
-        let answer = ctx
-            .dispatcher
-            .call(&path, |c| {
-                let node = node.clone();
-                async move { c.get_nodes_node_subscription().node(node).send().await }
-            })
-            .await?;
-        let s = answer.data;
+        let s =
+            crate::collectors::subscription::fetch(ctx.dispatcher.clone(), node.clone()).await?;
         let id = format!("node/{node}");
         let level = s.level.known().unwrap_or("unknown").to_owned();
         let current = s.status.known().unwrap_or("unknown");
@@ -903,8 +903,6 @@ async fn config_onboot(
     }
 }
 
-type Job = crate::pve::client::types::GetNodesNodeReplicationResponseDataItem;
-
 /// A replication job's value, when it has one.
 type JobValue = fn(&Job) -> Option<f64>;
 
@@ -939,15 +937,8 @@ const REPLICATION_VALUES: [(&str, &str, JobValue); 5] = [
 async fn replication(ctx: &Context) -> Collected<Box<dyn Families>> {
     with_status(ctx, |status| async move {
         let node = local_node(&status, "/nodes/{local}/replication")?;
-        let path = format!("/nodes/{node}/replication");
-        let answer = ctx
-            .dispatcher
-            .call(&path, |c| {
-                let node = node.clone();
-                async move { c.get_nodes_node_replication().node(node).send().await }
-            })
-            .await?;
-        let jobs = answer.data;
+        let jobs =
+            crate::collectors::replication::fetch(ctx.dispatcher.clone(), node.clone()).await?;
         let text = |v: Option<&str>| v.unwrap_or("").to_owned();
         let mut written = Written::default();
         for (name, help, value) in REPLICATION_VALUES {

@@ -33,7 +33,7 @@ impl Collector for Replication {
     }
 }
 
-node_get!(fetch, "replication", get_nodes_node_replication, Vec<Job>);
+node_get!(pub fetch, "replication", get_nodes_node_replication, Vec<Job>);
 
 #[derive(Debug)]
 struct Jobs(Vec<(String, Vec<Job>)>);

@@ -35,7 +35,7 @@ impl Collector for Subscriptions {
     }
 }
 
-node_get!(fetch, "subscription", get_nodes_node_subscription, Subscription);
+node_get!(pub fetch, "subscription", get_nodes_node_subscription, Subscription);
 
 #[derive(Debug)]
 struct Nodes(Vec<(String, Subscription)>);
