@@ -677,28 +677,14 @@ mod tests {
 
     #[test]
     fn insecure_flag_alone_or_with_a_value() {
-        let mut args = GOOD.to_vec();
-        args.push("--proxmox-api-insecure");
-        assert!(
-            cli(&args)
-                .into_config()
-                .unwrap()
-                .dispatcher
-                .as_ref()
-                .unwrap()
-                .insecure
-        );
-        let mut args = GOOD.to_vec();
-        args.push("--proxmox-api-insecure=false");
-        assert!(
-            !cli(&args)
-                .into_config()
-                .unwrap()
-                .dispatcher
-                .as_ref()
-                .unwrap()
-                .insecure
-        );
+        let insecure = |flag: &'static str| {
+            let mut args = GOOD.to_vec();
+            args.push(flag);
+            let config = cli(&args).into_config().unwrap();
+            config.dispatcher.as_ref().unwrap().insecure
+        };
+        assert!(insecure("--proxmox-api-insecure"));
+        assert!(!insecure("--proxmox-api-insecure=false"));
     }
 
     #[test]
