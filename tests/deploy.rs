@@ -1,5 +1,8 @@
 //! Checks on the deployment files that no tool here renders: the Helm chart's values and
-//! templates agree, and its alert rules are the tested ones.
+//! templates agree, its alert rules are the tested ones, and the systemd drop-in for `/pve`
+//! starts a working exporter.
+
+mod support;
 
 use std::path::{Path, PathBuf};
 
@@ -59,4 +62,73 @@ fn resources_are_sized_and_the_container_runs_unprivileged() {
     assert_eq!(values["podSecurityContext"]["runAsNonRoot"], true);
     assert_eq!(values["securityContext"]["readOnlyRootFilesystem"], true);
     assert_eq!(values["securityContext"]["allowPrivilegeEscalation"], false);
+}
+
+/// The systemd drop-in for `/pve`: with the settings it gives (its `Environment=` and its bare
+/// `ExecStart=`, `%d` being the credentials directory holding the loaded `pve.yml`), the
+/// exporter starts without a cluster of its own and answers `/pve` for a target.
+#[tokio::test]
+async fn the_systemd_drop_in_serves_pve_from_the_credential() {
+    let drop_in = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy/systemd/proxmox-exporter.service.d/pve-modules.conf"),
+    )
+    .unwrap();
+    let settings: Vec<(&str, &str)> = drop_in
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .collect();
+    let values = |key: &str| -> Vec<&str> {
+        settings
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+            .collect()
+    };
+    // The token's credential and flag are reset, the module file is loaded under `pve.yml`.
+    assert_eq!(
+        values("LoadCredential"),
+        ["", "pve.yml:/etc/proxmox-exporter/pve.yml"]
+    );
+    assert_eq!(values("ExecStart"), ["", "/usr/local/bin/proxmox-exporter"]);
+
+    let credentials =
+        std::env::temp_dir().join(format!("deploy-credentials-{}", std::process::id()));
+    std::fs::create_dir_all(&credentials).unwrap();
+    let (user, token_name) = support::TOKEN_ID.split_once('!').unwrap();
+    std::fs::write(
+        credentials.join("pve.yml"),
+        format!(
+            "default:\n  user: {user}\n  token_name: {token_name}\n  token_value: {}\n",
+            support::TOKEN_SECRET
+        ),
+    )
+    .unwrap();
+    let environment: Vec<(String, String)> = values("Environment")
+        .iter()
+        .map(|entry| {
+            let (key, value) = entry.split_once('=').unwrap();
+            let value = value.replace("%d", credentials.to_str().unwrap());
+            (key.to_owned(), value)
+        })
+        .collect();
+    assert_eq!(environment.len(), 1, "{environment:?}");
+    let envs: Vec<(&str, &str)> = environment
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+
+    let api = support::FakeEndpoint::scenario(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/three-node"),
+    )
+    .await;
+    let running = support::run_exporter(&[], &envs);
+    let target = api.url.as_str().trim_end_matches('/');
+    let (status, body) =
+        support::get_text(&format!("http://{}/pve?target={target}", running.address)).await;
+    let _ = std::fs::remove_dir_all(&credentials);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("pve_node_info{"), "{body}");
+    assert!(!body.contains(support::TOKEN_SECRET));
 }

@@ -10,6 +10,8 @@ import yaml
 CHART = Path(__file__).parent / "proxmox-exporter"
 TESTED_RULES = Path(__file__).parent.parent / "prometheus" / "proxmox-alerts.yml"
 
+MODULES = {"default": {"user": "monitoring@pve", "token_name": "exporter", "token_value": "m0dule-s3cret"}}
+
 CASES = {
     "token given": ({"proxmox": {"token": "s3cret"}}, {"Deployment", "Service", "Secret"}),
     "existing secret": ({"proxmox": {"existingSecret": "pve-token"}}, {"Deployment", "Service"}),
@@ -22,7 +24,60 @@ CASES = {
         },
         {"Deployment", "Service", "ServiceMonitor", "PrometheusRule", "NetworkPolicy"},
     ),
+    "pve.yml only": (
+        {"proxmox": {"endpoints": []}, "modules": {"config": MODULES}},
+        {"Deployment", "Service", "Secret"},
+    ),
+    "pve.yml from a Secret, /pve targets scraped": (
+        {
+            "proxmox": {"endpoints": []},
+            "modules": {
+                "existingSecret": "pve-modules",
+                "targets": [{"target": "pve1.example"}, {"target": "pve2.example", "module": "lab", "cluster": 0}],
+            },
+            "serviceMonitor": {"enabled": True},
+        },
+        {"Deployment", "Service", "ServiceMonitor"},
+    ),
+    "both": (
+        {"proxmox": {"token": "s3cret"}, "modules": {"config": MODULES}},
+        {"Deployment", "Service", "Secret"},
+    ),
 }
+
+
+def check_deployment(case: str, values: dict, doc: dict, failures: list) -> None:
+    pod = doc["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e["value"] for e in container.get("env") or []}
+    args = container["args"]
+    flags_cluster = values.get("proxmox", {}).get("endpoints", ["default"]) != []
+    modules = values.get("modules", {})
+    if flags_cluster:
+        if env.get("PROXMOX_EXPORTER_PROXMOX_TOKEN_ID") != "monitoring@pve!exporter":
+            failures.append(f"{case}: token id {env}")
+        if "--proxmox-token-file=/etc/proxmox-exporter/token/token" not in args:
+            failures.append(f"{case}: no token file argument")
+    elif any(k.startswith("PROXMOX_EXPORTER_PROXMOX_") for k in env) or any(
+        a.startswith("--proxmox-") for a in args
+    ):
+        failures.append(f"{case}: flags cluster settings without proxmox.endpoints: {env} {args}")
+    volumes = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"]}
+    if modules:
+        if "--config.file=/etc/proxmox-exporter/modules/pve.yml" not in args:
+            failures.append(f"{case}: no --config.file argument")
+        secret = modules.get("existingSecret") or "pve-proxmox-exporter-modules"
+        if volumes.get("modules") != secret:
+            failures.append(f"{case}: modules volume {volumes}, expected Secret {secret}")
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        if not mounts.get("modules", {}).get("readOnly"):
+            failures.append(f"{case}: pve.yml not mounted read-only")
+    if ("checksum/modules" in (doc["spec"]["template"]["metadata"].get("annotations") or {})) != (
+        "config" in modules
+    ):
+        failures.append(f"{case}: checksum annotation should follow an inline pve.yml")
+    if "s3cret" in yaml.safe_dump(doc) or "m0dule-s3cret" in yaml.safe_dump(doc):
+        failures.append(f"{case}: a secret is in the Deployment")
 
 
 def main() -> int:
@@ -45,14 +100,27 @@ def main() -> int:
             failures.append(f"{case}: kinds {sorted(got)}, expected {sorted(kinds)}")
         for doc in docs:
             if doc["kind"] == "Deployment":
-                container = doc["spec"]["template"]["spec"]["containers"][0]
-                env = {e["name"]: e["value"] for e in container["env"]}
-                if env["PROXMOX_EXPORTER_PROXMOX_TOKEN_ID"] != "monitoring@pve!exporter":
-                    failures.append(f"{case}: token id {env}")
-                if "--proxmox-token-file=/etc/proxmox-exporter/token/token" not in container["args"]:
-                    failures.append(f"{case}: no token file argument")
-                if "s3cret" in yaml.safe_dump(doc):
-                    failures.append(f"{case}: the secret is in the Deployment")
+                check_deployment(case, values, doc, failures)
+            if doc["kind"] == "Secret" and "pve.yml" in doc.get("stringData", {}):
+                if yaml.safe_load(doc["stringData"]["pve.yml"]) != MODULES:
+                    failures.append(f"{case}: the module Secret does not hold the given pve.yml")
+            if doc["kind"] == "ServiceMonitor":
+                pve = [e for e in doc["spec"]["endpoints"] if e["path"] == "/pve"]
+                targets = values.get("modules", {}).get("targets", [])
+                expected = [
+                    (
+                        {
+                            "target": [t["target"]],
+                            "module": [t.get("module", "default")],
+                            "cluster": [str(t.get("cluster", "1"))],
+                            "node": [str(t.get("node", "1"))],
+                        },
+                        [{"targetLabel": "instance", "replacement": t["target"]}],
+                    )
+                    for t in targets
+                ]
+                if [(e["params"], e["relabelings"]) for e in pve] != expected:
+                    failures.append(f"{case}: /pve endpoints {pve}, expected {expected}")
             if doc["kind"] == "PrometheusRule":
                 rules = doc["spec"]["groups"][0]["rules"]
                 tested = yaml.safe_load(TESTED_RULES.read_text())["groups"][0]["rules"]
@@ -72,6 +140,12 @@ def main() -> int:
     except Exception as error:  # Helm's render error names the missing setting
         if "proxmox.token" not in str(error):
             failures.append(f"no token: unexpected error {error}")
+    try:
+        chart.render({"proxmox": {"endpoints": []}}, name="pve", namespace="monitoring", is_install=True)
+        failures.append("no endpoints and no modules: rendered anyway")
+    except Exception as error:
+        if "modules" not in str(error):
+            failures.append(f"no endpoints and no modules: unexpected error {error}")
     for failure in failures:
         print(failure)
     print(f"helm chart: {len(CASES)} value sets rendered, lint clean" if not failures else "helm chart: FAILED")

@@ -22,3 +22,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "proxmox-exporter.secretName" -}}
 {{- default (include "proxmox-exporter.fullname" .) .Values.proxmox.existingSecret -}}
 {{- end -}}
+
+{{- define "proxmox-exporter.modulesSecretName" -}}
+{{- default (printf "%s-modules" (include "proxmox-exporter.fullname" .)) .Values.modules.existingSecret -}}
+{{- end -}}
+
+{{- define "proxmox-exporter.hasModules" -}}
+{{- if or .Values.modules.existingSecret .Values.modules.config }}true{{ end -}}
+{{- end -}}
