@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/bench-venv
-if ! "$venv/bin/pip" show prometheus-pve-exporter 2>/dev/null | grep -qx 'Version: 3.10.2'; then
+# sed reads all of pip's output (grep -q would stop early, and pipefail would see pip's SIGPIPE).
+if [ "$("$venv/bin/pip" show prometheus-pve-exporter 2>/dev/null | sed -n 's/^Version: //p')" != 3.10.2 ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet prometheus-pve-exporter==3.10.2
 fi

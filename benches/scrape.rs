@@ -2,6 +2,10 @@
 //! several cluster sizes and API latencies, and prometheus-pve-exporter against the same
 //! simulator when `--pve-exporter PATH` is given. Prints a Markdown table.
 //!
+//! `--pve` measures our `/pve` (prometheus-pve-exporter's series, the same `pve.yml`) instead of
+//! `/metrics`, so both exporters answer the same question; it also checks that both produce the
+//! same `pve_*` series.
+//!
 //! `benches/run.sh` installs prometheus-pve-exporter and runs this; see BENCHMARKS.md.
 //! Everything listens on 127.0.0.1 and every loop is bounded.
 
@@ -27,6 +31,8 @@ struct Options {
     exporter_args: Vec<String>,
     /// Compare `/cluster/metrics/export` with per-node `/nodes/{node}/status` instead.
     node_source: bool,
+    /// Scrape our `/pve?target=…&cluster=1&node=1` instead of `/metrics`.
+    pve: bool,
 }
 
 fn options() -> Options {
@@ -39,6 +45,7 @@ fn options() -> Options {
         other_runs: 3,
         exporter_args: Vec::new(),
         node_source: false,
+        pve: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -68,6 +75,15 @@ fn options() -> Options {
                     .collect();
             }
             "--node-source" => o.node_source = true,
+            "--pve" => o.pve = true,
+            "--latencies" => {
+                o.latencies = args
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(|n| n.parse().ok())
+                    .collect();
+            }
             "--cold-runs" => {
                 o.cold_runs = args
                     .next()
@@ -118,17 +134,37 @@ fn peak_rss_mb(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// Starts the exporter against `endpoint`; returns it and its metrics URL.
-fn start_exporter(endpoint: &str, cache_seconds: &str, extra: &[String]) -> (Process, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_proxmox-exporter"))
+/// How our exporter reaches the simulated cluster.
+enum Reach<'a> {
+    /// `--proxmox-endpoints`, scraped on `/metrics`.
+    Flags { endpoint: &'a str },
+    /// A `pve.yml` module, scraped on `/pve?target=…&cluster=1&node=1`.
+    Pve {
+        config: &'a std::path::Path,
+        target: &'a str,
+    },
+}
+
+/// Starts the exporter; returns it and its scrape URL.
+fn start_exporter(reach: &Reach, cache_seconds: &str, extra: &[String]) -> (Process, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_proxmox-exporter"));
+    match reach {
+        Reach::Flags { endpoint } => {
+            command
+                .args(["--proxmox-endpoints", endpoint, "--proxmox-api-insecure"])
+                .args([
+                    "--proxmox-token-id",
+                    TOKEN_ID,
+                    "--proxmox-token",
+                    TOKEN_SECRET,
+                ]);
+        }
+        Reach::Pve { config, .. } => {
+            command.arg("--config.file").arg(config);
+        }
+    }
+    let mut child = command
         .args(extra)
-        .args(["--proxmox-endpoints", endpoint, "--proxmox-api-insecure"])
-        .args([
-            "--proxmox-token-id",
-            TOKEN_ID,
-            "--proxmox-token",
-            TOKEN_SECRET,
-        ])
         .args(["--server-address", "127.0.0.1", "--server-port", "0"])
         .args(["--cache-duration", cache_seconds, "--log-level", "info"])
         .env_remove("RUST_LOG")
@@ -152,11 +188,19 @@ fn start_exporter(endpoint: &str, cache_seconds: &str, extra: &[String]) -> (Pro
     let address = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("the exporter did not start");
-    (Process(child), format!("http://{address}/metrics"))
+    let url = match reach {
+        Reach::Flags { .. } => format!("http://{address}/metrics"),
+        Reach::Pve { target, .. } => {
+            format!("http://{address}/pve?target={target}&cluster=1&node=1")
+        }
+    };
+    (Process(child), url)
 }
 
-/// Starts prometheus-pve-exporter; returns it and its scrape URL for the simulator at `target`.
-fn start_pve_exporter(path: &PathBuf, target: &str, dir: &std::path::Path) -> (Process, String) {
+/// prometheus-pve-exporter's `pve.yml` for the simulator, in a directory of this run.
+fn pve_yml() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pve-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
     let config = dir.join("pve.yml");
     let (user, token) = TOKEN_ID.split_once('!').expect("token id");
     std::fs::write(
@@ -166,6 +210,12 @@ fn start_pve_exporter(path: &PathBuf, target: &str, dir: &std::path::Path) -> (P
         ),
     )
     .expect("write pve.yml");
+    config
+}
+
+/// Starts prometheus-pve-exporter; returns it and its scrape URL for the simulator at `target`.
+fn start_pve_exporter(path: &PathBuf, target: &str) -> (Process, String) {
+    let config = pve_yml();
     let port = free_port();
     let child = Command::new(path)
         .arg(format!("--config.file={}", config.display()))
@@ -207,6 +257,12 @@ fn sorted(mut v: Vec<f64>) -> Vec<f64> {
 
 /// One timed scrape: milliseconds and body bytes.
 async fn scrape(client: &reqwest::Client, url: &str, gzip: bool) -> (f64, usize) {
+    let (ms, body) = scrape_body(client, url, gzip).await;
+    (ms, body.len())
+}
+
+/// One timed scrape: milliseconds and the body as sent (compressed when asked for).
+async fn scrape_body(client: &reqwest::Client, url: &str, gzip: bool) -> (f64, Vec<u8>) {
     let started = Instant::now();
     let mut request = client.get(url).header("accept", PROMETHEUS_ACCEPT);
     if gzip {
@@ -219,10 +275,33 @@ async fn scrape(client: &reqwest::Client, url: &str, gzip: bool) -> (f64, usize)
         response.status()
     );
     let body = response.bytes().await.expect("body");
-    (started.elapsed().as_secs_f64() * 1000.0, body.len())
+    (started.elapsed().as_secs_f64() * 1000.0, body.to_vec())
+}
+
+/// The `pve_*` series of an exposition, as name and sorted labels (values left out: both
+/// exporters scrape at different moments).
+fn pve_series(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter(|line| line.starts_with("pve_"))
+        .filter_map(|line| line.rsplit_once(' ').map(|(series, _)| series))
+        .map(|series| match series.split_once('{') {
+            Some((name, labels)) => {
+                let mut pairs: Vec<&str> = labels
+                    .trim_end_matches('}')
+                    .split("\",")
+                    .map(|p| p.trim_end_matches('"'))
+                    .collect();
+                pairs.sort_unstable();
+                format!("{name}{{{}}}", pairs.join(","))
+            }
+            None => series.to_owned(),
+        })
+        .collect()
 }
 
 struct Measured {
+    /// The first cold scrape's exposition.
+    body: String,
     first_ms: f64,
     cold_ms: Vec<f64>,
     requests_per_cold: f64,
@@ -235,12 +314,13 @@ struct Measured {
     rss_mb: f64,
 }
 
-async fn measure_ours(endpoint: &str, api: &SimApi, o: &Options) -> Measured {
+async fn measure_ours(reach: &Reach<'_>, api: &SimApi, o: &Options) -> Measured {
     let client = reqwest::Client::new();
     // Cold: no cache, so every scrape collects.
-    let (cold, url) = start_exporter(endpoint, "0", &o.exporter_args);
+    let (cold, url) = start_exporter(reach, "0", &o.exporter_args);
     let before = api.requests();
-    let (first_ms, bytes) = scrape(&client, &url, false).await;
+    let (first_ms, body) = scrape_body(&client, &url, false).await;
+    let bytes = body.len();
     let first_requests = api.requests() - before;
     let (cpu0, req0) = (cpu_seconds(cold.pid()), api.requests());
     let mut cold_ms = Vec::new();
@@ -256,7 +336,7 @@ async fn measure_ours(endpoint: &str, api: &SimApi, o: &Options) -> Measured {
     drop(cold);
 
     // Four scrapers at once against a fresh exporter with the usual cache.
-    let (shared, url) = start_exporter(endpoint, "29", &o.exporter_args);
+    let (shared, url) = start_exporter(reach, "29", &o.exporter_args);
     let before = api.requests();
     let together: Vec<_> = (0..4)
         .map(|_| {
@@ -276,6 +356,7 @@ async fn measure_ours(endpoint: &str, api: &SimApi, o: &Options) -> Measured {
     }
     let rss = rss_cold.max(peak_rss_mb(shared.pid()));
     Measured {
+        body: String::from_utf8_lossy(&body).into_owned(),
         first_ms,
         cold_ms: sorted(cold_ms),
         requests_per_cold,
@@ -290,6 +371,8 @@ async fn measure_ours(endpoint: &str, api: &SimApi, o: &Options) -> Measured {
 }
 
 struct Other {
+    /// The last scrape's exposition.
+    body: String,
     ms: Vec<f64>,
     requests: f64,
     cpu_ms: f64,
@@ -316,9 +399,7 @@ fn group_pids(leader: u32) -> Vec<u32> {
 }
 
 async fn measure_other(path: &PathBuf, target: &str, api: &SimApi, runs: usize) -> Other {
-    let dir = std::env::temp_dir().join(format!("pve-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let (process, url) = start_pve_exporter(path, target, &dir);
+    let (process, url) = start_pve_exporter(path, target);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(300))
         .build()
@@ -328,11 +409,11 @@ async fn measure_other(path: &PathBuf, target: &str, api: &SimApi, runs: usize) 
     let pids = group_pids(process.pid());
     let (cpu0, req0) = (cpu(&pids), api.requests());
     let mut ms = Vec::new();
-    let mut bytes = 0;
+    let mut body = Vec::new();
     for _ in 0..runs {
-        let (took, size) = scrape(&client, &url, false).await;
+        let (took, text) = scrape_body(&client, &url, false).await;
         ms.push(took);
-        bytes = size;
+        body = text;
     }
     let pids = group_pids(process.pid());
     let rss_mb = pids.iter().map(|p| peak_rss_mb(*p)).sum();
@@ -341,7 +422,8 @@ async fn measure_other(path: &PathBuf, target: &str, api: &SimApi, runs: usize) 
         requests: (api.requests() - req0) as f64 / runs as f64,
         cpu_ms: (cpu(&pids) - cpu0) * 1000.0 / runs as f64,
         rss_mb,
-        bytes,
+        bytes: body.len(),
+        body: String::from_utf8_lossy(&body).into_owned(),
     }
 }
 
@@ -434,7 +516,14 @@ fn main() {
                         .serve_tls(listener, self_signed().expect("certificate")),
                 );
                 let endpoint = format!("https://{address}/");
-                let ours = measure_ours(&endpoint, &api, &o).await;
+                let target = address.to_string();
+                let config = pve_yml();
+                let reach = if o.pve {
+                    Reach::Pve { config: &config, target: &target }
+                } else {
+                    Reach::Flags { endpoint: &endpoint }
+                };
+                let ours = measure_ours(&reach, &api, &o).await;
                 let other = match &o.pve_exporter {
                     Some(path) => {
                         Some(measure_other(path, &address.to_string(), &api, o.other_runs).await)
@@ -446,9 +535,23 @@ fn main() {
                 let (other_cell, speedup) = match other {
                     Some(x) => {
                         let p50 = percentile(&x.ms, 0.5);
+                        let same = if o.pve {
+                            let (mine, theirs) = (pve_series(&ours.body), pve_series(&x.body));
+                            if mine == theirs {
+                                format!(", same {} series", mine.len())
+                            } else {
+                                format!(
+                                    ", DIFFERENT series: {} only ours, {} only theirs",
+                                    mine.difference(&theirs).count(),
+                                    theirs.difference(&mine).count()
+                                )
+                            }
+                        } else {
+                            String::new()
+                        };
                         (
                             format!(
-                                "{p50:.0} ms, {:.0} req, {:.0} ms CPU, {:.0} MB, {} B",
+                                "{p50:.0} ms, {:.0} req, {:.0} ms CPU, {:.0} MB, {} B{same}",
                                 x.requests, x.cpu_ms, x.rss_mb, x.bytes
                             ),
                             format!("{:.0}×", p50 / cold_p50),
