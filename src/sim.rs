@@ -2,22 +2,22 @@
 //! (token check, `{"data": ...}` bodies, PVE's error statuses), for tests, `--demo` and
 //! benchmarks. Answers come from a fixture scenario directory or from a generated cluster.
 
+mod conn;
+
+pub use conn::{Behaviour, Stats};
+
 use crate::lock;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::Router;
-use axum::extract::connect_info::Connected;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::serve::IncomingStream;
 
-use crate::tls::TlsListener;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -37,6 +37,18 @@ pub enum Answer {
     /// This answer after the simulator's latency once more for each of this many nodes: the
     /// node asked collects the others' parts one after the other (`/cluster/metrics/export`).
     FanOut(usize, Box<Answer>),
+}
+
+impl Answer {
+    /// The body's size in bytes (0 for a bare status).
+    fn size(&self) -> usize {
+        match self {
+            Answer::Json(body) => body.len(),
+            Answer::Message(_, message) => message.len(),
+            Answer::Status(_) => 0,
+            Answer::Delayed(_, inner) | Answer::FanOut(_, inner) => inner.size(),
+        }
+    }
 }
 
 /// The answers of one simulated cluster, by API path (below `/api2/json`).
@@ -736,9 +748,6 @@ struct Shared {
     authorization: String,
     latency: Mutex<Duration>,
     status_override: Mutex<Option<u16>>,
-    requests: AtomicU64,
-    /// Client addresses seen: one per TCP connection.
-    peers: Mutex<HashSet<SocketAddr>>,
     /// Answers set while running; they win over `answers`.
     overrides: Mutex<HashMap<String, Answer>>,
     /// A user that may log in with a password, and how long its tickets are taken.
@@ -746,31 +755,144 @@ struct Shared {
     /// Tickets handed out, and when.
     tickets: Mutex<HashMap<String, std::time::Instant>>,
     logins: AtomicU64,
+    behaviour: Mutex<Behaviour>,
+    /// Each node's workers and counters, made when first needed.
+    nodes: Mutex<HashMap<String, Arc<Node>>>,
+    /// The next this many requests are not answered: the connection is closed instead.
+    hang_ups: AtomicU64,
+}
+
+/// One node's pveproxy: its workers and what it has done.
+struct Node {
+    workers: Option<Arc<tokio::sync::Semaphore>>,
+    counters: Arc<conn::Counters>,
+}
+
+impl Shared {
+    fn node(&self, name: &str) -> Arc<Node> {
+        let workers = behaviour_workers(self);
+        lock(&self.nodes)
+            .entry(name.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Node {
+                    workers,
+                    counters: Arc::default(),
+                })
+            })
+            .clone()
+    }
+
+    /// Holds one of `node`'s workers for the work an answer of `bytes` costs.
+    async fn work(&self, node: &Node, bytes: usize) {
+        let spent = lock(&self.behaviour).work(bytes);
+        let _worker = match &node.workers {
+            Some(workers) => workers.clone().acquire_owned().await.ok(),
+            None => None,
+        };
+        if !spent.is_zero() {
+            tokio::time::sleep(spent).await;
+        }
+        node.counters.add_work(spent);
+    }
+}
+
+/// One endpoint of the simulated cluster: the node it is, and its link's state.
+struct Endpoint {
+    /// The node this endpoint is (`/nodes/{other}/…` is proxied from here).
+    node: Option<String>,
+    counters: Arc<conn::Counters>,
+    /// When the endpoint's link is free again (with a bandwidth limit).
+    link_free: Mutex<std::time::Instant>,
 }
 
 /// A running simulated API endpoint.
 #[derive(Clone)]
 pub struct SimApi {
     shared: Arc<Shared>,
+    endpoint: Arc<Endpoint>,
 }
 
 impl SimApi {
-    /// Serves `answers` to clients that send token `token_id` with `secret`.
+    /// Serves `answers` to clients that send token `token_id` with `secret`. The endpoint is
+    /// the node `/cluster/status` marks `local`; [`SimApi::endpoint`] makes the others.
     pub fn new(answers: Answers, token_id: &str, secret: &str) -> SimApi {
+        let local = local_node(&answers);
+        let shared = Arc::new(Shared {
+            answers,
+            authorization: format!("PVEAPIToken={token_id}={secret}"),
+            latency: Mutex::new(Duration::ZERO),
+            status_override: Mutex::new(None),
+            overrides: Mutex::new(HashMap::new()),
+            login: Mutex::new(None),
+            tickets: Mutex::new(HashMap::new()),
+            logins: AtomicU64::new(0),
+            behaviour: Mutex::new(Behaviour::default()),
+            nodes: Mutex::new(HashMap::new()),
+            hang_ups: AtomicU64::new(0),
+        });
+        SimApi::endpoint_of(shared, local)
+    }
+
+    fn endpoint_of(shared: Arc<Shared>, node: Option<String>) -> SimApi {
+        let counters = match &node {
+            Some(name) => shared.node(name).counters.clone(),
+            None => Arc::default(),
+        };
         SimApi {
-            shared: Arc::new(Shared {
-                answers,
-                authorization: format!("PVEAPIToken={token_id}={secret}"),
-                latency: Mutex::new(Duration::ZERO),
-                status_override: Mutex::new(None),
-                requests: AtomicU64::new(0),
-                peers: Mutex::new(HashSet::new()),
-                overrides: Mutex::new(HashMap::new()),
-                login: Mutex::new(None),
-                tickets: Mutex::new(HashMap::new()),
-                logins: AtomicU64::new(0),
+            shared,
+            endpoint: Arc::new(Endpoint {
+                node,
+                counters,
+                link_free: Mutex::new(std::time::Instant::now()),
             }),
         }
+    }
+
+    /// Another endpoint of the same cluster: node `node`'s pveproxy (serve it on a listener
+    /// of its own). Answers, faults, logins and behaviour are shared with this one.
+    pub fn endpoint(&self, node: &str) -> SimApi {
+        SimApi::endpoint_of(self.shared.clone(), Some(node.to_owned()))
+    }
+
+    /// The node this endpoint is, if the answers name one.
+    pub fn node(&self) -> Option<&str> {
+        self.endpoint.node.as_deref()
+    }
+
+    /// How every endpoint of the cluster serves from now on (new connections, and workers
+    /// made afresh).
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        *lock(&self.shared.behaviour) = behaviour;
+        let mut nodes = lock(&self.shared.nodes);
+        for node in nodes.values_mut() {
+            *node = Arc::new(Node {
+                workers: behaviour_workers(&self.shared),
+                counters: node.counters.clone(),
+            });
+        }
+    }
+
+    pub fn behaviour(&self) -> Behaviour {
+        lock(&self.shared.behaviour).clone()
+    }
+
+    /// What this endpoint has done so far.
+    pub fn stats(&self) -> Stats {
+        self.endpoint.counters.stats()
+    }
+
+    /// What every node has done so far, requests proxied to it included, by node name.
+    pub fn cluster_stats(&self) -> std::collections::BTreeMap<String, Stats> {
+        lock(&self.shared.nodes)
+            .iter()
+            .map(|(name, node)| (name.clone(), node.counters.stats()))
+            .collect()
+    }
+
+    /// The next `n` requests (to any endpoint) are not answered: the connection is closed
+    /// under them, as when a server goes away mid-request.
+    pub fn hang_up_next(&self, n: u64) {
+        self.shared.hang_ups.store(n, Ordering::SeqCst);
     }
 
     /// Every answer waits this long first.
@@ -794,9 +916,9 @@ impl SimApi {
         self.shared.logins.load(Ordering::SeqCst)
     }
 
-    /// Requests received so far.
+    /// Requests this endpoint received so far.
     pub fn requests(&self) -> u64 {
-        self.shared.requests.load(Ordering::SeqCst)
+        self.endpoint.counters.requests.load(Ordering::SeqCst)
     }
 
     /// Answers every request with `answer` for `path` from now on (fault injection).
@@ -809,21 +931,18 @@ impl SimApi {
         lock(&self.shared.overrides).clear();
     }
 
-    /// TCP connections clients opened so far.
+    /// TCP connections clients opened to this endpoint so far.
     pub fn connections(&self) -> usize {
-        lock(&self.shared.peers).len()
+        usize::try_from(self.stats().connections).unwrap_or(usize::MAX)
     }
 
-    pub fn router(&self) -> Router {
-        Router::new()
-            .fallback(answer)
-            .with_state(self.shared.clone())
+    fn counters(&self) -> &conn::Counters {
+        &self.endpoint.counters
     }
 
     /// Serves plain HTTP on `listener` until the task is dropped or the runtime ends.
     pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
-        let app = self.router();
-        axum::serve(listener, app.into_make_service_with_connect_info::<Peer>()).await
+        self.accept(listener, None).await
     }
 
     /// Serves HTTPS on `listener` with `tls` (see [`self_signed`]), as PVE does on port 8006.
@@ -832,27 +951,33 @@ impl SimApi {
         listener: TcpListener,
         tls: tokio_rustls::TlsAcceptor,
     ) -> std::io::Result<()> {
-        let app = self.router();
-        let listener = TlsListener::new(listener, tls);
-        axum::serve(listener, app.into_make_service_with_connect_info::<Peer>()).await
+        self.accept(listener, Some(tls)).await
     }
 }
 
-/// The client's address, for counting connections.
+fn behaviour_workers(shared: &Shared) -> Option<Arc<tokio::sync::Semaphore>> {
+    lock(&shared.behaviour)
+        .workers
+        .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1))))
+}
+
+/// The node `/cluster/status` marks `local`.
+fn local_node(answers: &Answers) -> Option<String> {
+    let Some(Answer::Json(body)) = answers.0.get("/cluster/status") else {
+        return None;
+    };
+    let status: Value = serde_json::from_slice(body).ok()?;
+    status["data"]
+        .as_array()?
+        .iter()
+        .find(|entry| entry["type"] == "node" && entry["local"].as_u64() == Some(1))
+        .and_then(|entry| entry["name"].as_str())
+        .map(str::to_owned)
+}
+
+/// The client's address.
 #[derive(Clone, Copy, Debug)]
 pub struct Peer(pub SocketAddr);
-
-impl Connected<IncomingStream<'_, TcpListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
-        Peer(*stream.remote_addr())
-    }
-}
-
-impl Connected<IncomingStream<'_, TlsListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        Peer(*stream.remote_addr())
-    }
-}
 
 /// The simulator's certificate, self-signed for `localhost` and 127.0.0.1 and valid for a
 /// century, like the one a new PVE node makes for itself. Its key is public on purpose: it
@@ -886,49 +1011,56 @@ pub fn self_signed_with_pem() -> Result<(tokio_rustls::TlsAcceptor, String), Str
     ))
 }
 
-async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    if request.uri().path() == "/_sim/requests" {
-        // Not PVE: lets a benchmark in another process read the API request count.
-        return shared
-            .requests
-            .load(Ordering::SeqCst)
-            .to_string()
-            .into_response();
-    }
-    shared.requests.fetch_add(1, Ordering::SeqCst);
-    if let Some(ConnectInfo(Peer(peer))) = request.extensions().get::<ConnectInfo<Peer>>() {
-        lock(&shared.peers).insert(*peer);
-    }
+/// Answers one request as the endpoint `api`, with the cluster's behaviour.
+async fn answer(api: &SimApi, request: Request) -> Response {
+    let shared = &api.shared;
     let (uri, headers) = (request.uri(), request.headers());
+    if uri.path() == "/_sim/requests" {
+        // Not PVE: lets a benchmark in another process read the API request count.
+        return api.requests().to_string().into_response();
+    }
+    if uri.path() == "/_sim/stats" {
+        // Not PVE: every node's counts, for a benchmark in another process.
+        return json_response(&json!(api.cluster_stats()));
+    }
+    api.counters().requests.fetch_add(1, Ordering::SeqCst);
+    let behaviour = api.behaviour();
     let latency = *lock(&shared.latency);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     if uri.path() == "/api2/json/access/ticket" && request.method() == axum::http::Method::POST {
-        return log_in(&shared, request).await;
+        return log_in(shared, request).await;
     }
     let authorized = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v == shared.authorization)
-        || ticket_valid(&shared, headers);
+        || ticket_valid(shared, headers);
     if !authorized {
+        tokio::time::sleep(behaviour.unauthorized_delay).await;
         return status(401);
+    }
+    let hung_up = shared
+        .hang_ups
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if hung_up {
+        let mut response = status(500);
+        response.extensions_mut().insert(conn::HangUp);
+        return response;
     }
     if let Some(code) = *lock(&shared.status_override) {
         return status(code);
     }
-    if uri.path() == "/_sim/requests" {
-        // Not PVE: lets a benchmark in another process read the request count.
-        return shared
-            .requests
-            .load(Ordering::SeqCst)
-            .to_string()
-            .into_response();
-    }
     let Some(path) = uri.path().strip_prefix("/api2/json") else {
         return status(404);
     };
+    let accepts_gzip = headers
+        .get_all("accept-encoding")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
     let overridden = lock(&shared.overrides).get(path).cloned();
     // An answer for the path with its query (`/cluster/resources?type=vm`) comes first.
     let with_query = uri.query().map(|q| format!("{path}?{q}"));
@@ -936,7 +1068,24 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
         .as_ref()
         .or_else(|| with_query.and_then(|k| shared.answers.0.get(&k)))
         .or_else(|| shared.answers.0.get(path));
-    match found {
+    let size = found.map_or(0, Answer::size);
+    // The receiving node's worker handles the request; one for another node is passed on to
+    // that node's pveproxy, whose worker then does the work.
+    let owner = path
+        .strip_prefix("/nodes/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|owner| api.node().is_some_and(|local| local != *owner));
+    match (behaviour.proxy_hop, owner) {
+        (Some(hop), Some(owner)) => {
+            shared.work(&shared.node_of(api), 0).await;
+            tokio::time::sleep(hop).await;
+            let node = shared.node(owner);
+            node.counters.proxied.fetch_add(1, Ordering::SeqCst);
+            shared.work(&node, size).await;
+        }
+        _ => shared.work(&shared.node_of(api), size).await,
+    }
+    let response = match found {
         Some(Answer::FanOut(others, inner)) => {
             tokio::time::sleep(latency * u32::try_from(*others).unwrap_or(u32::MAX)).await;
             respond(inner).await
@@ -944,6 +1093,64 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
         Some(found) => respond(found).await,
         // PVE answers 501 for a path it does not implement.
         None => status(501),
+    };
+    api.send(response, &behaviour, accepts_gzip).await
+}
+
+impl Shared {
+    /// The node behind `api`, or a node of its own when the answers name none.
+    fn node_of(&self, api: &SimApi) -> Arc<Node> {
+        match api.node() {
+            Some(name) => self.node(name),
+            None => Arc::new(Node {
+                workers: None,
+                counters: api.endpoint.counters.clone(),
+            }),
+        }
+    }
+}
+
+impl SimApi {
+    /// The answer as it leaves the endpoint: gzipped when asked and allowed, at the link's
+    /// pace, counted.
+    async fn send(
+        &self,
+        response: Response,
+        behaviour: &Behaviour,
+        accepts_gzip: bool,
+    ) -> Response {
+        let (mut parts, body) = response.into_parts();
+        let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+            return status(500);
+        };
+        let started = std::time::Instant::now();
+        let body = match conn::maybe_gzip(behaviour, accepts_gzip, &body) {
+            Some(compressed) => {
+                self.counters().add_work(started.elapsed());
+                parts.headers.insert(
+                    axum::http::header::CONTENT_ENCODING,
+                    axum::http::HeaderValue::from_static("gzip"),
+                );
+                Bytes::from(compressed)
+            }
+            None => body,
+        };
+        let bytes = body.len() as u64;
+        self.counters()
+            .bytes_sent
+            .fetch_add(bytes, Ordering::SeqCst);
+        if let Some(rate) = behaviour.bandwidth.filter(|r| *r > 0) {
+            // The answers of one endpoint share its link: each waits for those before it.
+            let on_the_wire = Duration::from_secs_f64(bytes as f64 / rate as f64);
+            let done = {
+                let mut free = lock(&self.endpoint.link_free);
+                let start = (*free).max(std::time::Instant::now());
+                *free = start + on_the_wire;
+                *free
+            };
+            tokio::time::sleep_until(done.into()).await;
+        }
+        Response::from_parts(parts, axum::body::Body::from(body))
     }
 }
 
