@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use clap::Parser;
-use proxmox_exporter::sim::{Answers, SimApi, self_signed};
+use proxmox_exporter::sim::{Answers, Behaviour, SimApi, self_signed};
 
 #[derive(Parser)]
 #[command(version, about = "A simulated Proxmox VE API")]
@@ -49,6 +49,96 @@ struct Cli {
     /// `slow:MILLISECONDS`. Repeatable. Example: /nodes/pve01/disks/list=500
     #[arg(long = "fault")]
     faults: Vec<String>,
+    /// Serve this many nodes' endpoints (pve01, pve02, …), each on its own port: the next
+    /// ports after --listen's, or free ones when its port is 0.
+    #[arg(long, default_value_t = 1)]
+    endpoints: usize,
+    #[command(flatten)]
+    behaviour: BehaviourArgs,
+}
+
+/// How the endpoints treat connections and requests: nothing of pveproxy's by default,
+/// all of it with --pveproxy; each setting alone overrides.
+#[derive(clap::Args)]
+struct BehaviourArgs {
+    /// Behave like pveproxy with its default settings (5 s idle close, 100 requests per
+    /// connection, close after errors, gzip, 3 workers, proxy hop, 401 after 3 s).
+    #[arg(long)]
+    pveproxy: bool,
+    /// Close a keep-alive connection after this many milliseconds without a request (0: never).
+    #[arg(long, value_name = "MS")]
+    idle_timeout_ms: Option<u64>,
+    /// Close a connection after this many requests (0: never).
+    #[arg(long, value_name = "N")]
+    max_requests_per_connection: Option<u32>,
+    /// Close the connection after an answer with status 400 or more.
+    #[arg(long, value_name = "BOOL")]
+    close_after_error: Option<bool>,
+    /// Gzip answers over 1 KiB when the client accepts gzip.
+    #[arg(long, value_name = "BOOL")]
+    gzip: Option<bool>,
+    /// Requests each node works on at once (0: no limit).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// A worker's time per request, in microseconds.
+    #[arg(long, value_name = "µS")]
+    service_time_us: Option<u64>,
+    /// A worker's time per KiB of answer, in microseconds.
+    #[arg(long, value_name = "µS")]
+    service_per_kib_us: Option<u64>,
+    /// Milliseconds of the hop to the owning node for another node's `/nodes/{node}/…`
+    /// (without it and --pveproxy: every node's answers are local).
+    #[arg(long, value_name = "MS")]
+    proxy_hop_ms: Option<u64>,
+    /// Milliseconds before a 401.
+    #[arg(long, value_name = "MS")]
+    unauthorized_delay_ms: Option<u64>,
+    /// Bytes per second each endpoint's answers share (0: unlimited).
+    #[arg(long, value_name = "BYTES")]
+    bandwidth: Option<u64>,
+}
+
+impl BehaviourArgs {
+    fn behaviour(&self) -> Behaviour {
+        let mut b = if self.pveproxy {
+            Behaviour::pveproxy()
+        } else {
+            Behaviour::default()
+        };
+        let ms = Duration::from_millis;
+        let us = Duration::from_micros;
+        if let Some(v) = self.idle_timeout_ms {
+            b.idle_timeout = (v > 0).then(|| ms(v));
+        }
+        if let Some(v) = self.max_requests_per_connection {
+            b.max_requests_per_connection = (v > 0).then_some(v);
+        }
+        if let Some(v) = self.close_after_error {
+            b.close_after_error = v;
+        }
+        if let Some(v) = self.gzip {
+            b.gzip = v;
+        }
+        if let Some(v) = self.workers {
+            b.workers = (v > 0).then_some(v);
+        }
+        if let Some(v) = self.service_time_us {
+            b.service_time = us(v);
+        }
+        if let Some(v) = self.service_per_kib_us {
+            b.service_per_kib = us(v);
+        }
+        if let Some(v) = self.proxy_hop_ms {
+            b.proxy_hop = Some(ms(v));
+        }
+        if let Some(v) = self.unauthorized_delay_ms {
+            b.unauthorized_delay = ms(v);
+        }
+        if let Some(v) = self.bandwidth {
+            b.bandwidth = (v > 0).then_some(v);
+        }
+        b
+    }
 }
 
 fn main() -> ExitCode {
@@ -90,19 +180,42 @@ async fn run(cli: Cli) -> Result<(), String> {
     let api = SimApi::new(answers, &cli.token_id, &cli.token_secret);
     api.set_latency(Duration::from_millis(cli.latency_ms));
     api.set_status_override(cli.status);
-    let listener = tokio::net::TcpListener::bind(cli.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", cli.listen))?;
-    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    api.set_behaviour(cli.behaviour.behaviour());
     let scheme = if cli.plain { "http" } else { "https" };
-    println!(
-        "pve-sim: {} nodes ({} offline), {} guests at {scheme}://{address}/ (token {})",
-        cli.nodes, cli.offline, cli.guests, cli.token_id
-    );
-    let served = if cli.plain {
-        api.serve(listener).await
-    } else {
-        api.serve_tls(listener, self_signed()?).await
-    };
-    served.map_err(|e| e.to_string())
+    let mut served = tokio::task::JoinSet::new();
+    for i in 0..cli.endpoints.clamp(1, cli.nodes.max(1)) {
+        let endpoint = if i == 0 {
+            api.clone()
+        } else {
+            api.endpoint(&format!("pve{:02}", i + 1))
+        };
+        let mut at = cli.listen;
+        if at.port() != 0 {
+            let port = u16::try_from(usize::from(at.port()) + i)
+                .map_err(|_| format!("--listen {}: no port for endpoint {}", cli.listen, i + 1))?;
+            at.set_port(port);
+        }
+        let listener = tokio::net::TcpListener::bind(at)
+            .await
+            .map_err(|e| format!("cannot listen on {at}: {e}"))?;
+        let address = listener.local_addr().map_err(|e| e.to_string())?;
+        println!(
+            "pve-sim: {} nodes ({} offline), {} guests at {scheme}://{address}/ (node {}, token {})",
+            cli.nodes,
+            cli.offline,
+            cli.guests,
+            endpoint.node().unwrap_or("?"),
+            cli.token_id
+        );
+        if cli.plain {
+            served.spawn(endpoint.serve(listener));
+        } else {
+            served.spawn(endpoint.serve_tls(listener, self_signed()?));
+        }
+    }
+    match served.join_next().await {
+        Some(Ok(result)) => result.map_err(|e| e.to_string()),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Ok(()),
+    }
 }

@@ -392,6 +392,17 @@ impl Dispatcher {
             return Err(ticket_error);
         }
         let mut result = op(endpoint.client.clone()).await;
+        // pveproxy closes a connection after 5 s idle, after 100 requests and after any error
+        // answer; a request that meets such a close on its way has not been answered. It goes
+        // again on a fresh connection, and the endpoint is not to blame.
+        for _ in 0..CLOSED_CONNECTION_RETRIES {
+            if !matches!(&result, Err(e) if closed_under_request(e)) {
+                break;
+            }
+            self.count(index, "connection_closed".into());
+            tracing::debug!(endpoint = %endpoint.label, path, "connection closed under the request: again on a fresh one");
+            result = op(endpoint.client.clone()).await;
+        }
         // A ticket PVE no longer takes (expired early, or the cluster's key rotated): one new
         // login, then the request once more.
         if let (Some(held), Err(ClientError::UnexpectedResponse(r))) = (self.auth.ticket(), &result)
@@ -546,6 +557,41 @@ fn classify(error: ClientError<()>) -> ErrorKind {
         ClientError::InvalidRequest(m) | ClientError::Custom(m) => ErrorKind::Other(m),
         ClientError::InvalidUpgrade(e) => transport(&e),
     }
+}
+
+/// Tries on a fresh connection after the server closed one under a request.
+const CLOSED_CONNECTION_RETRIES: usize = 2;
+
+/// Whether the request failed because the server closed its (kept-alive) connection before
+/// answering: no answer came, and a new connection may well get one.
+fn closed_under_request(error: &ClientError<()>) -> bool {
+    let (ClientError::CommunicationError(e) | ClientError::ResponseBodyError(e)) = error else {
+        return false;
+    };
+    if e.is_timeout() || e.is_connect() {
+        return false;
+    }
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>()
+            && (h.is_incomplete_message() || h.is_canceled())
+        {
+            return true;
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            )
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 fn transport(e: &reqwest::Error) -> ErrorKind {
