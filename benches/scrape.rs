@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use proxmox_exporter::sim::{Answers, SimApi, self_signed};
+use proxmox_exporter::sim::{Answers, Behaviour, SimApi, Stats, self_signed};
 
 const TOKEN_ID: &str = "monitoring@pve!exporter";
 const TOKEN_SECRET: &str = "bench-secret";
@@ -33,6 +33,9 @@ struct Options {
     node_source: bool,
     /// Scrape our `/pve?target=…&cluster=1&node=1` instead of `/metrics`.
     pve: bool,
+    /// The cluster's side: a pveproxy-like simulator, every scrape starting without an open
+    /// connection (as 30 s apart); see [`realistic`].
+    realistic: bool,
 }
 
 fn options() -> Options {
@@ -46,6 +49,7 @@ fn options() -> Options {
         exporter_args: Vec::new(),
         node_source: false,
         pve: false,
+        realistic: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -76,6 +80,7 @@ fn options() -> Options {
             }
             "--node-source" => o.node_source = true,
             "--pve" => o.pve = true,
+            "--realistic" => o.realistic = true,
             "--latencies" => {
                 o.latencies = args
                     .next()
@@ -499,6 +504,10 @@ fn main() {
         runtime.block_on(compare_node_sources(&o));
         return;
     }
+    if o.realistic {
+        runtime.block_on(realistic(&o));
+        return;
+    }
     println!(
         "| nodes/guests | latency | cold scrape ms (first / p50 / p99) | API requests per cold scrape | 4 scrapes at once: API requests | warm p50 / p99 ms | CPU ms per cold scrape | peak RSS MB | exposition bytes (gzip) | prometheus-pve-exporter: scrape ms p50, API requests, CPU ms, RSS MB, bytes | speed-up |"
     );
@@ -580,4 +589,187 @@ fn main() {
             });
         }
     }
+}
+
+/// Every collector, for the "all collectors" rows.
+const ALL_COLLECTORS: &[&str] = &[
+    "--collector.cluster",
+    "--collector.node",
+    "--collector.guest",
+    "--collector.snapshots",
+    "--collector.subscription",
+    "--collector.ha",
+    "--collector.replication",
+    "--collector.zfs",
+    "--collector.ceph",
+    "--collector.backup",
+];
+
+/// What one row of the realistic table scrapes.
+enum Row {
+    /// Our `/metrics` with these extra arguments.
+    Ours(&'static str, Vec<String>),
+    /// Our `/pve`, one target.
+    OursPve,
+    /// prometheus-pve-exporter's `/pve`, one target.
+    Peer,
+}
+
+/// The realistic benchmark: a simulator that behaves like pveproxy with its default settings
+/// (5 s idle close, 100 requests per connection, close after errors, 3 workers, the proxy hop
+/// to the owning node, gzip when asked), three of the cluster's nodes as endpoints, and every
+/// scrape starting as one 30 s after the last would: every connection closed (the exporter
+/// collects on every scrape: cache 0). Per scrape: time, and on the cluster's side requests,
+/// new connections and TLS handshakes per endpoint, bytes sent, pveproxy worker time, hops.
+async fn realistic(o: &Options) {
+    println!(
+        "| nodes/guests | latency | scraped | scrape ms p50 / p99 | API requests | new connections (= TLS handshakes) per endpoint | proxied to another node | bytes sent by pveproxy | pveproxy worker ms | exporter CPU ms | exporter peak RSS MB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    proxmox_exporter::pve::dispatcher::install_crypto_provider();
+    for &(nodes, guests) in &o.sizes {
+        let answers = Answers::generate(nodes, guests, 1, SystemTime::now());
+        for &latency in &o.latencies {
+            let mut rows = vec![
+                Row::Ours("default collectors", o.exporter_args.clone()),
+                Row::Ours(
+                    "all collectors",
+                    ALL_COLLECTORS
+                        .iter()
+                        .map(|s| (*s).to_owned())
+                        .chain(o.exporter_args.iter().cloned())
+                        .collect(),
+                ),
+            ];
+            if o.pve || o.pve_exporter.is_some() {
+                rows.push(Row::OursPve);
+            }
+            if o.pve_exporter.is_some() {
+                rows.push(Row::Peer);
+            }
+            for row in rows {
+                realistic_row(&answers, nodes, guests, latency, &row, o).await;
+            }
+        }
+    }
+}
+
+async fn realistic_row(
+    answers: &Answers,
+    nodes: usize,
+    guests: usize,
+    latency: u64,
+    row: &Row,
+    o: &Options,
+) {
+    let api = SimApi::new(answers.clone(), TOKEN_ID, TOKEN_SECRET);
+    api.set_latency(Duration::from_millis(latency));
+    api.set_behaviour(Behaviour::pveproxy());
+    let mut servers = Vec::new();
+    let mut addresses = Vec::new();
+    for i in 0..nodes.min(3) {
+        let endpoint = if i == 0 {
+            api.clone()
+        } else {
+            api.endpoint(&format!("pve{:02}", i + 1))
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        addresses.push(listener.local_addr().expect("address").to_string());
+        servers.push(tokio::spawn(
+            endpoint.serve_tls(listener, self_signed().expect("certificate")),
+        ));
+    }
+    let endpoints: Vec<String> = addresses.iter().map(|a| format!("https://{a}/")).collect();
+    let joined = endpoints.join(",");
+    let config = pve_yml();
+    let (process, url, what) = match row {
+        Row::Ours(what, args) => {
+            let (p, u) = start_exporter(&Reach::Flags { endpoint: &joined }, "0", args);
+            (p, u, format!("`/metrics`, {what}"))
+        }
+        Row::OursPve => {
+            let reach = Reach::Pve {
+                config: &config,
+                target: &addresses[0],
+            };
+            let (p, u) = start_exporter(&reach, "0", &o.exporter_args);
+            (p, u, "`/pve`, ours".to_owned())
+        }
+        Row::Peer => {
+            let Some(path) = &o.pve_exporter else { return };
+            let (p, u) = start_pve_exporter(path, &addresses[0]);
+            (p, u, "`/pve`, prometheus-pve-exporter".to_owned())
+        }
+    };
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()
+        .expect("client");
+    let runs = match row {
+        Row::Peer => o.other_runs,
+        _ => o.cold_runs,
+    };
+    // One scrape first: answers kept longer than a window (subscriptions, snapshots, guest
+    // configurations) are then as in most windows.
+    scrape(&client, &url, false).await;
+    let pids = group_pids(process.pid());
+    let cpu = |pids: &[u32]| pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>();
+    let cpu0 = cpu(&pids);
+    let mut ms = Vec::new();
+    let mut spent: Vec<Stats> = Vec::new();
+    let mut per_endpoint = vec![Stats::default(); addresses.len()];
+    for _ in 0..runs {
+        // 30 s later: pveproxy has closed every connection (after 5 s idle).
+        api.close_idle_connections();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let before = api.cluster_stats();
+        ms.push(scrape(&client, &url, false).await.0);
+        let after = api.cluster_stats();
+        let window: Vec<(String, Stats)> = after
+            .iter()
+            .map(|(node, now)| {
+                let then = before.get(node).copied().unwrap_or_default();
+                (node.clone(), now.since(&then))
+            })
+            .collect();
+        spent.push(Stats::total(window.iter().map(|(_, s)| s)));
+        for (i, sum) in per_endpoint.iter_mut().enumerate() {
+            let name = format!("pve{:02}", i + 1);
+            if let Some((_, s)) = window.iter().find(|(n, _)| *n == name) {
+                *sum = Stats::total([&*sum, s]);
+            }
+        }
+    }
+    let pids = group_pids(process.pid());
+    let cpu_ms = (cpu(&pids) - cpu0) * 1000.0 / runs as f64;
+    let rss: f64 = pids.iter().map(|p| peak_rss_mb(*p)).sum();
+    drop(process);
+    for server in servers {
+        server.abort();
+    }
+    let total = Stats::total(&spent);
+    let per_run = |v: u64| v as f64 / runs as f64;
+    let ms = sorted(ms);
+    let connections: Vec<String> = per_endpoint
+        .iter()
+        .map(|s| format!("{:.0}", per_run(s.connections)))
+        .collect();
+    let handshakes_match = per_endpoint.iter().all(|s| s.connections == s.handshakes);
+    println!(
+        "| {nodes}/{guests} | {latency} ms | {what} | {:.0} / {:.0} | {:.0} | {}{} | {:.0} | {:.0} kB | {:.0} | {cpu_ms:.0} | {rss:.0} |",
+        percentile(&ms, 0.5),
+        percentile(&ms, 0.99),
+        per_run(total.requests),
+        connections.join(" / "),
+        if handshakes_match {
+            ""
+        } else {
+            " (handshakes differ)"
+        },
+        per_run(total.proxied),
+        per_run(total.bytes_sent) / 1000.0,
+        per_run(total.worker_micros) / 1000.0,
+    );
 }

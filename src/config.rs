@@ -115,7 +115,20 @@ pub struct Cli {
     /// default collectors: 50 nodes in one round).
     #[arg(long, env = "PROXMOX_EXPORTER_MAX_CONCURRENT_REQUESTS")]
     pub max_concurrent_requests: Option<String>,
+
+    /// How many connections (requests under way at once) one endpoint is given; 0 for no
+    /// limit. pveproxy serves with 3 workers and every new connection costs it a TLS
+    /// handshake (BENCHMARKS.md has the measurements behind the default).
+    #[arg(
+        long,
+        env = "PROXMOX_EXPORTER_MAX_CONNECTIONS_PER_ENDPOINT",
+        value_name = "N"
+    )]
+    pub max_connections_per_endpoint: Option<String>,
 }
+
+/// Connections one endpoint is given unless told otherwise (`None`: no limit).
+pub const DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT: Option<usize> = None;
 
 /// What to do instead of serving metrics.
 #[derive(clap::Subcommand, Debug)]
@@ -141,6 +154,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub cache_duration: Duration,
     pub max_concurrent_requests: usize,
+    /// Connections one endpoint is given (`None`: no limit).
+    pub max_connections_per_endpoint: Option<usize>,
     /// The cluster of the flags, served on `/metrics`; `None` when only the configuration
     /// file's modules are used (`/pve`, `/probe`).
     pub dispatcher: Option<DispatcherConfig>,
@@ -396,6 +411,19 @@ impl Cli {
             &self.api_timeout,
             false,
         )?;
+        let max_connections_per_endpoint = match &self.max_connections_per_endpoint {
+            None => DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT,
+            Some(text) => match text.trim().parse::<usize>() {
+                Ok(0) => None,
+                Ok(n) if n <= 1024 => Some(n),
+                _ => {
+                    return Err(invalid(
+                        "--max-connections-per-endpoint (PROXMOX_EXPORTER_MAX_CONNECTIONS_PER_ENDPOINT)",
+                        format!("`{text}` is not a number from 0 (no limit) to 1024"),
+                    ));
+                }
+            },
+        };
         let max_concurrent_requests = match &self.max_concurrent_requests {
             None => crate::collectors::default_concurrency(&collectors),
             Some(text) => text
@@ -453,6 +481,7 @@ impl Cli {
                 extra_roots: extra_roots.clone(),
                 timeout,
                 backoff: Backoff::default(),
+                max_connections_per_endpoint,
             })
         };
         Ok(Config {
@@ -461,6 +490,7 @@ impl Cli {
             listen: SocketAddr::new(address, port),
             cache_duration,
             max_concurrent_requests,
+            max_connections_per_endpoint,
             collectors,
             dispatcher,
             modules,
@@ -688,6 +718,21 @@ mod tests {
     }
 
     #[test]
+    fn connections_per_endpoint_zero_means_no_limit() {
+        let with = |extra: &[&str]| {
+            let mut args = GOOD.to_vec();
+            args.extend_from_slice(extra);
+            let config = cli(&args).into_config().unwrap();
+            let dispatcher = config.dispatcher.unwrap().max_connections_per_endpoint;
+            assert_eq!(dispatcher, config.max_connections_per_endpoint);
+            dispatcher
+        };
+        assert_eq!(with(&[]), DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT);
+        assert_eq!(with(&["--max-connections-per-endpoint", "6"]), Some(6));
+        assert_eq!(with(&["--max-connections-per-endpoint=0"]), None);
+    }
+
+    #[test]
     fn each_bad_setting_is_named() {
         for (extra, setting) in [
             (vec!["--log-level", "loud"], "--log-level"),
@@ -698,6 +743,10 @@ mod tests {
             (
                 vec!["--max-concurrent-requests", "0"],
                 "--max-concurrent-requests",
+            ),
+            (
+                vec!["--max-connections-per-endpoint", "many"],
+                "--max-connections-per-endpoint",
             ),
             (
                 vec!["--proxmox-endpoints", "pve1:8006"],

@@ -120,6 +120,7 @@ async fn main() -> ExitCode {
                 cache_duration: config.cache_duration,
                 probe_collectors: config.collectors.clone(),
                 max_concurrent_requests: config.max_concurrent_requests,
+                max_connections_per_endpoint: config.max_connections_per_endpoint,
                 extra_roots: config.extra_roots.clone(),
                 capacity: MAX_TARGETS,
                 idle: TARGET_IDLE,

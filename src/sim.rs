@@ -760,6 +760,8 @@ struct Shared {
     nodes: Mutex<HashMap<String, Arc<Node>>>,
     /// The next this many requests are not answered: the connection is closed instead.
     hang_ups: AtomicU64,
+    /// Bumped to close every idle connection at once (as 30 s without a scrape would).
+    close_idle: tokio::sync::watch::Sender<u64>,
 }
 
 /// One node's pveproxy: its workers and what it has done.
@@ -785,6 +787,11 @@ impl Shared {
     /// Holds one of `node`'s workers for the work an answer of `bytes` costs.
     async fn work(&self, node: &Node, bytes: usize) {
         let spent = lock(&self.behaviour).work(bytes);
+        self.hold(node, spent).await;
+    }
+
+    /// Holds one of `node`'s workers for `spent`.
+    pub(crate) async fn hold(&self, node: &Node, spent: Duration) {
         let _worker = match &node.workers {
             Some(workers) => workers.clone().acquire_owned().await.ok(),
             None => None,
@@ -829,6 +836,7 @@ impl SimApi {
             behaviour: Mutex::new(Behaviour::default()),
             nodes: Mutex::new(HashMap::new()),
             hang_ups: AtomicU64::new(0),
+            close_idle: tokio::sync::watch::Sender::new(0),
         });
         SimApi::endpoint_of(shared, local)
     }
@@ -893,6 +901,14 @@ impl SimApi {
     /// under them, as when a server goes away mid-request.
     pub fn hang_up_next(&self, n: u64) {
         self.shared.hang_ups.store(n, Ordering::SeqCst);
+    }
+
+    /// Closes every connection of the cluster that is not answering a request now, as
+    /// pveproxy's idle timeout does between scrapes 30 s apart.
+    pub fn close_idle_connections(&self) {
+        self.shared
+            .close_idle
+            .send_modify(|generation| *generation += 1);
     }
 
     /// Every answer waits this long first.
@@ -1019,6 +1035,11 @@ async fn answer(api: &SimApi, request: Request) -> Response {
         // Not PVE: lets a benchmark in another process read the API request count.
         return api.requests().to_string().into_response();
     }
+    if uri.path() == "/_sim/close-idle" {
+        // Not PVE: closes every idle connection (this one closes after its answer).
+        api.close_idle_connections();
+        return StatusCode::NO_CONTENT.into_response();
+    }
     if uri.path() == "/_sim/stats" {
         // Not PVE: every node's counts, for a benchmark in another process.
         return json_response(&json!(api.cluster_stats()));
@@ -1099,7 +1120,7 @@ async fn answer(api: &SimApi, request: Request) -> Response {
 
 impl Shared {
     /// The node behind `api`, or a node of its own when the answers name none.
-    fn node_of(&self, api: &SimApi) -> Arc<Node> {
+    pub(crate) fn node_of(&self, api: &SimApi) -> Arc<Node> {
         match api.node() {
             Some(name) => self.node(name),
             None => Arc::new(Node {

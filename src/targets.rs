@@ -20,6 +20,8 @@ pub struct TargetSettings {
     /// The collectors `/probe` runs (the flags' choice).
     pub probe_collectors: Vec<Enabled>,
     pub max_concurrent_requests: usize,
+    /// Connections one target's collection may have open to one endpoint.
+    pub max_connections_per_endpoint: Option<usize>,
     /// Certificates to trust besides the system's (`--proxmox-ca-file`).
     pub extra_roots: Vec<reqwest::Certificate>,
     /// Targets kept at once.
@@ -100,6 +102,7 @@ impl Targets {
                 extra_roots: self.settings.extra_roots.clone(),
                 timeout: settings.timeout,
                 backoff: Backoff::default(),
+                max_connections_per_endpoint: self.settings.max_connections_per_endpoint,
             };
             let dispatcher = Dispatcher::new(&config).map_err(|e| bad(e.to_string()))?;
             tracing::info!(module, target, "new target");

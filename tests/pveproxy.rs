@@ -379,3 +379,41 @@ async fn pveproxy_closing_connections_costs_no_request() {
     );
     assert!(api.connections() >= 8, "connections: {}", api.connections());
 }
+
+#[tokio::test]
+async fn a_connection_limit_keeps_requests_to_that_many_connections() {
+    let (api, base) = cluster(Behaviour::default()).await;
+    api.set_latency(Duration::from_millis(30));
+    let url = reqwest::Url::parse(base.trim_end_matches("api2/json")).unwrap();
+    let mut config = support::config(vec![url]);
+    config.max_connections_per_endpoint = Some(2);
+    let dispatcher = std::sync::Arc::new(Dispatcher::new(&config).unwrap());
+    let all: Vec<_> = (0..10)
+        .map(|_| {
+            let dispatcher = dispatcher.clone();
+            tokio::spawn(async move { version(&dispatcher).await })
+        })
+        .collect();
+    for one in all {
+        one.await.unwrap().unwrap();
+    }
+    assert_eq!(api.stats().requests, 10);
+    assert_eq!(
+        api.connections(),
+        2,
+        "ten requests at once over two connections"
+    );
+}
+
+#[tokio::test]
+async fn closing_idle_connections_is_like_thirty_seconds_passing() {
+    let (api, base) = cluster(Behaviour::default()).await;
+    let client = client();
+    get(&client, &base, "/version", false).await;
+    get(&client, &base, "/version", false).await;
+    assert_eq!(api.connections(), 1);
+    api.close_idle_connections();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(get(&client, &base, "/version", false).await.0, 200);
+    assert_eq!(api.connections(), 2, "the next request needed a new connection");
+}

@@ -32,6 +32,7 @@ fn login_config(endpoint: &str, renew_after: Duration) -> DispatcherConfig {
         extra_roots: Vec::new(),
         timeout: Duration::from_secs(5),
         backoff: Backoff::default(),
+        max_connections_per_endpoint: None,
     }
 }
 

@@ -90,6 +90,9 @@ struct BehaviourArgs {
     /// (without it and --pveproxy: every node's answers are local).
     #[arg(long, value_name = "MS")]
     proxy_hop_ms: Option<u64>,
+    /// A worker's time per TLS handshake, in microseconds.
+    #[arg(long, value_name = "µS")]
+    tls_handshake_us: Option<u64>,
     /// Milliseconds before a 401.
     #[arg(long, value_name = "MS")]
     unauthorized_delay_ms: Option<u64>,
@@ -130,6 +133,9 @@ impl BehaviourArgs {
         }
         if let Some(v) = self.proxy_hop_ms {
             b.proxy_hop = Some(ms(v));
+        }
+        if let Some(v) = self.tls_handshake_us {
+            b.tls_handshake = us(v);
         }
         if let Some(v) = self.unauthorized_delay_ms {
             b.unauthorized_delay = ms(v);

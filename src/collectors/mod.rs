@@ -931,6 +931,7 @@ mod tests {
             extra_roots: Vec::new(),
             timeout: Duration::from_secs(1),
             backoff: crate::pve::Backoff::default(),
+            max_connections_per_endpoint: None,
         };
         Arc::new(Dispatcher::new(&config).unwrap())
     }

@@ -130,6 +130,9 @@ pub struct DispatcherConfig {
     /// Upper bound on one request, connection included.
     pub timeout: Duration,
     pub backoff: Backoff,
+    /// Requests (and so connections: HTTP/1.1 has one request at a time on a connection)
+    /// under way at once to one endpoint; `None`: no limit.
+    pub max_connections_per_endpoint: Option<usize>,
 }
 
 /// Why the dispatcher could not be built.
@@ -228,6 +231,8 @@ struct Endpoint {
     label: String,
     client: Arc<Client>,
     health: Mutex<Health>,
+    /// Permits for requests under way, with a connection limit.
+    connections: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 #[derive(Default)]
@@ -289,6 +294,9 @@ impl Dispatcher {
                     label,
                     client: Arc::new(Client::new_with_client(&base, http.clone(), auth.clone())),
                     health: Mutex::new(Health::default()),
+                    connections: config
+                        .max_connections_per_endpoint
+                        .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1)))),
                 })
             })
             .collect::<Result<Vec<_>, SetupError>>()?;
@@ -391,6 +399,11 @@ impl Dispatcher {
         if let Some(ticket_error) = self.log_in_if_needed(index, None).await {
             return Err(ticket_error);
         }
+        // Waits here while the endpoint has its most connections busy.
+        let _connection = match &endpoint.connections {
+            Some(limit) => limit.clone().acquire_owned().await.ok(),
+            None => None,
+        };
         let mut result = op(endpoint.client.clone()).await;
         // pveproxy closes a connection after 5 s idle, after 100 requests and after any error
         // answer; a request that meets such a close on its way has not been answered. It goes
@@ -665,6 +678,7 @@ fn http_client(config: &DispatcherConfig) -> Result<reqwest::Client, SetupError>
         .timeout(config.timeout)
         .connect_timeout(config.timeout.min(Duration::from_secs(5)))
         .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(config.max_connections_per_endpoint.unwrap_or(usize::MAX))
         .tcp_keepalive(Duration::from_secs(60))
         .danger_accept_invalid_certs(config.insecure)
         .build()

@@ -42,6 +42,8 @@ pub struct Behaviour {
     /// `/nodes/{other}/…` is passed on to the owning node (a second hop of this duration, and
     /// the owning node's worker time); `None`: every node's answers are local.
     pub proxy_hop: Option<Duration>,
+    /// A worker's time per TLS handshake (the server's key operation).
+    pub tls_handshake: Duration,
     /// A request without valid credentials is answered 401 after this (pveproxy: 3 s).
     pub unauthorized_delay: Duration,
     /// Bytes per second the endpoint's answers share (a slow link); `None`: unlimited.
@@ -50,7 +52,8 @@ pub struct Behaviour {
 
 impl Behaviour {
     /// pveproxy's behaviour with its default settings. The worker times are assumptions (PVE
-    /// publishes none): 2 ms per request and 20 µs per KiB of JSON, about 50 MB/s.
+    /// publishes none): 2 ms per request, 20 µs per KiB of JSON (about 50 MB/s), 1 ms per TLS
+    /// handshake (an RSA-2048 signature, PVE's default certificate).
     pub fn pveproxy() -> Behaviour {
         Behaviour {
             idle_timeout: Some(Duration::from_secs(5)),
@@ -61,6 +64,7 @@ impl Behaviour {
             service_time: Duration::from_millis(2),
             service_per_kib: Duration::from_micros(20),
             proxy_hop: Some(Duration::from_millis(2)),
+            tls_handshake: Duration::from_millis(1),
             unauthorized_delay: Duration::from_secs(3),
             bandwidth: None,
         }
@@ -184,6 +188,10 @@ impl SimApi {
                             tokio::time::timeout(Duration::from_secs(5), tls.accept(tcp));
                         if let Ok(Ok(stream)) = handshake.await {
                             api.counters().handshakes.fetch_add(1, Ordering::SeqCst);
+                            let cost = api.behaviour().tls_handshake;
+                            if !cost.is_zero() {
+                                api.shared.hold(&api.shared.node_of(&api), cost).await;
+                            }
                             api.serve_connection(stream, peer).await;
                         }
                     }
@@ -198,6 +206,7 @@ impl SimApi {
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let behaviour = self.behaviour();
+        let mut close_idle = self.shared.close_idle.subscribe();
         let state = Arc::new(std::sync::Mutex::new(Connection {
             answered: 0,
             busy: false,
@@ -237,18 +246,27 @@ impl SimApi {
             .keep_alive(true)
             .serve_connection(TokioIo::new(io), service);
         tokio::pin!(connection);
-        let Some(idle) = behaviour.idle_timeout else {
-            let _ = connection.await;
-            return;
+        let idle = async {
+            match behaviour.idle_timeout {
+                Some(idle) => idle_for(&state, idle).await,
+                None => std::future::pending().await,
+            }
         };
-        tokio::select! {
-            _ = connection.as_mut() => {}
-            () = idle_for(&state, idle) => {
-                // Nothing in flight: hyper closes the connection at once.
-                connection.as_mut().graceful_shutdown();
-                let _ = connection.await;
+        tokio::pin!(idle);
+        loop {
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                () = &mut idle => break,
+                Ok(()) = close_idle.changed() => {
+                    if !lock(&state).busy {
+                        break;
+                    }
+                }
             }
         }
+        // Nothing in flight: hyper closes the connection at once.
+        connection.as_mut().graceful_shutdown();
+        let _ = connection.await;
     }
 }
 

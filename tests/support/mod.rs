@@ -112,6 +112,7 @@ pub fn config(endpoints: Vec<reqwest::Url>) -> DispatcherConfig {
             initial: Duration::from_millis(200),
             max: Duration::from_secs(2),
         },
+        max_connections_per_endpoint: None,
     }
 }
 
@@ -280,6 +281,8 @@ pub fn targets(
             cache_duration: Duration::from_secs(29),
             probe_collectors: proxmox_exporter::collectors::defaults(),
             max_concurrent_requests: 100,
+            max_connections_per_endpoint:
+                proxmox_exporter::config::DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT,
             extra_roots: Vec::new(),
             capacity,
             idle,
