@@ -36,6 +36,10 @@ struct Options {
     /// The cluster's side: a pveproxy-like simulator, every scrape starting without an open
     /// connection (as 30 s apart); see [`realistic`].
     realistic: bool,
+    /// With --realistic: bytes per second each endpoint's answers share (a WAN link).
+    bandwidth: Option<u64>,
+    /// With --realistic: only our default-collector row (for sweeps of one setting).
+    only_defaults: bool,
 }
 
 fn options() -> Options {
@@ -50,6 +54,8 @@ fn options() -> Options {
         node_source: false,
         pve: false,
         realistic: false,
+        bandwidth: None,
+        only_defaults: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -81,6 +87,8 @@ fn options() -> Options {
             "--node-source" => o.node_source = true,
             "--pve" => o.pve = true,
             "--realistic" => o.realistic = true,
+            "--bandwidth" => o.bandwidth = args.next().and_then(|n| n.parse().ok()),
+            "--only-defaults" => o.only_defaults = true,
             "--latencies" => {
                 o.latencies = args
                     .next()
@@ -320,7 +328,10 @@ struct Measured {
 }
 
 async fn measure_ours(reach: &Reach<'_>, api: &SimApi, o: &Options) -> Measured {
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder()
+        .no_gzip()
+        .build()
+        .expect("client");
     // Cold: no cache, so every scrape collects.
     let (cold, url) = start_exporter(reach, "0", &o.exporter_args);
     let before = api.requests();
@@ -407,6 +418,7 @@ async fn measure_other(path: &PathBuf, target: &str, api: &SimApi, runs: usize) 
     let (process, url) = start_pve_exporter(path, target);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(300))
+        .no_gzip()
         .build()
         .expect("client");
     scrape(&client, &url, false).await; // start-up costs out of the way
@@ -623,9 +635,9 @@ enum Row {
 /// new connections and TLS handshakes per endpoint, bytes sent, pveproxy worker time, hops.
 async fn realistic(o: &Options) {
     println!(
-        "| nodes/guests | latency | scraped | scrape ms p50 / p99 | API requests | new connections (= TLS handshakes) per endpoint | proxied to another node | bytes sent by pveproxy | pveproxy worker ms | exporter CPU ms | exporter peak RSS MB |"
+        "| nodes/guests | latency | scraped | scrape ms p50 / p99 | API requests | new connections (= TLS handshakes) per endpoint | proxied to another node | bytes sent by pveproxy | pveproxy worker ms | a web UI request meanwhile: ms p50 / max | exporter CPU ms | exporter peak RSS MB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     proxmox_exporter::pve::dispatcher::install_crypto_provider();
     for &(nodes, guests) in &o.sizes {
         let answers = Answers::generate(nodes, guests, 1, SystemTime::now());
@@ -641,6 +653,9 @@ async fn realistic(o: &Options) {
                         .collect(),
                 ),
             ];
+            if o.only_defaults {
+                rows.truncate(1);
+            }
             if o.pve || o.pve_exporter.is_some() {
                 rows.push(Row::OursPve);
             }
@@ -664,7 +679,10 @@ async fn realistic_row(
 ) {
     let api = SimApi::new(answers.clone(), TOKEN_ID, TOKEN_SECRET);
     api.set_latency(Duration::from_millis(latency));
-    api.set_behaviour(Behaviour::pveproxy());
+    api.set_behaviour(Behaviour {
+        bandwidth: o.bandwidth,
+        ..Behaviour::pveproxy()
+    });
     let mut servers = Vec::new();
     let mut addresses = Vec::new();
     for i in 0..nodes.min(3) {
@@ -705,6 +723,7 @@ async fn realistic_row(
     };
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(300))
+        .no_gzip()
         .build()
         .expect("client");
     let runs = match row {
@@ -718,6 +737,7 @@ async fn realistic_row(
     let cpu = |pids: &[u32]| pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>();
     let cpu0 = cpu(&pids);
     let mut ms = Vec::new();
+    let mut ui_ms = Vec::new();
     let mut spent: Vec<Stats> = Vec::new();
     let mut per_endpoint = vec![Stats::default(); addresses.len()];
     for _ in 0..runs {
@@ -725,13 +745,25 @@ async fn realistic_row(
         api.close_idle_connections();
         tokio::time::sleep(Duration::from_millis(50)).await;
         let before = api.cluster_stats();
+        // Someone in the web UI asks the first endpoint for a node's status while the
+        // exporter collects: how long they wait shows what the collection does to others.
+        let ui = tokio::spawn(web_ui_request(addresses[0].clone()));
         ms.push(scrape(&client, &url, false).await.0);
+        let (took, ui_cost) = ui.await.expect("web UI request");
+        ui_ms.push(took);
         let after = api.cluster_stats();
         let window: Vec<(String, Stats)> = after
             .iter()
             .map(|(node, now)| {
                 let then = before.get(node).copied().unwrap_or_default();
-                (node.clone(), now.since(&then))
+                let spent = now.since(&then);
+                // The web UI request is not the exporter's doing.
+                let spent = if node == "pve01" {
+                    spent.since(&ui_cost)
+                } else {
+                    spent
+                };
+                (node.clone(), spent)
             })
             .collect();
         spent.push(Stats::total(window.iter().map(|(_, s)| s)));
@@ -752,13 +784,14 @@ async fn realistic_row(
     let total = Stats::total(&spent);
     let per_run = |v: u64| v as f64 / runs as f64;
     let ms = sorted(ms);
+    let ui_ms = sorted(ui_ms);
     let connections: Vec<String> = per_endpoint
         .iter()
         .map(|s| format!("{:.0}", per_run(s.connections)))
         .collect();
     let handshakes_match = per_endpoint.iter().all(|s| s.connections == s.handshakes);
     println!(
-        "| {nodes}/{guests} | {latency} ms | {what} | {:.0} / {:.0} | {:.0} | {}{} | {:.0} | {:.0} kB | {:.0} | {cpu_ms:.0} | {rss:.0} |",
+        "| {nodes}/{guests} | {latency} ms | {what} | {:.0} / {:.0} | {:.0} | {}{} | {:.0} | {:.0} kB | {:.0} | {:.0} / {:.0} | {cpu_ms:.0} | {rss:.0} |",
         percentile(&ms, 0.5),
         percentile(&ms, 0.99),
         per_run(total.requests),
@@ -771,5 +804,42 @@ async fn realistic_row(
         per_run(total.proxied),
         per_run(total.bytes_sent) / 1000.0,
         per_run(total.worker_micros) / 1000.0,
+        percentile(&ui_ms, 0.5),
+        ui_ms.last().copied().unwrap_or(f64::NAN),
     );
+}
+
+/// A web UI request (a node's status, on a connection of its own) sent 30 ms into a
+/// collection: its milliseconds, and what it cost pveproxy (to take out of the window).
+async fn web_ui_request(address: String) -> (f64, Stats) {
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .expect("client");
+    let started = Instant::now();
+    let response = client
+        .get(format!("https://{address}/api2/json/nodes/pve01/status"))
+        .header(
+            "authorization",
+            format!("PVEAPIToken={TOKEN_ID}={TOKEN_SECRET}"),
+        )
+        .send()
+        .await
+        .expect("web UI request");
+    let bytes = response.bytes().await.map_or(0, |b| b.len());
+    let took = started.elapsed().as_secs_f64() * 1000.0;
+    let pveproxy = Behaviour::pveproxy();
+    let work = pveproxy.tls_handshake
+        + pveproxy.service_time
+        + pveproxy.service_per_kib.mul_f64(bytes as f64 / 1024.0);
+    let cost = Stats {
+        requests: 1,
+        connections: 1,
+        handshakes: 1,
+        bytes_sent: bytes as u64,
+        worker_micros: u64::try_from(work.as_micros()).unwrap_or(0),
+        proxied: 0,
+    };
+    (took, cost)
 }

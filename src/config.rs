@@ -125,7 +125,21 @@ pub struct Cli {
         value_name = "N"
     )]
     pub max_connections_per_endpoint: Option<String>,
+
+    /// Ask the API for gzipped answers: fewer bytes on the wire, more CPU for pveproxy
+    /// (BENCHMARKS.md has the measurements behind the default).
+    #[arg(
+        long,
+        env = "PROXMOX_EXPORTER_PROXMOX_API_GZIP",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub proxmox_api_gzip: Option<bool>,
 }
+
+/// Whether answers are asked for gzipped unless told otherwise.
+pub const DEFAULT_PROXMOX_API_GZIP: bool = false;
 
 /// Connections one endpoint is given unless told otherwise (`None`: no limit).
 pub const DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT: Option<usize> = None;
@@ -156,6 +170,8 @@ pub struct Config {
     pub max_concurrent_requests: usize,
     /// Connections one endpoint is given (`None`: no limit).
     pub max_connections_per_endpoint: Option<usize>,
+    /// Ask the API for gzipped answers.
+    pub gzip: bool,
     /// The cluster of the flags, served on `/metrics`; `None` when only the configuration
     /// file's modules are used (`/pve`, `/probe`).
     pub dispatcher: Option<DispatcherConfig>,
@@ -411,6 +427,7 @@ impl Cli {
             &self.api_timeout,
             false,
         )?;
+        let gzip = self.proxmox_api_gzip.unwrap_or(DEFAULT_PROXMOX_API_GZIP);
         let max_connections_per_endpoint = match &self.max_connections_per_endpoint {
             None => DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT,
             Some(text) => match text.trim().parse::<usize>() {
@@ -482,6 +499,7 @@ impl Cli {
                 timeout,
                 backoff: Backoff::default(),
                 max_connections_per_endpoint,
+                gzip,
             })
         };
         Ok(Config {
@@ -491,6 +509,7 @@ impl Cli {
             cache_duration,
             max_concurrent_requests,
             max_connections_per_endpoint,
+            gzip,
             collectors,
             dispatcher,
             modules,
@@ -730,6 +749,20 @@ mod tests {
         assert_eq!(with(&[]), DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT);
         assert_eq!(with(&["--max-connections-per-endpoint", "6"]), Some(6));
         assert_eq!(with(&["--max-connections-per-endpoint=0"]), None);
+    }
+
+    #[test]
+    fn gzip_is_asked_for_when_told() {
+        let gzip = |extra: &[&str]| {
+            let mut args = GOOD.to_vec();
+            args.extend_from_slice(extra);
+            let config = cli(&args).into_config().unwrap();
+            assert_eq!(config.dispatcher.unwrap().gzip, config.gzip);
+            config.gzip
+        };
+        assert_eq!(gzip(&[]), DEFAULT_PROXMOX_API_GZIP);
+        assert!(gzip(&["--proxmox-api-gzip"]));
+        assert!(!gzip(&["--proxmox-api-gzip=false"]));
     }
 
     #[test]

@@ -121,6 +121,7 @@ async fn main() -> ExitCode {
                 probe_collectors: config.collectors.clone(),
                 max_concurrent_requests: config.max_concurrent_requests,
                 max_connections_per_endpoint: config.max_connections_per_endpoint,
+                gzip: config.gzip,
                 extra_roots: config.extra_roots.clone(),
                 capacity: MAX_TARGETS,
                 idle: TARGET_IDLE,

@@ -22,6 +22,8 @@ pub struct TargetSettings {
     pub max_concurrent_requests: usize,
     /// Connections one target's collection may have open to one endpoint.
     pub max_connections_per_endpoint: Option<usize>,
+    /// Ask for gzipped answers.
+    pub gzip: bool,
     /// Certificates to trust besides the system's (`--proxmox-ca-file`).
     pub extra_roots: Vec<reqwest::Certificate>,
     /// Targets kept at once.
@@ -103,6 +105,7 @@ impl Targets {
                 timeout: settings.timeout,
                 backoff: Backoff::default(),
                 max_connections_per_endpoint: self.settings.max_connections_per_endpoint,
+                gzip: self.settings.gzip,
             };
             let dispatcher = Dispatcher::new(&config).map_err(|e| bad(e.to_string()))?;
             tracing::info!(module, target, "new target");

@@ -101,8 +101,11 @@ async fn gzip_for_scrapers_that_accept_it() {
     use std::io::Read;
     let api = FakeEndpoint::serve(scenario("three-node")).await;
     let (url, _) = support::exporter(vec![api.url.clone()], Duration::from_secs(29)).await;
-    // reqwest is built without decompression: the body arrives as sent.
-    let response = reqwest::Client::new()
+    // Without decompression: the body arrives as sent.
+    let response = reqwest::Client::builder()
+        .no_gzip()
+        .build()
+        .unwrap()
         .get(&url)
         .header("accept-encoding", "gzip")
         .send()

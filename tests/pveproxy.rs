@@ -24,7 +24,8 @@ async fn cluster(behaviour: Behaviour) -> (SimApi, String) {
 
 fn client() -> reqwest::Client {
     proxmox_exporter::pve::dispatcher::install_crypto_provider();
-    reqwest::Client::builder().build().unwrap()
+    // The bytes as sent: no Accept-Encoding unless a test adds it, nothing unpacked.
+    reqwest::Client::builder().no_gzip().build().unwrap()
 }
 
 /// GET `path` with the token; status, `Content-Encoding`, body as sent.
@@ -415,5 +416,37 @@ async fn closing_idle_connections_is_like_thirty_seconds_passing() {
     api.close_idle_connections();
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(get(&client, &base, "/version", false).await.0, 200);
-    assert_eq!(api.connections(), 2, "the next request needed a new connection");
+    assert_eq!(
+        api.connections(),
+        2,
+        "the next request needed a new connection"
+    );
+}
+
+#[tokio::test]
+async fn gzipped_answers_decode_the_same_and_cost_fewer_bytes() {
+    let (api, base) = cluster(Behaviour {
+        gzip: true,
+        ..Behaviour::default()
+    })
+    .await;
+    let url = reqwest::Url::parse(base.trim_end_matches("api2/json")).unwrap();
+    let mut sent = Vec::new();
+    let mut rows = Vec::new();
+    for gzip in [false, true] {
+        let mut config = support::config(vec![url.clone()]);
+        config.gzip = gzip;
+        let dispatcher = Dispatcher::new(&config).unwrap();
+        let before = api.stats().bytes_sent;
+        let answer = dispatcher
+            .call("/cluster/resources", |c| async move {
+                c.get_cluster_resources().send().await
+            })
+            .await
+            .unwrap();
+        sent.push(api.stats().bytes_sent - before);
+        rows.push(format!("{:?}", answer.data));
+    }
+    assert_eq!(rows[0], rows[1], "the same rows either way");
+    assert!(sent[1] * 3 < sent[0], "bytes plain / gzipped: {sent:?}");
 }

@@ -33,6 +33,7 @@ fn login_config(endpoint: &str, renew_after: Duration) -> DispatcherConfig {
         timeout: Duration::from_secs(5),
         backoff: Backoff::default(),
         max_connections_per_endpoint: None,
+        gzip: false,
     }
 }
 

@@ -932,6 +932,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             backoff: crate::pve::Backoff::default(),
             max_connections_per_endpoint: None,
+            gzip: false,
         };
         Arc::new(Dispatcher::new(&config).unwrap())
     }

@@ -133,6 +133,8 @@ pub struct DispatcherConfig {
     /// Requests (and so connections: HTTP/1.1 has one request at a time on a connection)
     /// under way at once to one endpoint; `None`: no limit.
     pub max_connections_per_endpoint: Option<usize>,
+    /// Ask for gzipped answers (`Accept-Encoding: gzip`; pveproxy compresses those over 1 KiB).
+    pub gzip: bool,
 }
 
 /// Why the dispatcher could not be built.
@@ -679,6 +681,7 @@ fn http_client(config: &DispatcherConfig) -> Result<reqwest::Client, SetupError>
         .connect_timeout(config.timeout.min(Duration::from_secs(5)))
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(config.max_connections_per_endpoint.unwrap_or(usize::MAX))
+        .gzip(config.gzip)
         .tcp_keepalive(Duration::from_secs(60))
         .danger_accept_invalid_certs(config.insecure)
         .build()

@@ -113,6 +113,7 @@ pub fn config(endpoints: Vec<reqwest::Url>) -> DispatcherConfig {
             max: Duration::from_secs(2),
         },
         max_connections_per_endpoint: None,
+        gzip: false,
     }
 }
 
@@ -283,6 +284,7 @@ pub fn targets(
             max_concurrent_requests: 100,
             max_connections_per_endpoint:
                 proxmox_exporter::config::DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT,
+            gzip: proxmox_exporter::config::DEFAULT_PROXMOX_API_GZIP,
             extra_roots: Vec::new(),
             capacity,
             idle,
