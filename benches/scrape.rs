@@ -40,6 +40,8 @@ struct Options {
     bandwidth: Option<u64>,
     /// With --realistic: only our default-collector row (for sweeps of one setting).
     only_defaults: bool,
+    /// With --realistic: how many of the cluster's nodes the exporter is given as endpoints.
+    endpoints: usize,
 }
 
 fn options() -> Options {
@@ -56,6 +58,7 @@ fn options() -> Options {
         realistic: false,
         bandwidth: None,
         only_defaults: false,
+        endpoints: 3,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -89,6 +92,9 @@ fn options() -> Options {
             "--realistic" => o.realistic = true,
             "--bandwidth" => o.bandwidth = args.next().and_then(|n| n.parse().ok()),
             "--only-defaults" => o.only_defaults = true,
+            "--endpoints" => {
+                o.endpoints = args.next().and_then(|n| n.parse().ok()).unwrap_or(3);
+            }
             "--latencies" => {
                 o.latencies = args
                     .next()
@@ -635,7 +641,7 @@ enum Row {
 /// new connections and TLS handshakes per endpoint, bytes sent, pveproxy worker time, hops.
 async fn realistic(o: &Options) {
     println!(
-        "| nodes/guests | latency | scraped | scrape ms p50 / p99 | API requests | new connections (= TLS handshakes) per endpoint | proxied to another node | bytes sent by pveproxy | pveproxy worker ms | a web UI request meanwhile: ms p50 / max | exporter CPU ms | exporter peak RSS MB |"
+        "| nodes/guests | latency | scraped | scrape ms p50 / p99 | API requests | new connections (= TLS handshakes) per endpoint | proxied to another node | bytes sent by pveproxy | pveproxy worker ms | web UI requests meanwhile: ms p50 / p99 | exporter CPU ms | exporter peak RSS MB |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     proxmox_exporter::pve::dispatcher::install_crypto_provider();
@@ -685,7 +691,7 @@ async fn realistic_row(
     });
     let mut servers = Vec::new();
     let mut addresses = Vec::new();
-    for i in 0..nodes.min(3) {
+    for i in 0..nodes.min(o.endpoints.max(1)) {
         let endpoint = if i == 0 {
             api.clone()
         } else {
@@ -745,12 +751,14 @@ async fn realistic_row(
         api.close_idle_connections();
         tokio::time::sleep(Duration::from_millis(50)).await;
         let before = api.cluster_stats();
-        // Someone in the web UI asks the first endpoint for a node's status while the
-        // exporter collects: how long they wait shows what the collection does to others.
-        let ui = tokio::spawn(web_ui_request(addresses[0].clone()));
+        // Someone in the web UI asks the first endpoint for a node's status every 10 ms while
+        // the exporter collects: how long they wait shows what the collection does to others.
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ui = tokio::spawn(web_ui_requests(addresses[0].clone(), done.clone()));
         ms.push(scrape(&client, &url, false).await.0);
-        let (took, ui_cost) = ui.await.expect("web UI request");
-        ui_ms.push(took);
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (took, ui_cost) = ui.await.expect("web UI requests");
+        ui_ms.extend(took);
         let after = api.cluster_stats();
         let window: Vec<(String, Stats)> = after
             .iter()
@@ -805,41 +813,48 @@ async fn realistic_row(
         per_run(total.bytes_sent) / 1000.0,
         per_run(total.worker_micros) / 1000.0,
         percentile(&ui_ms, 0.5),
-        ui_ms.last().copied().unwrap_or(f64::NAN),
+        percentile(&ui_ms, 0.99),
     );
 }
 
-/// A web UI request (a node's status, on a connection of its own) sent 30 ms into a
-/// collection: its milliseconds, and what it cost pveproxy (to take out of the window).
-async fn web_ui_request(address: String) -> (f64, Stats) {
-    tokio::time::sleep(Duration::from_millis(30)).await;
-    let client = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .build()
-        .expect("client");
-    let started = Instant::now();
-    let response = client
-        .get(format!("https://{address}/api2/json/nodes/pve01/status"))
-        .header(
-            "authorization",
-            format!("PVEAPIToken={TOKEN_ID}={TOKEN_SECRET}"),
-        )
-        .send()
-        .await
-        .expect("web UI request");
-    let bytes = response.bytes().await.map_or(0, |b| b.len());
-    let took = started.elapsed().as_secs_f64() * 1000.0;
+/// Web UI requests (a node's status, each on a connection of its own, as a browser tab
+/// polling) every 10 ms until `done`: their milliseconds, and what they cost pveproxy (to
+/// take out of the window).
+async fn web_ui_requests(
+    address: String,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (Vec<f64>, Stats) {
     let pveproxy = Behaviour::pveproxy();
-    let work = pveproxy.tls_handshake
-        + pveproxy.service_time
-        + pveproxy.service_per_kib.mul_f64(bytes as f64 / 1024.0);
-    let cost = Stats {
-        requests: 1,
-        connections: 1,
-        handshakes: 1,
-        bytes_sent: bytes as u64,
-        worker_micros: u64::try_from(work.as_micros()).unwrap_or(0),
-        proxied: 0,
-    };
+    let mut took = Vec::new();
+    let mut cost = Stats::default();
+    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+        let client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()
+            .expect("client");
+        let started = Instant::now();
+        let response = client
+            .get(format!("https://{address}/api2/json/nodes/pve01/status"))
+            .header(
+                "authorization",
+                format!("PVEAPIToken={TOKEN_ID}={TOKEN_SECRET}"),
+            )
+            .send()
+            .await
+            .expect("web UI request");
+        let bytes = response.bytes().await.map_or(0, |b| b.len());
+        took.push(started.elapsed().as_secs_f64() * 1000.0);
+        let work = pveproxy.tls_handshake + pveproxy.work(bytes);
+        let one = Stats {
+            requests: 1,
+            connections: 1,
+            handshakes: 1,
+            bytes_sent: bytes as u64,
+            worker_micros: u64::try_from(work.as_micros()).unwrap_or(0),
+            proxied: 0,
+        };
+        cost = Stats::total([&cost, &one]);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     (took, cost)
 }

@@ -71,7 +71,7 @@ impl Behaviour {
     }
 
     /// Worker time for an answer of `bytes`.
-    pub(super) fn work(&self, bytes: usize) -> Duration {
+    pub fn work(&self, bytes: usize) -> Duration {
         self.service_time + self.service_per_kib.mul_f64(bytes as f64 / 1024.0)
     }
 }
