@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the scrape benchmark, with prometheus-pve-exporter (from PyPI, in a venv under target/)
-# measured against the same simulated cluster. Extra arguments go to the benchmark
-# (--quick, --sizes 50/5000,200/20000). Output: a Markdown table on stdout.
+# Runs the scrape benchmarks, with prometheus-pve-exporter (from PyPI, in a venv under target/)
+# measured against the same simulated cluster: first the cluster's side (a pveproxy-like
+# simulator, every scrape starting cold), then the exporter alone. Extra arguments go to both
+# (--quick, --cold-runs 5). Output: Markdown tables on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/bench-venv
@@ -12,4 +13,10 @@ if [ "$("$venv/bin/pip" show prometheus-pve-exporter 2>/dev/null | sed -n 's/^Ve
 fi
 echo "prometheus-pve-exporter $("$venv/bin/pip" show prometheus-pve-exporter | sed -n 's/^Version: //p')," \
   "$(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)" >&2
+# The headline: the cluster's side, against a pveproxy-like simulator, scrapes 30 s apart.
+echo "## The cluster's side (pveproxy-like simulator, 3 endpoints, every scrape cold)"
+cargo bench --bench scrape -- --realistic --sizes 3/30,50/5000,200/20000 --latencies 20 \
+  --pve-exporter "$venv/bin/pve_exporter" "$@"
+echo
+echo "## The exporter alone (simulator without pveproxy's limits, one endpoint)"
 cargo bench --bench scrape -- --pve-exporter "$venv/bin/pve_exporter" "$@"
