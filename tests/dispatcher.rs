@@ -339,3 +339,58 @@ fn futures_stream(
     }
     Endless(chunk, 1024)
 }
+
+#[tokio::test]
+async fn a_streamed_answer_is_decoded_as_it_arrives_and_refused_over_the_limit() {
+    use proxmox_exporter::pve::client::MAX_ANSWER_BYTES;
+    use proxmox_exporter::pve::client::types::GetClusterResourcesResponse;
+    use proxmox_exporter::pve::stream;
+    let endpoint = serving().await;
+    let dispatcher = Dispatcher::new(&config(vec![endpoint.url.clone()])).unwrap();
+    let streamed = dispatcher
+        .call(PATH, |c| async move {
+            stream::get::<GetClusterResourcesResponse>(&c, PATH).await
+        })
+        .await
+        .unwrap();
+    let generated = dispatcher
+        .call(
+            PATH,
+            |c| async move { c.get_cluster_resources().send().await },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        format!("{:?}", streamed.data),
+        format!("{:?}", generated.data)
+    );
+
+    let garbage = FakeEndpoint::start(Mode::Serve, &[(PATH, "{\"data\":[{\"id\":")]).await;
+    let dispatcher = Dispatcher::new(&config(vec![garbage.url.clone()])).unwrap();
+    let error = dispatcher
+        .call(PATH, |c| async move {
+            stream::get::<GetClusterResourcesResponse>(&c, PATH).await
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(error.kind, ErrorKind::Decode(_)), "{error}");
+
+    let mut body = vec![b' '; MAX_ANSWER_BYTES as usize + 1];
+    body[..9].copy_from_slice(b"{\"data\":[");
+    let huge = FakeEndpoint::serve(proxmox_exporter::sim::Answers(
+        [(
+            PATH.to_owned(),
+            proxmox_exporter::sim::Answer::Json(body.into()),
+        )]
+        .into(),
+    ))
+    .await;
+    let dispatcher = Dispatcher::new(&config(vec![huge.url.clone()])).unwrap();
+    let error = dispatcher
+        .call(PATH, |c| async move {
+            stream::get::<GetClusterResourcesResponse>(&c, PATH).await
+        })
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("over the limit"), "{error}");
+}

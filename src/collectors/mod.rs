@@ -737,9 +737,14 @@ pub struct Exposition {
 
 impl Exposition {
     pub fn render(self, format: Format) -> String {
+        self.render_with_capacity(format, 0)
+    }
+
+    /// [`Exposition::render`] into a buffer made `capacity` bytes big to start with.
+    pub fn render_with_capacity(self, format: Format, capacity: usize) -> String {
         let mut registry = prometheus_client::registry::Registry::default();
         registry.register_collector(Box::new(self));
-        let mut out = String::new();
+        let mut out = String::with_capacity(capacity);
         // Writing into a String cannot fail.
         let _ = match format {
             Format::Text => {

@@ -26,9 +26,10 @@ pub struct PveInteger(pub Option<i64>);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct PveNumber(pub Option<f64>);
 
-/// A string; numbers and booleans are kept as their JSON text.
+/// A string; numbers and booleans are kept as their JSON text. Up to 24 bytes are held
+/// inline: the ids, names, node names, states and types of 50,000 rows need no allocation.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct PveString(pub Option<String>);
+pub struct PveString(pub Option<compact_str::CompactString>);
 
 /// The value of a lenient field, when PVE sent one that means something.
 pub trait Known {
@@ -159,19 +160,19 @@ impl FromScalar for PveNumber {
 impl FromScalar for PveString {
     const EXPECTING: &'static str = "a string";
     fn from_bool(v: bool) -> Self {
-        Self(Some(v.to_string()))
+        Self(Some(compact_str::format_compact!("{v}")))
     }
     fn from_i64(v: i64) -> Self {
-        Self(Some(v.to_string()))
+        Self(Some(compact_str::format_compact!("{v}")))
     }
     fn from_u64(v: u64) -> Self {
-        Self(Some(v.to_string()))
+        Self(Some(compact_str::format_compact!("{v}")))
     }
     fn from_f64(v: f64) -> Self {
-        Self(Some(v.to_string()))
+        Self(Some(compact_str::format_compact!("{v}")))
     }
     fn from_str(v: &str) -> Self {
-        Self(Some(v.to_owned()))
+        Self(Some(v.into()))
     }
 }
 
