@@ -42,6 +42,10 @@ struct Options {
     only_defaults: bool,
     /// With --realistic: how many of the cluster's nodes the exporter is given as endpoints.
     endpoints: usize,
+    /// With --realistic: scrape this many milliseconds apart, the exporter keeping answers for
+    /// `cache_seconds` (instead of collecting on every scrape), for `--collect-ahead`.
+    interval_ms: Option<u64>,
+    cache_seconds: u64,
 }
 
 fn options() -> Options {
@@ -59,6 +63,8 @@ fn options() -> Options {
         bandwidth: None,
         only_defaults: false,
         endpoints: 3,
+        interval_ms: None,
+        cache_seconds: 2,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -92,6 +98,10 @@ fn options() -> Options {
             "--realistic" => o.realistic = true,
             "--bandwidth" => o.bandwidth = args.next().and_then(|n| n.parse().ok()),
             "--only-defaults" => o.only_defaults = true,
+            "--interval-ms" => o.interval_ms = args.next().and_then(|n| n.parse().ok()),
+            "--cache-seconds" => {
+                o.cache_seconds = args.next().and_then(|n| n.parse().ok()).unwrap_or(2);
+            }
             "--endpoints" => {
                 o.endpoints = args.next().and_then(|n| n.parse().ok()).unwrap_or(3);
             }
@@ -708,9 +718,14 @@ async fn realistic_row(
     let endpoints: Vec<String> = addresses.iter().map(|a| format!("https://{a}/")).collect();
     let joined = endpoints.join(",");
     let config = pve_yml();
+    // Collecting on every scrape, or keeping answers while scrapes come `interval_ms` apart.
+    let cache = match o.interval_ms {
+        Some(_) => o.cache_seconds.to_string(),
+        None => "0".to_owned(),
+    };
     let (process, url, what) = match row {
         Row::Ours(what, args) => {
-            let (p, u) = start_exporter(&Reach::Flags { endpoint: &joined }, "0", args);
+            let (p, u) = start_exporter(&Reach::Flags { endpoint: &joined }, &cache, args);
             (p, u, format!("`/metrics`, {what}"))
         }
         Row::OursPve => {
@@ -718,7 +733,7 @@ async fn realistic_row(
                 config: &config,
                 target: &addresses[0],
             };
-            let (p, u) = start_exporter(&reach, "0", &o.exporter_args);
+            let (p, u) = start_exporter(&reach, &cache, &o.exporter_args);
             (p, u, "`/pve`, ours".to_owned())
         }
         Row::Peer => {
@@ -746,11 +761,25 @@ async fn realistic_row(
     let mut ui_ms = Vec::new();
     let mut spent: Vec<Stats> = Vec::new();
     let mut per_endpoint = vec![Stats::default(); addresses.len()];
-    for _ in 0..runs {
-        // 30 s later: pveproxy has closed every connection (after 5 s idle).
-        api.close_idle_connections();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let before = api.cluster_stats();
+    let started = Instant::now();
+    // A window runs from one scrape's end to the next's: collections ahead of a scrape count.
+    let mut before = api.cluster_stats();
+    for run in 0..runs {
+        match o.interval_ms {
+            // Every `interval` (connections closed in between, as pveproxy's idle timeout
+            // would); what happened since the last scrape is this window's.
+            Some(interval) => {
+                let at = started + Duration::from_millis(interval * (run as u64 + 1));
+                tokio::time::sleep_until((at - Duration::from_millis(300)).into()).await;
+                api.close_idle_connections();
+                tokio::time::sleep_until(at.into()).await;
+            }
+            None => {
+                // 30 s later: pveproxy has closed every connection (after 5 s idle).
+                api.close_idle_connections();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         // Someone in the web UI asks the first endpoint for a node's status every 10 ms while
         // the exporter collects: how long they wait shows what the collection does to others.
         let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -781,6 +810,7 @@ async fn realistic_row(
                 *sum = Stats::total([&*sum, s]);
             }
         }
+        before = after;
     }
     let pids = group_pids(process.pid());
     let cpu_ms = (cpu(&pids) - cpu0) * 1000.0 / runs as f64;

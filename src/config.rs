@@ -136,6 +136,18 @@ pub struct Cli {
         default_missing_value = "true"
     )]
     pub proxmox_api_gzip: Option<bool>,
+
+    /// Collect shortly before the next scrape would find the cache stale, instead of when it
+    /// comes: scrapes are answered at once and the cluster sees one evenly spaced collection
+    /// per window. Stops after 3 windows without a scrape (the next scrape then collects).
+    #[arg(
+        long,
+        env = "PROXMOX_EXPORTER_COLLECT_AHEAD",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub collect_ahead: Option<bool>,
 }
 
 /// Whether answers are asked for gzipped unless told otherwise: not on a LAN, where it
@@ -176,6 +188,8 @@ pub struct Config {
     pub max_connections_per_endpoint: Option<usize>,
     /// Ask the API for gzipped answers.
     pub gzip: bool,
+    /// Collect ahead of the scrapes (`--collect-ahead`).
+    pub collect_ahead: bool,
     /// The cluster of the flags, served on `/metrics`; `None` when only the configuration
     /// file's modules are used (`/pve`, `/probe`).
     pub dispatcher: Option<DispatcherConfig>,
@@ -514,6 +528,7 @@ impl Cli {
             max_concurrent_requests,
             max_connections_per_endpoint,
             gzip,
+            collect_ahead: self.collect_ahead.unwrap_or(false),
             collectors,
             dispatcher,
             modules,
@@ -753,6 +768,18 @@ mod tests {
         assert_eq!(with(&[]), DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT);
         assert_eq!(with(&["--max-connections-per-endpoint", "6"]), Some(6));
         assert_eq!(with(&["--max-connections-per-endpoint=0"]), None);
+    }
+
+    #[test]
+    fn collect_ahead_is_off_unless_told() {
+        let ahead = |extra: &[&str]| {
+            let mut args = GOOD.to_vec();
+            args.extend_from_slice(extra);
+            cli(&args).into_config().unwrap().collect_ahead
+        };
+        assert!(!ahead(&[]));
+        assert!(ahead(&["--collect-ahead"]));
+        assert!(!ahead(&["--collect-ahead=false"]));
     }
 
     #[test]

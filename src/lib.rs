@@ -6,6 +6,7 @@
 //! - [`pve`]: the client generated from that schema by `build.rs`, the lenient types PVE's
 //!   answers need, and the dispatcher that spreads requests over the cluster's endpoints.
 
+pub mod ahead;
 pub mod collectors;
 pub mod compat;
 pub mod config;

@@ -113,6 +113,9 @@ async fn main() -> ExitCode {
             .with_collectors(config.collectors.clone()),
         )
     });
+    if let Some(exporter) = exporter.as_ref().filter(|_| config.collect_ahead) {
+        exporter.collect_ahead(AHEAD_IDLE_WINDOWS);
+    }
     let targets = config.modules.clone().map(|modules| {
         Arc::new(Targets::new(
             modules,
@@ -140,6 +143,9 @@ async fn main() -> ExitCode {
         }
     }
 }
+
+/// With `--collect-ahead`, collecting stops after this many scrape intervals without a scrape.
+const AHEAD_IDLE_WINDOWS: u32 = 3;
 
 /// Targets of `/pve` and `/probe` kept at once.
 const MAX_TARGETS: usize = 1000;

@@ -64,6 +64,12 @@ pub struct Exporter {
     /// The last plain exposition's size in each format: the next one's buffer is made that
     /// big at once instead of growing by doubling (a 4 MB exposition would peak at 12 MB).
     last_sizes: [std::sync::atomic::AtomicUsize; 2],
+    /// When scrapes came, for collecting ahead of them.
+    scrapes: Arc<std::sync::Mutex<crate::ahead::Scrapes>>,
+    /// Tells the planning loop of collecting ahead that a scrape came.
+    wake: Arc<tokio::sync::Notify>,
+    /// How long the last collection took.
+    last_duration: std::sync::Mutex<Duration>,
 }
 
 impl Exporter {
@@ -84,7 +90,50 @@ impl Exporter {
             ),
             clock: SystemTime::now,
             last_sizes: Default::default(),
+            scrapes: Arc::default(),
+            wake: Arc::default(),
+            last_duration: std::sync::Mutex::new(Duration::ZERO),
         }
+    }
+
+    /// Collects ahead of the scrapes from now on (`--collect-ahead`): shortly before the next
+    /// scrape would find the cache stale, while scrapes keep coming; after `idle_windows`
+    /// intervals without one it waits for the next scrape.
+    pub fn collect_ahead(self: &Arc<Self>, idle_windows: u32) {
+        tokio::spawn(crate::ahead::run(
+            Arc::downgrade(self),
+            self.scrapes.clone(),
+            self.wake.clone(),
+            idle_windows,
+        ));
+    }
+
+    /// When the next collection ahead should start, if one should.
+    pub(crate) fn plan_ahead(
+        &self,
+        scrapes: &crate::ahead::Scrapes,
+        idle_windows: u32,
+    ) -> Option<Instant> {
+        let finished = self.cache.get(&())?.finished;
+        let lead = crate::ahead::lead(*crate::lock(&self.last_duration), scrapes.interval()?);
+        scrapes.next_start(
+            Instant::now(),
+            finished,
+            self.cache_duration,
+            lead,
+            idle_windows,
+        )
+    }
+
+    /// Collects now and makes the result the current collection.
+    pub(crate) async fn refresh(&self) {
+        let started = Instant::now();
+        let snapshot = self
+            .collectors
+            .collect(&self.dispatcher, (self.clock)(), None)
+            .await;
+        *crate::lock(&self.last_duration) = started.elapsed();
+        self.cache.insert((), Arc::new(Collection::new(snapshot)));
     }
 
     /// Runs these collectors instead of the default ones.
@@ -130,10 +179,12 @@ impl Exporter {
                     self.cache.remove_if(&(), |v| Arc::ptr_eq(v, &stale));
                 }
                 Err(guard) => {
+                    let started = Instant::now();
                     let snapshot = self
                         .collectors
                         .collect(&self.dispatcher, (self.clock)(), deadline)
                         .await;
+                    *crate::lock(&self.last_duration) = started.elapsed();
                     let collection = Arc::new(Collection::new(snapshot));
                     let _ = guard.insert(collection.clone());
                     return collection;
@@ -150,7 +201,10 @@ impl Exporter {
         gzip: bool,
         deadline: Option<tokio::time::Instant>,
     ) -> Bytes {
+        crate::lock(&self.scrapes).record(Instant::now(), self.cache_duration);
         let collection = self.collection(deadline).await;
+        // Planned from the collection this scrape got (none is in the cache while one runs).
+        self.wake.notify_one();
         let plain = || {
             collection.encoded[Collection::slot(format, false)]
                 .get_or_init(|| {
