@@ -136,6 +136,32 @@ struct NodeSums {
     memory_allocated: f64,
 }
 
+/// A guest's `proxmox_guest_up` series: host, name and type borrowed, the vmid inline.
+struct GuestUp<'a> {
+    labels: [&'a str; 3],
+    vmid: compact_str::CompactString,
+    up: bool,
+}
+
+/// `proxmox_guest_up`, in the order and with the dedup of [`gauge_family`] (by label values:
+/// host, name, type, vmid as text).
+fn encode_guests_up(encoder: &mut DescriptorEncoder, mut guests: Vec<GuestUp<'_>>) -> std::fmt::Result {
+    guests.sort_by(|a, b| (a.labels, a.vmid.as_str()).cmp(&(b.labels, b.vmid.as_str())));
+    guests.dedup_by(|later, earlier| later.labels == earlier.labels && later.vmid == earlier.vmid);
+    let mut family = encoder.encode_descriptor(
+        "proxmox_guest_up",
+        "Whether a guest (VM or container) is running (1) or not (0).",
+        None,
+        prometheus_client::metrics::MetricType::Gauge,
+    )?;
+    for g in &guests {
+        let [host, name, kind] = g.labels;
+        let set = [("host", host), ("name", name), ("type", kind), ("vmid", g.vmid.as_str())];
+        super::encode_number(family.encode_family(&set)?, f64::from(u8::from(g.up)))?;
+    }
+    Ok(())
+}
+
 /// `unreachable`: nodes listed online whose own requests answered 595/596; they count as down.
 pub fn encode(
     rows: &[Resource],
@@ -152,24 +178,20 @@ pub fn encode(
         sums.cpus = row.maxcpu.known();
         sums.memory = row.maxmem.known().map(|m| m as f64);
     }
-    let mut guests_up: Vec<Sample> = Vec::new();
+    // One series per guest (50,000 at the largest clusters): labels borrowed from the rows,
+    // not copied into a label set per series.
+    let mut guests_up: Vec<GuestUp<'_>> = Vec::new();
     for row in rows.iter().filter(|r| is_guest(r)) {
         let host = row.node.known().unwrap_or("");
         if let Some(sums) = nodes.get_mut(host) {
             sums.cpus_allocated += row.maxcpu.known().unwrap_or(0.0);
             sums.memory_allocated += row.maxmem.known().unwrap_or(0) as f64;
         }
-        let vmid = vmid(row);
-        let up = row.status.known() == Some("running");
-        guests_up.push((
-            labels([
-                ("host", host),
-                ("name", row.name.known().unwrap_or("")),
-                ("type", kind(row)),
-                ("vmid", &vmid),
-            ]),
-            f64::from(u8::from(up)),
-        ));
+        guests_up.push(GuestUp {
+            labels: [host, row.name.known().unwrap_or(""), kind(row)],
+            vmid: compact_str::CompactString::from(vmid(row)),
+            up: row.status.known() == Some("running"),
+        });
     }
 
     let cluster_cpus_allocated: f64 = nodes.values().map(|n| n.cpus_allocated).sum();
@@ -200,12 +222,7 @@ pub fn encode(
         "Memory of the cluster's online nodes, in bytes.",
         cluster_memory,
     )?;
-    gauge_family(
-        encoder,
-        "proxmox_guest_up",
-        "Whether a guest (VM or container) is running (1) or not (0).",
-        guests_up,
-    )?;
+    encode_guests_up(encoder, guests_up)?;
 
     let per_node = |value: &dyn Fn(&NodeSums) -> Option<f64>| -> Vec<Sample> {
         nodes
