@@ -18,5 +18,6 @@ echo "## The cluster's side (pveproxy-like simulator, 3 endpoints, every scrape 
 cargo bench --bench scrape -- --realistic --sizes 3/30,50/5000,200/20000 --latencies 20 \
   --pve-exporter "$venv/bin/pve_exporter" "$@"
 echo
-echo "## The exporter alone (simulator without pveproxy's limits, one endpoint)"
-cargo bench --bench scrape -- --pve-exporter "$venv/bin/pve_exporter" "$@"
+echo "## The exporter alone (simulator without pveproxy's limits, one endpoint, no connection limit)"
+cargo bench --bench scrape -- --pve-exporter "$venv/bin/pve_exporter" \
+  --exporter-args "--max-connections-per-endpoint 0" "$@"
