@@ -281,19 +281,35 @@ async fn connections_are_reused() {
     );
 }
 
-#[tokio::test]
-async fn a_huge_answer_is_refused_not_buffered() {
+/// An endpoint whose `/cluster/resources` is one byte over the answer limit.
+async fn huge_answer() -> FakeEndpoint {
     use proxmox_exporter::pve::client::MAX_ANSWER_BYTES;
     let mut body = vec![b' '; MAX_ANSWER_BYTES as usize + 1];
     body[..9].copy_from_slice(b"{\"data\":[");
-    let huge = FakeEndpoint::serve(proxmox_exporter::sim::Answers(
+    FakeEndpoint::serve(proxmox_exporter::sim::Answers(
         [(
             PATH.to_owned(),
             proxmox_exporter::sim::Answer::Json(body.into()),
         )]
         .into(),
     ))
-    .await;
+    .await
+}
+
+/// `/cluster/resources` decoded as it arrives.
+async fn streamed(
+    dispatcher: &Dispatcher,
+) -> Result<proxmox_exporter::pve::client::types::GetClusterResourcesResponse, ApiError> {
+    dispatcher
+        .call(PATH, |c| async move {
+            proxmox_exporter::pve::stream::get(&c, PATH).await
+        })
+        .await
+}
+
+#[tokio::test]
+async fn a_huge_answer_is_refused_not_buffered() {
+    let huge = huge_answer().await;
     let dispatcher = Dispatcher::new(&config(vec![huge.url.clone()])).unwrap();
     let error = resources(&dispatcher).await.unwrap_err();
     assert!(error.to_string().contains("over the limit"), "{error}");
@@ -342,17 +358,9 @@ fn futures_stream(
 
 #[tokio::test]
 async fn a_streamed_answer_is_decoded_as_it_arrives_and_refused_over_the_limit() {
-    use proxmox_exporter::pve::client::MAX_ANSWER_BYTES;
-    use proxmox_exporter::pve::client::types::GetClusterResourcesResponse;
-    use proxmox_exporter::pve::stream;
     let endpoint = serving().await;
     let dispatcher = Dispatcher::new(&config(vec![endpoint.url.clone()])).unwrap();
-    let streamed = dispatcher
-        .call(PATH, |c| async move {
-            stream::get::<GetClusterResourcesResponse>(&c, PATH).await
-        })
-        .await
-        .unwrap();
+    let decoded = streamed(&dispatcher).await.unwrap();
     let generated = dispatcher
         .call(
             PATH,
@@ -361,36 +369,17 @@ async fn a_streamed_answer_is_decoded_as_it_arrives_and_refused_over_the_limit()
         .await
         .unwrap();
     assert_eq!(
-        format!("{:?}", streamed.data),
+        format!("{:?}", decoded.data),
         format!("{:?}", generated.data)
     );
 
     let garbage = FakeEndpoint::start(Mode::Serve, &[(PATH, "{\"data\":[{\"id\":")]).await;
     let dispatcher = Dispatcher::new(&config(vec![garbage.url.clone()])).unwrap();
-    let error = dispatcher
-        .call(PATH, |c| async move {
-            stream::get::<GetClusterResourcesResponse>(&c, PATH).await
-        })
-        .await
-        .unwrap_err();
+    let error = streamed(&dispatcher).await.unwrap_err();
     assert!(matches!(error.kind, ErrorKind::Decode(_)), "{error}");
 
-    let mut body = vec![b' '; MAX_ANSWER_BYTES as usize + 1];
-    body[..9].copy_from_slice(b"{\"data\":[");
-    let huge = FakeEndpoint::serve(proxmox_exporter::sim::Answers(
-        [(
-            PATH.to_owned(),
-            proxmox_exporter::sim::Answer::Json(body.into()),
-        )]
-        .into(),
-    ))
-    .await;
+    let huge = huge_answer().await;
     let dispatcher = Dispatcher::new(&config(vec![huge.url.clone()])).unwrap();
-    let error = dispatcher
-        .call(PATH, |c| async move {
-            stream::get::<GetClusterResourcesResponse>(&c, PATH).await
-        })
-        .await
-        .unwrap_err();
+    let error = streamed(&dispatcher).await.unwrap_err();
     assert!(error.to_string().contains("over the limit"), "{error}");
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use proxmox_exporter::pve::Dispatcher;
 use proxmox_exporter::sim::{Answer, Answers, Behaviour, SimApi};
-use support::{TOKEN_ID, TOKEN_SECRET};
+use support::{TOKEN_ID, TOKEN_SECRET, version};
 
 /// A generated 3-node cluster served on plain HTTP with `behaviour`; the endpoint is pve01.
 async fn cluster(behaviour: Behaviour) -> (SimApi, String) {
@@ -298,17 +298,15 @@ async fn tls_handshakes_are_counted_per_connection() {
     assert_eq!((stats.connections, stats.handshakes), (3, 3));
 }
 
-/// The dispatcher's side: a dispatcher on one endpoint of `api` at `base`.
-fn dispatcher(base: &str) -> Dispatcher {
+/// The dispatcher's side: the configuration for the one endpoint at `base`.
+fn config_for(base: &str) -> proxmox_exporter::pve::DispatcherConfig {
     let url = reqwest::Url::parse(base.trim_end_matches("api2/json")).unwrap();
-    Dispatcher::new(&support::config(vec![url])).unwrap()
+    support::config(vec![url])
 }
 
-async fn version(dispatcher: &Dispatcher) -> Result<(), proxmox_exporter::pve::ApiError> {
-    dispatcher
-        .call("/version", |c| async move { c.get_version().send().await })
-        .await
-        .map(|_| ())
+/// A dispatcher on the one endpoint at `base`.
+fn dispatcher(base: &str) -> Dispatcher {
+    Dispatcher::new(&config_for(base)).unwrap()
 }
 
 #[tokio::test]
@@ -385,8 +383,7 @@ async fn pveproxy_closing_connections_costs_no_request() {
 async fn a_connection_limit_keeps_requests_to_that_many_connections() {
     let (api, base) = cluster(Behaviour::default()).await;
     api.set_latency(Duration::from_millis(30));
-    let url = reqwest::Url::parse(base.trim_end_matches("api2/json")).unwrap();
-    let mut config = support::config(vec![url]);
+    let mut config = config_for(&base);
     config.max_connections_per_endpoint = Some(2);
     let dispatcher = std::sync::Arc::new(Dispatcher::new(&config).unwrap());
     let all: Vec<_> = (0..10)
@@ -430,11 +427,10 @@ async fn gzipped_answers_decode_the_same_and_cost_fewer_bytes() {
         ..Behaviour::default()
     })
     .await;
-    let url = reqwest::Url::parse(base.trim_end_matches("api2/json")).unwrap();
     let mut sent = Vec::new();
     let mut rows = Vec::new();
     for gzip in [false, true] {
-        let mut config = support::config(vec![url.clone()]);
+        let mut config = config_for(&base);
         config.gzip = gzip;
         let dispatcher = Dispatcher::new(&config).unwrap();
         let before = api.stats().bytes_sent;

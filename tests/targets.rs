@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use proxmox_exporter::pve::{Backoff, Credentials, Dispatcher, DispatcherConfig, Login};
 use proxmox_exporter::sim::{Answers, SimApi};
 use secrecy::SecretString;
-use support::{FakeEndpoint, TOKEN_SECRET, get_text, serve_targets, targets};
+use support::{FakeEndpoint, TOKEN_SECRET, get_text, serve_targets, targets, version};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -35,13 +35,6 @@ fn login_config(endpoint: &str, renew_after: Duration) -> DispatcherConfig {
         max_connections_per_endpoint: None,
         gzip: false,
     }
-}
-
-async fn version(dispatcher: &Dispatcher) -> Result<(), proxmox_exporter::pve::ApiError> {
-    dispatcher
-        .call("/version", |c| async move { c.get_version().send().await })
-        .await
-        .map(|_| ())
 }
 
 #[tokio::test]

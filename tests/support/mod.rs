@@ -314,3 +314,11 @@ pub async fn get_text(url: &str) -> (u16, String) {
     let response = reqwest::get(url).await.unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
 }
+
+/// `GET /version` through `dispatcher`: whether it answered.
+pub async fn version(dispatcher: &Dispatcher) -> Result<(), proxmox_exporter::pve::ApiError> {
+    dispatcher
+        .call("/version", |c| async move { c.get_version().send().await })
+        .await
+        .map(|_| ())
+}
