@@ -95,15 +95,15 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// The counts since `earlier`.
+    /// The counts since `earlier` (or without `earlier`'s share: never below zero).
     pub fn since(&self, earlier: &Stats) -> Stats {
         Stats {
-            requests: self.requests - earlier.requests,
-            connections: self.connections - earlier.connections,
-            handshakes: self.handshakes - earlier.handshakes,
-            bytes_sent: self.bytes_sent - earlier.bytes_sent,
-            worker_micros: self.worker_micros - earlier.worker_micros,
-            proxied: self.proxied - earlier.proxied,
+            requests: self.requests.saturating_sub(earlier.requests),
+            connections: self.connections.saturating_sub(earlier.connections),
+            handshakes: self.handshakes.saturating_sub(earlier.handshakes),
+            bytes_sent: self.bytes_sent.saturating_sub(earlier.bytes_sent),
+            worker_micros: self.worker_micros.saturating_sub(earlier.worker_micros),
+            proxied: self.proxied.saturating_sub(earlier.proxied),
         }
     }
 
