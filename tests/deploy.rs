@@ -132,3 +132,26 @@ async fn the_systemd_drop_in_serves_pve_from_the_credential() {
     assert!(body.contains("pve_node_info{"), "{body}");
     assert!(!body.contains(support::TOKEN_SECRET));
 }
+
+/// The allocator settings measured in BENCHMARKS.md are the same in the image and the unit.
+#[test]
+fn the_image_and_the_unit_tune_glibc_alike() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let settings = |text: &str, prefix: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .flat_map(|l| l.split_whitespace().map(str::to_owned))
+            .filter(|s| s.starts_with("MALLOC_"))
+            .collect()
+    };
+    let image = settings(
+        &std::fs::read_to_string(root.join("Dockerfile")).unwrap(),
+        "ENV ",
+    );
+    let unit = settings(
+        &std::fs::read_to_string(root.join("deploy/systemd/proxmox-exporter.service")).unwrap(),
+        "Environment=",
+    );
+    assert_eq!(image.len(), 3, "{image:?}");
+    assert_eq!(image, unit);
+}
