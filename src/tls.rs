@@ -8,15 +8,59 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-/// Accepts TCP connections and completes the TLS handshake before handing them to axum.
+/// Handshakes under way at once; more connections wait in the kernel's backlog.
+const MAX_HANDSHAKES: usize = 64;
+
+/// How long a client has to complete its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Accepts TCP connections and completes the TLS handshake before handing them to axum. Each
+/// handshake runs in a task of its own, so a client that stalls in it holds up nobody else.
 pub struct TlsListener {
-    tcp: TcpListener,
-    tls: tokio_rustls::TlsAcceptor,
+    ready: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        SocketAddr,
+    )>,
+    local: std::io::Result<SocketAddr>,
+    accepting: tokio::task::JoinHandle<()>,
 }
 
 impl TlsListener {
     pub fn new(tcp: TcpListener, tls: tokio_rustls::TlsAcceptor) -> Self {
-        TlsListener { tcp, tls }
+        let local = tcp.local_addr();
+        let (done, ready) = tokio::sync::mpsc::channel(MAX_HANDSHAKES);
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+        let accepting = tokio::spawn(async move {
+            loop {
+                let Ok(slot) = handshakes.clone().acquire_owned().await else {
+                    return;
+                };
+                let Ok((stream, peer)) = tcp.accept().await else {
+                    // Out of file descriptors and the like: try again shortly.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                let (tls, done) = (tls.clone(), done.clone());
+                tokio::spawn(async move {
+                    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream));
+                    if let Ok(Ok(stream)) = handshake.await {
+                        let _ = done.send((stream, peer)).await;
+                    }
+                    drop(slot);
+                });
+            }
+        });
+        TlsListener {
+            ready,
+            local,
+            accepting,
+        }
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        self.accepting.abort();
     }
 }
 
@@ -25,20 +69,18 @@ impl axum::serve::Listener for TlsListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Ok((stream, peer)) = self.tcp.accept().await else {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            };
-            let handshake = tokio::time::timeout(Duration::from_secs(5), self.tls.accept(stream));
-            if let Ok(Ok(tls)) = handshake.await {
-                return (tls, peer);
-            }
+        match self.ready.recv().await {
+            Some(ready) => ready,
+            // The accepting task ended (the runtime is going down): never ready again.
+            None => std::future::pending().await,
         }
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
+        match &self.local {
+            Ok(address) => Ok(*address),
+            Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+        }
     }
 }
 

@@ -39,12 +39,15 @@ async fn tls_and_basic_auth_from_a_web_config_file() {
     );
     let port = running.address.rsplit(':').next().unwrap().to_owned();
     let url = format!("https://localhost:{port}/metrics");
-    let trusted = reqwest::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(LOCALHOST_CERT_PEM.as_bytes()).unwrap(),
-        )
-        .build()
-        .unwrap();
+    let trusting = || {
+        reqwest::Client::builder()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(LOCALHOST_CERT_PEM.as_bytes()).unwrap(),
+            )
+            .build()
+            .unwrap()
+    };
+    let trusted = trusting();
 
     let anonymous = trusted.get(&url).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
@@ -76,6 +79,22 @@ async fn tls_and_basic_auth_from_a_web_config_file() {
         plain.is_err() || plain.unwrap().status() != 200,
         "plain HTTP answered"
     );
+
+    // A client that connects and never starts its TLS handshake holds up nobody: a scrape
+    // right after it is answered long before that handshake's 5 s run out.
+    let _stalled = tokio::net::TcpStream::connect(&running.address)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // A new client: a pooled connection would need no accept.
+    let meanwhile = trusting()
+        .get(&url)
+        .basic_auth("prometheus", Some("scrape-pass"))
+        .timeout(std::time::Duration::from_secs(3))
+        .send()
+        .await
+        .expect("a scrape behind a stalled TLS handshake");
+    assert_eq!(meanwhile.status(), 200);
 }
 
 #[test]
