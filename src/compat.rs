@@ -327,11 +327,17 @@ struct Resources;
 /// A field of a `/cluster/resources` row as the peer writes it: present → its value.
 type Field = fn(&Resource) -> Option<f64>;
 
-fn int(v: &Option<crate::pve::lenient::PveInteger>) -> Option<f64> {
+fn int<K>(v: &K) -> Option<f64>
+where
+    K: for<'a> Known<Value<'a> = i64> + 'static,
+{
     v.known().map(|n| n as f64)
 }
 
-fn num(v: &Option<crate::pve::lenient::PveNumber>) -> Option<f64> {
+fn num<K>(v: &K) -> Option<f64>
+where
+    K: for<'a> Known<Value<'a> = f64> + 'static,
+{
     v.known()
 }
 
@@ -492,7 +498,7 @@ impl Families for Resources {
                     "node" => &NODE_HA_STATES,
                     _ => &[],
                 },
-                |r| r.hastate.known(),
+                |r| r.hastate(),
             ),
         )?;
         sorted_family(
@@ -505,7 +511,7 @@ impl Families for Resources {
                     "qemu" | "lxc" => &LOCKS,
                     _ => &[],
                 },
-                |r| r.lock.known(),
+                |r| r.lock(),
             ),
         )?;
         fn text(v: Option<&str>) -> Cow<'_, str> {
@@ -533,13 +539,13 @@ impl Families for Resources {
             guests,
         )?;
         let storages = rows.iter().filter(|r| kind(r) == "storage").map(|r| {
-            let mut content: Vec<&str> = r.content.known().unwrap_or("").split(',').collect();
+            let mut content: Vec<&str> = r.content().unwrap_or("").split(',').collect();
             content.sort_unstable();
             let labels = [
                 ("id", Cow::Borrowed(id(r))),
                 ("node", text(r.node.known())),
-                ("storage", text(r.storage.known())),
-                ("plugintype", text(r.plugintype.known())),
+                ("storage", text(r.storage())),
+                ("plugintype", text(r.plugintype())),
                 ("content", Cow::Owned(content.join(","))),
             ];
             (labels, 1.0)

@@ -101,7 +101,7 @@ proptest! {
 
     #[test]
     fn any_decodable_answer_encodes(rows in resource_rows(12)) {
-        let decoded: GetClusterResourcesResponse =
+        let decoded: proxmox_exporter::collectors::resource::Answer =
             serde_json::from_value(json!({ "data": rows })).unwrap();
         // The seed's families and the guest collector's, both written from these rows.
         let snapshot = Snapshot {

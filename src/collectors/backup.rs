@@ -79,12 +79,11 @@ pub fn backup_storages(
     let mut seen_shared = std::collections::BTreeSet::new();
     let mut stores = Vec::new();
     for row in rows.iter().filter(|r| kind(r) == "storage") {
-        let (Some(node), Some(storage)) = (row.node.known(), row.storage.known()) else {
+        let (Some(node), Some(storage)) = (row.node.known(), row.storage()) else {
             continue;
         };
         let holds_backups = row
-            .content
-            .known()
+            .content()
             .is_some_and(|c| c.split(',').any(|t| t.trim() == "backup"));
         if !holds_backups || !online.iter().any(|o| o == node) {
             continue;

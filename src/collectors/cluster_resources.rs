@@ -9,13 +9,12 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use super::{BoxFuture, Collected, Collector, Context, Cost, Spec, Families, Sample, View};
 use super::{gauge, gauge_family, labels};
-use crate::pve::client::types::GetClusterResourcesResponseDataItem;
 use crate::pve::{ApiError, Dispatcher, ErrorKind, Known};
 
 pub const NAME: &str = "cluster_resources";
 pub(crate) const PATH: &str = "/cluster/resources";
 
-pub type Resource = GetClusterResourcesResponseDataItem;
+pub use super::resource::Resource;
 
 pub struct ClusterResources;
 pub static COLLECTOR: ClusterResources = ClusterResources;
@@ -69,10 +68,7 @@ pub async fn fetch(dispatcher: &Dispatcher) -> Collected<Vec<Resource>> {
             PATH,
             // As it arrives: the whole body is never held (22 MB at 50,000 guests).
             |c| async move {
-                crate::pve::stream::get::<crate::pve::client::types::GetClusterResourcesResponse>(
-                    &c, PATH,
-                )
-                .await
+                crate::pve::stream::get::<super::resource::Answer>(&c, PATH).await
             },
         )
         .await;
@@ -260,13 +256,12 @@ pub fn encode(
     for row in rows.iter().filter(|r| kind(r) == "storage") {
         let id = row.id.known().unwrap_or("");
         let name = row
-            .storage
-            .known()
+            .storage()
             .unwrap_or_else(|| id.rsplit('/').next().unwrap_or(""));
         let set = labels([
             ("node", row.node.known().unwrap_or("")),
             ("storage", name),
-            ("type", row.plugintype.known().unwrap_or("")),
+            ("type", row.plugintype().unwrap_or("")),
         ]);
         if let Some(total) = row.maxdisk.known() {
             storage_total.push((set.clone(), total as f64));

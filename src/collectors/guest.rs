@@ -159,7 +159,7 @@ impl Families for Usage {
             &|r| counter(r.netout.known()),
         )?;
         let locks = guests.iter().filter_map(|(names, r)| {
-            let lock = r.lock.known().filter(|l| !l.is_empty())?;
+            let lock = r.lock().filter(|l| !l.is_empty())?;
             Some(((names.as_slice(), [("lock", lock)]), 1.0))
         });
         sorted_family(
@@ -174,7 +174,7 @@ impl Families for Usage {
         let infos = all.iter().zip(&tags).map(|((names, r), tags)| {
             let template = if r.template.known() == Some(true) { "1" } else { "0" };
             let extra = [
-                ("pool", r.pool.known().unwrap_or("")),
+                ("pool", r.pool().unwrap_or("")),
                 ("tags", tags.as_str()),
                 ("template", template),
             ];

@@ -48,6 +48,8 @@ macro_rules! registry {
     };
 }
 
+pub mod resource;
+
 registry!(
     cluster_resources,
     node_certificates,
