@@ -132,30 +132,28 @@ struct NodeSums {
     memory_allocated: f64,
 }
 
-/// A guest's `proxmox_guest_up` series: host, name and type borrowed, the vmid inline.
-struct GuestUp<'a> {
-    labels: [&'a str; 3],
+/// A guest's labels: host, name and type borrowed from its row, the vmid inline (72 bytes a
+/// series, nothing allocated). They sort as the label values do.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct GuestLabels<'a> {
+    host_name_type: [&'a str; 3],
     vmid: compact_str::CompactString,
-    up: bool,
 }
 
-/// `proxmox_guest_up`, in the order and with the dedup of [`gauge_family`] (by label values:
-/// host, name, type, vmid as text).
-fn encode_guests_up(encoder: &mut DescriptorEncoder, mut guests: Vec<GuestUp<'_>>) -> std::fmt::Result {
-    guests.sort_by(|a, b| (a.labels, a.vmid.as_str()).cmp(&(b.labels, b.vmid.as_str())));
-    guests.dedup_by(|later, earlier| later.labels == earlier.labels && later.vmid == earlier.vmid);
-    let mut family = encoder.encode_descriptor(
-        "proxmox_guest_up",
-        "Whether a guest (VM or container) is running (1) or not (0).",
-        None,
-        prometheus_client::metrics::MetricType::Gauge,
-    )?;
-    for g in &guests {
-        let [host, name, kind] = g.labels;
-        let set = [("host", host), ("name", name), ("type", kind), ("vmid", g.vmid.as_str())];
-        super::encode_number(family.encode_family(&set)?, f64::from(u8::from(g.up)))?;
+impl prometheus_client::encoding::EncodeLabelSet for GuestLabels<'_> {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelSetEncoder,
+    ) -> std::fmt::Result {
+        let [host, name, kind] = self.host_name_type;
+        let labels = [
+            ("host", host),
+            ("name", name),
+            ("type", kind),
+            ("vmid", self.vmid.as_str()),
+        ];
+        labels.encode(encoder)
     }
-    Ok(())
 }
 
 /// `unreachable`: nodes listed online whose own requests answered 595/596; they count as down.
@@ -176,18 +174,19 @@ pub fn encode(
     }
     // One series per guest (50,000 at the largest clusters): labels borrowed from the rows,
     // not copied into a label set per series.
-    let mut guests_up: Vec<GuestUp<'_>> = Vec::new();
+    let mut guests_up: Vec<(GuestLabels<'_>, f64)> = Vec::new();
     for row in rows.iter().filter(|r| is_guest(r)) {
         let host = row.node.known().unwrap_or("");
         if let Some(sums) = nodes.get_mut(host) {
             sums.cpus_allocated += row.maxcpu.known().unwrap_or(0.0);
             sums.memory_allocated += row.maxmem.known().unwrap_or(0) as f64;
         }
-        guests_up.push(GuestUp {
-            labels: [host, row.name.known().unwrap_or(""), kind(row)],
-            vmid: compact_str::CompactString::from(vmid(row)),
-            up: row.status.known() == Some("running"),
-        });
+        let labels = GuestLabels {
+            host_name_type: [host, row.name.known().unwrap_or(""), kind(row)],
+            vmid: vmid(row).into(),
+        };
+        let up = row.status.known() == Some("running");
+        guests_up.push((labels, f64::from(u8::from(up))));
     }
 
     let cluster_cpus_allocated: f64 = nodes.values().map(|n| n.cpus_allocated).sum();
@@ -218,7 +217,12 @@ pub fn encode(
         "Memory of the cluster's online nodes, in bytes.",
         cluster_memory,
     )?;
-    encode_guests_up(encoder, guests_up)?;
+    gauge_family(
+        encoder,
+        "proxmox_guest_up",
+        "Whether a guest (VM or container) is running (1) or not (0).",
+        guests_up,
+    )?;
 
     let per_node = |value: &dyn Fn(&NodeSums) -> Option<f64>| -> Vec<Sample> {
         nodes

@@ -853,12 +853,17 @@ pub type Sample = (Vec<(&'static str, String)>, f64);
 /// Writes one gauge family with its samples sorted by label values, so output is stable.
 /// A series must not repeat: of samples with equal labels the first given is kept, so a
 /// collector puts the one it prefers first.
-pub fn gauge_family(
+/// Any label set that sorts will do: a [`Sample`]'s owned labels, or labels borrowed from
+/// the answers for families with a series per guest.
+pub fn gauge_family<L>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    mut samples: Vec<Sample>,
-) -> std::fmt::Result {
+    mut samples: Vec<(L, f64)>,
+) -> std::fmt::Result
+where
+    L: prometheus_client::encoding::EncodeLabelSet + Ord,
+{
     samples.sort_by(|a, b| a.0.cmp(&b.0));
     samples.dedup_by(|later, earlier| later.0 == earlier.0);
     let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
