@@ -30,15 +30,19 @@ use crate::web::WebConfig;
 pub struct Collection {
     /// When the collection finished.
     pub finished: Instant,
+    /// How long it took.
+    pub took: Duration,
     pub snapshot: Arc<Snapshot>,
     /// Indexed by [`Collection::slot`].
     encoded: [OnceLock<Bytes>; 4],
 }
 
 impl Collection {
-    fn new(snapshot: Snapshot) -> Self {
+    fn new(snapshot: Snapshot, started: Instant) -> Self {
+        let finished = Instant::now();
         Collection {
-            finished: Instant::now(),
+            finished,
+            took: finished.duration_since(started),
             snapshot: Arc::new(snapshot),
             encoded: Default::default(),
         }
@@ -68,8 +72,6 @@ pub struct Exporter {
     scrapes: Arc<std::sync::Mutex<crate::ahead::Scrapes>>,
     /// Tells the planning loop of collecting ahead that a scrape came.
     wake: Arc<tokio::sync::Notify>,
-    /// How long the last collection took.
-    last_duration: std::sync::Mutex<Duration>,
 }
 
 impl Exporter {
@@ -92,7 +94,6 @@ impl Exporter {
             last_sizes: Default::default(),
             scrapes: Arc::default(),
             wake: Arc::default(),
-            last_duration: std::sync::Mutex::new(Duration::ZERO),
         }
     }
 
@@ -114,11 +115,11 @@ impl Exporter {
         scrapes: &crate::ahead::Scrapes,
         idle_windows: u32,
     ) -> Option<Instant> {
-        let finished = self.cache.get(&())?.finished;
-        let lead = crate::ahead::lead(*crate::lock(&self.last_duration), scrapes.interval()?);
+        let current = self.cache.get(&())?;
+        let lead = crate::ahead::lead(current.took, scrapes.interval()?);
         scrapes.next_start(
             Instant::now(),
-            finished,
+            current.finished,
             self.cache_duration,
             lead,
             idle_windows,
@@ -127,13 +128,17 @@ impl Exporter {
 
     /// Collects now and makes the result the current collection.
     pub(crate) async fn refresh(&self) {
+        self.cache.insert((), self.collect(None).await);
+    }
+
+    /// A new collection, giving up on what has not answered by `deadline`.
+    async fn collect(&self, deadline: Option<tokio::time::Instant>) -> Arc<Collection> {
         let started = Instant::now();
         let snapshot = self
             .collectors
-            .collect(&self.dispatcher, (self.clock)(), None)
+            .collect(&self.dispatcher, (self.clock)(), deadline)
             .await;
-        *crate::lock(&self.last_duration) = started.elapsed();
-        self.cache.insert((), Arc::new(Collection::new(snapshot)));
+        Arc::new(Collection::new(snapshot, started))
     }
 
     /// Runs these collectors instead of the default ones.
@@ -179,13 +184,7 @@ impl Exporter {
                     self.cache.remove_if(&(), |v| Arc::ptr_eq(v, &stale));
                 }
                 Err(guard) => {
-                    let started = Instant::now();
-                    let snapshot = self
-                        .collectors
-                        .collect(&self.dispatcher, (self.clock)(), deadline)
-                        .await;
-                    *crate::lock(&self.last_duration) = started.elapsed();
-                    let collection = Arc::new(Collection::new(snapshot));
+                    let collection = self.collect(deadline).await;
                     let _ = guard.insert(collection.clone());
                     return collection;
                 }
