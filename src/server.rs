@@ -223,7 +223,7 @@ impl Exporter {
             return plain();
         }
         collection.encoded[Collection::slot(format, true)]
-            .get_or_init(|| gzipped(&plain()))
+            .get_or_init(|| gzipped(&plain(), flate2::Compression::fast()))
             .clone()
     }
 }
@@ -444,12 +444,11 @@ pub fn scrape_deadline(timeout: Option<&HeaderValue>) -> Option<tokio::time::Ins
     Some(tokio::time::Instant::now() + budget)
 }
 
-fn gzipped(plain: &[u8]) -> Bytes {
+/// `plain` gzipped at `level` (the exporter's own answers: fast; the simulated pveproxy's:
+/// zlib's default).
+pub(crate) fn gzipped(plain: &[u8], level: flate2::Compression) -> Bytes {
     use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(plain.len() / 8),
-        flate2::Compression::fast(),
-    );
+    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(plain.len() / 8), level);
     // Writing into a Vec cannot fail.
     let _ = encoder.write_all(plain);
     Bytes::from(encoder.finish().unwrap_or_default())

@@ -8,7 +8,6 @@ pub use conn::{Behaviour, Stats};
 
 use crate::lock;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -772,12 +771,11 @@ struct Node {
 
 impl Shared {
     fn node(&self, name: &str) -> Arc<Node> {
-        let workers = behaviour_workers(self);
         lock(&self.nodes)
             .entry(name.to_owned())
             .or_insert_with(|| {
                 Arc::new(Node {
-                    workers,
+                    workers: behaviour_workers(self),
                     counters: Arc::default(),
                 })
             })
@@ -991,10 +989,6 @@ fn local_node(answers: &Answers) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The client's address.
-#[derive(Clone, Copy, Debug)]
-pub struct Peer(pub SocketAddr);
-
 /// The simulator's certificate, self-signed for `localhost` and 127.0.0.1 and valid for a
 /// century, like the one a new PVE node makes for itself. Its key is public on purpose: it
 /// serves only the simulator on loopback.
@@ -1077,11 +1071,8 @@ async fn answer(api: &SimApi, request: Request) -> Response {
     let Some(path) = uri.path().strip_prefix("/api2/json") else {
         return status(404);
     };
-    let accepts_gzip = headers
-        .get_all("accept-encoding")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    let accepts_gzip =
+        crate::server::accepts_gzip(headers.get(axum::http::header::ACCEPT_ENCODING));
     let overridden = lock(&shared.overrides).get(path).cloned();
     // An answer for the path with its query (`/cluster/resources?type=vm`) comes first.
     let with_query = uri.query().map(|q| format!("{path}?{q}"));
@@ -1152,7 +1143,7 @@ impl SimApi {
                     axum::http::header::CONTENT_ENCODING,
                     axum::http::HeaderValue::from_static("gzip"),
                 );
-                Bytes::from(compressed)
+                compressed
             }
             None => body,
         };

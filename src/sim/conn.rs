@@ -5,20 +5,19 @@
 //! Every behaviour can be switched off ([`Behaviour::default`] is the simulator as it always
 //! was), and each endpoint counts what it cost ([`Stats`]).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
-use super::{Peer, SimApi};
+use super::SimApi;
 use crate::lock;
 
 /// How a simulated endpoint serves. `Behaviour::default()`: connections kept open for ever,
@@ -170,7 +169,7 @@ impl SimApi {
         tls: Option<tokio_rustls::TlsAcceptor>,
     ) -> std::io::Result<()> {
         loop {
-            let (tcp, peer) = match listener.accept().await {
+            let (tcp, _) = match listener.accept().await {
                 Ok(accepted) => accepted,
                 Err(_) => {
                     // Out of file descriptors and the like: try again shortly.
@@ -192,16 +191,16 @@ impl SimApi {
                             if !cost.is_zero() {
                                 api.shared.hold(&api.shared.node_of(&api), cost).await;
                             }
-                            api.serve_connection(stream, peer).await;
+                            api.serve_connection(stream).await;
                         }
                     }
-                    None => api.serve_connection(tcp, peer).await,
+                    None => api.serve_connection(tcp).await,
                 }
             });
         }
     }
 
-    async fn serve_connection<I>(self, io: I, peer: SocketAddr)
+    async fn serve_connection<I>(self, io: I)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -219,8 +218,7 @@ impl SimApi {
                 let (api, state, behaviour) = (self.clone(), state.clone(), behaviour.clone());
                 async move {
                     lock(&state).busy = true;
-                    let mut request: Request = request.map(Body::new);
-                    request.extensions_mut().insert(ConnectInfo(Peer(peer)));
+                    let request: Request = request.map(Body::new);
                     let mut response = super::answer(&api, request).await;
                     let mut state = lock(&state);
                     state.busy = false;
@@ -285,18 +283,13 @@ async fn idle_for(state: &std::sync::Mutex<Connection>, idle: Duration) {
     }
 }
 
-/// Gzips `body` when the behaviour and the request allow and it is over 1 KiB, as pveproxy
-/// does; returns the body to send and whether it is compressed.
+/// Gzips `body` (at zlib's default level, as pveproxy) when the behaviour and the request
+/// allow and it is over 1 KiB, as pveproxy does; `None`: sent as it is.
 pub(super) fn maybe_gzip(
     behaviour: &Behaviour,
     accepts_gzip: bool,
     body: &[u8],
-) -> Option<Vec<u8>> {
-    if !(behaviour.gzip && accepts_gzip && body.len() > 1024) {
-        return None;
-    }
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(body).ok()?;
-    encoder.finish().ok()
+) -> Option<bytes::Bytes> {
+    (behaviour.gzip && accepts_gzip && body.len() > 1024)
+        .then(|| crate::server::gzipped(body, flate2::Compression::default()))
 }
