@@ -17,6 +17,13 @@ include!(concat!(env!("OUT_DIR"), "/pve_client.rs"));
 /// read, or, sent without a length, as soon as more than this has arrived.
 pub const MAX_ANSWER_BYTES: u64 = 64 << 20;
 
+/// The error for an answer larger than [`MAX_ANSWER_BYTES`].
+pub(crate) fn over_the_limit<E>() -> progenitor_client::Error<E> {
+    progenitor_client::Error::Custom(format!(
+        "an answer over the limit of {MAX_ANSWER_BYTES} bytes"
+    ))
+}
+
 /// Marks a response whose body was cut at [`MAX_ANSWER_BYTES`]; `post` turns it into an error.
 const OVERSIZED: &str = "x-proxmox-exporter-oversized";
 
@@ -126,9 +133,7 @@ impl progenitor_client::ClientHooks<std::sync::Arc<Auth>> for Client {
         };
         let announced = response.content_length().unwrap_or(0);
         if announced > MAX_ANSWER_BYTES || response.headers().contains_key(OVERSIZED) {
-            return Err(progenitor_client::Error::Custom(format!(
-                "an answer over the limit of {MAX_ANSWER_BYTES} bytes"
-            )));
+            return Err(over_the_limit());
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use progenitor_client::ClientInfo;
 
-use super::client::{Client, MAX_ANSWER_BYTES};
+use super::client::{Client, MAX_ANSWER_BYTES, over_the_limit};
 
 /// Chunks on their way from the response to the decoder.
 const CHUNKS_IN_FLIGHT: usize = 8;
@@ -76,12 +76,6 @@ where
         Ok(Err(e)) => Err(ClientError::InvalidResponsePayload(Bytes::new(), e)),
         Err(e) => Err(ClientError::Custom(format!("the decoder stopped: {e}"))),
     }
-}
-
-fn over_the_limit() -> ClientError<()> {
-    ClientError::Custom(format!(
-        "an answer over the limit of {MAX_ANSWER_BYTES} bytes"
-    ))
 }
 
 /// The body's chunks as one byte stream, for a decoder on a blocking thread.
