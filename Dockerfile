@@ -18,8 +18,5 @@ FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/proxmox-exporter /usr/local/bin/proxmox-exporter
 # 65532 is distroless's "nonroot" user.
 USER 65532:65532
-# glibc keeps freed memory in per-thread arenas: at 50,000 guests RSS grows by ~13 MB over
-# the first scrapes without these (BENCHMARKS.md, "What limits 500 nodes").
-ENV MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 MALLOC_TRIM_THRESHOLD_=131072
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/proxmox-exporter"]

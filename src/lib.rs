@@ -10,6 +10,7 @@ pub mod ahead;
 pub mod collectors;
 pub mod compat;
 pub mod config;
+pub mod malloc;
 pub mod modules;
 pub mod pve;
 pub mod record;

@@ -11,8 +11,22 @@ use proxmox_exporter::targets::{TargetSettings, Targets};
 use proxmox_exporter::telemetry;
 use secrecy::ExposeSecret;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Before the runtime's threads exist.
+    let allocator_tuned = proxmox_exporter::malloc::tune();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run(allocator_tuned)),
+        Err(e) => {
+            eprintln!("proxmox-exporter: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(allocator_tuned: bool) -> ExitCode {
     let mut cli = Cli::parse_from_env();
     let command = cli.command.take();
     if cli.demo {
@@ -36,6 +50,10 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init(config.log_level);
+    tracing::debug!(
+        allocator_tuned,
+        "glibc allocator: one arena, fixed mmap and trim thresholds (unless MALLOC_* is set)"
+    );
     if let Some(modules) = &config.modules {
         for warning in &modules.warnings {
             tracing::warn!("{warning}");

@@ -43,7 +43,7 @@ pub async fn record(
         }
     };
     // Decoded the way the collectors decode it, to ask what they would ask.
-    let rows: Vec<crate::collectors::cluster_resources::Resource> =
+    let rows: crate::collectors::cluster_resources::Rows =
         serde_json::from_value(resources["data"].clone())
             .map_err(|e| format!("/cluster/resources does not decode: {e}"))?;
     let nodes = crate::collectors::cluster_resources::online_nodes(&rows);

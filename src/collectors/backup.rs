@@ -63,7 +63,7 @@ impl Target for Store {
 }
 
 /// The content paths this collector asks for these rows (with the `content=backup` query).
-pub fn paths(rows: &[super::cluster_resources::Resource], online: &[String]) -> Vec<String> {
+pub fn paths(rows: &super::cluster_resources::Rows, online: &[String]) -> Vec<String> {
     backup_storages(rows, online)
         .into_iter()
         .map(|(node, storage)| format!("/nodes/{node}/storage/{storage}/content?content=backup"))
@@ -73,7 +73,7 @@ pub fn paths(rows: &[super::cluster_resources::Resource], online: &[String]) -> 
 /// The storages holding backups, each once: a shared storage through the first online node
 /// that lists it, a local one through each node that has it.
 pub fn backup_storages(
-    rows: &[super::cluster_resources::Resource],
+    rows: &super::cluster_resources::Rows,
     online: &[String],
 ) -> Vec<(String, String)> {
     let mut seen_shared = std::collections::BTreeSet::new();

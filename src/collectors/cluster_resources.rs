@@ -14,7 +14,7 @@ use crate::pve::{ApiError, Dispatcher, ErrorKind, Known};
 pub const NAME: &str = "cluster_resources";
 pub(crate) const PATH: &str = "/cluster/resources";
 
-pub use super::resource::Resource;
+pub use super::resource::{Resource, Rows};
 
 pub struct ClusterResources;
 pub static COLLECTOR: ClusterResources = ClusterResources;
@@ -61,7 +61,7 @@ impl Families for Seed {
     }
 }
 
-pub async fn fetch(dispatcher: &Dispatcher) -> Collected<Vec<Resource>> {
+pub async fn fetch(dispatcher: &Dispatcher) -> Collected<Rows> {
     let started = Instant::now();
     let answer = dispatcher
         .call(
@@ -74,7 +74,7 @@ pub async fn fetch(dispatcher: &Dispatcher) -> Collected<Vec<Resource>> {
         .await;
     let (mut data, mut errors) = match answer {
         Ok(answer) => (answer.data, Vec::new()),
-        Err(error) => (Vec::new(), vec![error]),
+        Err(error) => (Rows::default(), vec![error]),
     };
     // PVE gives every row an id and a type: rows without them make a broken answer. The
     // good rows still count, the collector reports the failure.
@@ -100,20 +100,22 @@ pub fn kind(row: &Resource) -> &str {
 }
 
 /// The nodes whose status is `online`: the ones worth asking for their own details.
-pub fn online_nodes(rows: &[Resource]) -> Vec<String> {
+pub fn online_nodes(rows: &Rows) -> Vec<String> {
     rows.iter()
         .filter(|r| kind(r) == "node" && r.status.known() == Some("online"))
         .filter_map(|r| r.node.known().map(str::to_owned))
         .collect()
 }
 
-/// A guest's id: `vmid`, or the number in `qemu/100` when `vmid` is missing.
-pub fn vmid(row: &Resource) -> String {
+/// A guest's id: `vmid`, or the number in `qemu/100` when `vmid` is missing. Inline: written
+/// for every guest's series without an allocation.
+pub fn vmid(row: &Resource) -> compact_str::CompactString {
+    use compact_str::ToCompactString;
     match row.vmid.known() {
-        Some(vmid) => vmid.to_string(),
+        Some(vmid) => vmid.to_compact_string(),
         None => {
             let id = row.id.known().unwrap_or("");
-            id.rsplit('/').next().unwrap_or("").to_owned()
+            id.rsplit('/').next().unwrap_or("").into()
         }
     }
 }
@@ -132,25 +134,60 @@ struct NodeSums {
     memory_allocated: f64,
 }
 
-/// A guest's labels: host, name and type borrowed from its row, the vmid inline (72 bytes a
-/// series, nothing allocated). They sort as the label values do.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct GuestLabels<'a> {
-    host_name_type: [&'a str; 3],
-    vmid: compact_str::CompactString,
+/// A guest's labels, read from its row when they are compared or written: 8 bytes a series
+/// (50,000 at the largest clusters), nothing copied or allocated. They sort as the label
+/// values do (host, name, type, then the vmid as text).
+struct GuestLabels<'a>(&'a Resource);
+
+impl<'a> GuestLabels<'a> {
+    fn host_name_type(&self) -> [&'a str; 3] {
+        let row = self.0;
+        [
+            row.node.known().unwrap_or(""),
+            row.name.known().unwrap_or(""),
+            kind(row),
+        ]
+    }
+
+    fn vmid(&self) -> compact_str::CompactString {
+        vmid(self.0)
+    }
 }
+
+impl Ord for GuestLabels<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.host_name_type()
+            .cmp(&other.host_name_type())
+            .then_with(|| self.vmid().cmp(&other.vmid()))
+    }
+}
+
+impl PartialOrd for GuestLabels<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for GuestLabels<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for GuestLabels<'_> {}
 
 impl prometheus_client::encoding::EncodeLabelSet for GuestLabels<'_> {
     fn encode(
         &self,
         encoder: &mut prometheus_client::encoding::LabelSetEncoder,
     ) -> std::fmt::Result {
-        let [host, name, kind] = self.host_name_type;
+        let [host, name, kind] = self.host_name_type();
+        let vmid = self.vmid();
         let labels = [
             ("host", host),
             ("name", name),
             ("type", kind),
-            ("vmid", self.vmid.as_str()),
+            ("vmid", vmid.as_str()),
         ];
         labels.encode(encoder)
     }
@@ -158,7 +195,7 @@ impl prometheus_client::encoding::EncodeLabelSet for GuestLabels<'_> {
 
 /// `unreachable`: nodes listed online whose own requests answered 595/596; they count as down.
 pub fn encode(
-    rows: &[Resource],
+    rows: &Rows,
     unreachable: &[&str],
     encoder: &mut DescriptorEncoder,
 ) -> std::fmt::Result {
@@ -181,12 +218,8 @@ pub fn encode(
             sums.cpus_allocated += row.maxcpu.known().unwrap_or(0.0);
             sums.memory_allocated += row.maxmem.known().unwrap_or(0) as f64;
         }
-        let labels = GuestLabels {
-            host_name_type: [host, row.name.known().unwrap_or(""), kind(row)],
-            vmid: vmid(row).into(),
-        };
         let up = row.status.known() == Some("running");
-        guests_up.push((labels, f64::from(u8::from(up))));
+        guests_up.push((GuestLabels(row), f64::from(u8::from(up))));
     }
 
     let cluster_cpus_allocated: f64 = nodes.values().map(|n| n.cpus_allocated).sum();

@@ -66,7 +66,7 @@ impl Families for Usage {
             .iter()
             .filter(|r| matches!(kind(r), "qemu" | "lxc"))
             .collect();
-        let vmids: Vec<String> = rows.iter().map(|r| vmid(r)).collect();
+        let vmids: Vec<compact_str::CompactString> = rows.iter().map(|r| vmid(r)).collect();
         // Every family has a series per guest: the label sets are made and sorted once.
         let mut all: Vec<(Names<'_>, &Resource)> = rows
             .iter()

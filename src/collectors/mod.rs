@@ -195,7 +195,7 @@ impl<T> Collected<T> {
 }
 
 /// The `/cluster/resources` rows every collection starts with.
-pub type Inventory = Collected<Vec<cluster_resources::Resource>>;
+pub type Inventory = Collected<cluster_resources::Rows>;
 
 /// What a collector's fetch may use.
 pub struct Context {
@@ -465,7 +465,7 @@ impl Collectors {
         let started = Instant::now();
         let inventory = if !self.inventory {
             Collected {
-                data: Vec::new(),
+                data: cluster_resources::Rows::default(),
                 errors: Vec::new(),
                 duration: Duration::ZERO,
                 unreachable: Vec::new(),
@@ -475,7 +475,7 @@ impl Collectors {
                 .await
                 .unwrap_or_else(|| {
                     let late = too_late(cluster_resources::PATH);
-                    Collected::failed(Vec::new(), late, started.elapsed())
+                    Collected::failed(cluster_resources::Rows::default(), late, started.elapsed())
                 })
         };
         log(&inventory.errors);

@@ -1,7 +1,8 @@
 //! One row of `/cluster/resources` as the exporter keeps it: the generated row (512 bytes,
 //! every field an `Option` of a lenient scalar) converted while the answer is decoded into
-//! 248 bytes: numbers without the second `Option`, the fields only storages, HA guests, locked
-//! guests or pool members have kept aside. 50,000 guests: 12 MB instead of 26.
+//! 256 bytes: numbers without the second `Option`, strings up to 24 bytes inline, the fields
+//! only storages, HA guests, locked guests or pool members have kept aside. 50,000 guests:
+//! 13 MB instead of 26.
 
 use compact_str::CompactString;
 use serde::Deserialize;
@@ -59,7 +60,7 @@ pub struct Resource {
     pub node: PveString,
     pub name: PveString,
     pub status: PveString,
-    pub tags: PveText,
+    pub tags: PveString,
     pub cpu: Num,
     pub maxcpu: Num,
     pub mem: Int,
@@ -75,17 +76,6 @@ pub struct Resource {
     pub shared: Flag,
     pub template: Flag,
     rare: Option<Box<Rare>>,
-}
-
-/// A string most rows lack: 16 bytes, and an allocation only when present.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PveText(Option<Box<str>>);
-
-impl Known for PveText {
-    type Value<'a> = &'a str;
-    fn known(&self) -> Option<&str> {
-        self.0.as_deref()
-    }
 }
 
 /// The fields of storages (content, storage, plugin type), HA guests (state), locked guests
@@ -155,7 +145,7 @@ impl From<Generated> for Resource {
             node: string(g.node),
             name: string(g.name),
             status: string(g.status),
-            tags: PveText(g.tags.and_then(|t| t.0).map(|t| Box::from(t.as_str()))),
+            tags: string(g.tags),
             cpu: Num(g.cpu.known().unwrap_or(f64::NAN)),
             maxcpu: Num(g.maxcpu.known().unwrap_or(f64::NAN)),
             mem: Int::new(g.mem.known()),
@@ -178,12 +168,136 @@ impl From<Generated> for Resource {
 /// `/cluster/resources`' answer, each row converted as soon as it is decoded.
 #[derive(Debug, Deserialize)]
 pub struct Answer {
-    pub data: Vec<Resource>,
+    pub data: Rows,
+}
+
+/// Rows per block of [`Rows`]: 1,024 × 256 bytes, over glibc's mmap threshold as
+/// [`crate::malloc`] sets it, so that each block is mapped on its own and handed back whole
+/// when the collection is dropped, never leaving holes in the heap.
+const ROWS_PER_BLOCK: usize = 1024;
+
+/// The rows of an answer, kept in blocks of [`ROWS_PER_BLOCK`] rows. A `Vec` of 50,000 rows
+/// grows by doubling while they are decoded (16 MB of capacity for 13 MB of rows, and for a
+/// moment the old 8 MB beside the new 16 when the allocator must copy); blocks never move
+/// what is decoded and waste at most one block.
+#[derive(Clone, Debug, Default)]
+pub struct Rows {
+    blocks: Vec<Vec<Resource>>,
+    len: usize,
+}
+
+impl Rows {
+    pub fn push(&mut self, row: Resource) {
+        match self.blocks.last_mut() {
+            Some(block) if block.len() < ROWS_PER_BLOCK => block.push(row),
+            _ => {
+                let mut block = Vec::with_capacity(ROWS_PER_BLOCK);
+                block.push(row);
+                self.blocks.push(block);
+            }
+        }
+        self.len += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Resource> + Clone {
+        self.blocks.iter().flatten()
+    }
+
+    /// Keeps the rows `keep` accepts, in their order.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Resource) -> bool) {
+        for block in &mut self.blocks {
+            block.retain(&mut keep);
+        }
+        self.blocks.retain(|b| !b.is_empty());
+        self.len = self.blocks.iter().map(Vec::len).sum();
+    }
+}
+
+impl<'a> IntoIterator for &'a Rows {
+    type Item = &'a Resource;
+    type IntoIter = std::iter::Flatten<std::slice::Iter<'a, Vec<Resource>>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.blocks.iter().flatten()
+    }
+}
+
+impl FromIterator<Resource> for Rows {
+    fn from_iter<I: IntoIterator<Item = Resource>>(rows: I) -> Rows {
+        let mut kept = Rows::default();
+        for row in rows {
+            kept.push(row);
+        }
+        kept
+    }
+}
+
+impl<'de> Deserialize<'de> for Rows {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Rows, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Rows;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of resources")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Rows, A::Error> {
+                let mut rows = Rows::default();
+                while let Some(row) = seq.next_element::<Resource>()? {
+                    rows.push(row);
+                }
+                Ok(rows)
+            }
+        }
+        deserializer.deserialize_seq(Visitor)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_keep_their_order_across_blocks_and_through_retain() {
+        let count = ROWS_PER_BLOCK * 2 + 7;
+        let answer = serde_json::json!({"data": (0..count)
+            .map(|i| serde_json::json!({"id": format!("qemu/{i}"), "type": "qemu", "vmid": i}))
+            .collect::<Vec<_>>()});
+        let mut rows = serde_json::from_value::<Answer>(answer).unwrap().data;
+        assert_eq!(rows.len(), count);
+        assert_eq!(rows.blocks.len(), 3);
+        let vmids =
+            |rows: &Rows| -> Vec<i64> { rows.iter().filter_map(|r| r.vmid.known()).collect() };
+        assert_eq!(vmids(&rows), (0..count as i64).collect::<Vec<_>>());
+        // Empties the first block, thins the others.
+        rows.retain(|r| {
+            r.vmid
+                .known()
+                .is_some_and(|v| v >= ROWS_PER_BLOCK as i64 && v % 2 == 0)
+        });
+        let kept: Vec<i64> = (ROWS_PER_BLOCK as i64..count as i64)
+            .filter(|v| v % 2 == 0)
+            .collect();
+        assert_eq!(vmids(&rows), kept);
+        assert_eq!(rows.len(), kept.len());
+        assert_eq!(rows.blocks.len(), 2);
+        assert_eq!((&rows).into_iter().count(), kept.len());
+        // A row pushed after the retain goes on at the end.
+        rows.push(
+            serde_json::from_value(serde_json::json!({"id": "node/a", "type": "node"})).unwrap(),
+        );
+        assert_eq!(
+            rows.iter().last().and_then(|r| r.id.known()),
+            Some("node/a")
+        );
+        assert!(serde_json::from_value::<Answer>(serde_json::json!({"data": {}})).is_err());
+    }
 
     #[test]
     fn a_row_keeps_what_the_generated_row_held() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::cluster_resources::{Resource, is_guest, kind, vmid};
+use super::cluster_resources::{Rows, is_guest, kind, vmid};
 use super::guest::sorted_tags;
 use super::{BoxFuture, Collected, Collector, Context, Cost, Spec, Families, Sample, Target, View};
 use super::{gauge_family, unix_seconds};
@@ -44,7 +44,7 @@ impl Collector for Snapshots {
 }
 
 /// The guests whose snapshots are asked: templates aside, on the `online` nodes.
-fn guests(rows: &[Resource], online: &[String]) -> Vec<GuestRef> {
+fn guests(rows: &Rows, online: &[String]) -> Vec<GuestRef> {
     rows.iter()
         .filter(|r| is_guest(r))
         .filter(|r| r.node.known().is_some_and(|n| online.iter().any(|o| o == n)))
@@ -61,7 +61,7 @@ fn guests(rows: &[Resource], online: &[String]) -> Vec<GuestRef> {
 }
 
 /// The snapshot list paths this collector asks for these rows.
-pub fn paths(rows: &[Resource], online: &[String]) -> Vec<String> {
+pub fn paths(rows: &Rows, online: &[String]) -> Vec<String> {
     guests(rows, online).iter().map(Target::path).collect()
 }
 
