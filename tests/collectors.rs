@@ -368,3 +368,98 @@ async fn no_ceph_is_not_a_failure_but_a_broken_ceph_is() {
         .set_answer("/cluster/ceph/status", Answer::Status(500));
     assert!(!success(&scrape(&url).await, "ceph"));
 }
+
+/// `/cluster/resources` as generated, and the same with `node` offline.
+fn resources_with_offline(answers: &Answers, node: &str) -> (Answer, Answer) {
+    let Some(Answer::Json(body)) = answers.0.get("/cluster/resources") else {
+        panic!("no resources");
+    };
+    let mut rows: Value = serde_json::from_slice(body).unwrap();
+    for row in rows["data"].as_array_mut().unwrap() {
+        if row["type"] == "node" && row["node"] == node {
+            row["status"] = "offline".into();
+        }
+    }
+    let changed = Answer::Json(serde_json::to_vec(&rows).unwrap().into());
+    (Answer::Json(body.clone()), changed)
+}
+
+/// From the second collection on, the per-node requests go out on the last collection's
+/// nodes while `/cluster/resources` is still on its way, instead of after it.
+#[tokio::test]
+async fn per_node_requests_do_not_wait_for_the_inventory_when_the_nodes_are_known() {
+    let answers = cluster();
+    let (n, _, _) = sizes(&answers);
+    let api = FakeEndpoint::serve(answers.clone()).await;
+    let (url, _) = exporter_with(
+        vec![api.url.clone()],
+        Duration::ZERO,
+        only("node_disks", None),
+    )
+    .await;
+    let first = scrape(&url).await;
+    assert!(success(&first, "node_disks"), "{first}");
+
+    let (resources, _) = resources_with_offline(&answers, "-");
+    let slow = Duration::from_millis(1500);
+    api.api.set_answer(
+        "/cluster/resources",
+        Answer::Delayed(slow, Box::new(resources)),
+    );
+    let before = api.api.requests();
+    let second = tokio::spawn(async move { scrape(&url).await });
+    tokio::time::sleep(slow / 3).await;
+    // The inventory has not answered yet; every online node has been asked already.
+    assert_eq!(api.api.requests() - before, 1 + n);
+    let second = second.await.unwrap();
+    assert!(success(&second, "node_disks"), "{second}");
+    assert_eq!(api.api.requests() - before, 1 + n);
+    let disks = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("proxmox_node_disk"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(disks(&second), disks(&first));
+}
+
+/// When the nodes changed since the last collection, the answers asked early are dropped
+/// and the per-node collectors ask the nodes the new inventory lists: what a node that went
+/// offline answered must not show.
+#[tokio::test]
+async fn per_node_answers_follow_the_new_inventory_when_the_nodes_changed() {
+    let answers = cluster();
+    let api = FakeEndpoint::serve(answers.clone()).await;
+    let (url, _) = exporter_with(
+        vec![api.url.clone()],
+        Duration::ZERO,
+        only("node_disks", None),
+    )
+    .await;
+    let first = scrape(&url).await;
+    let node = first
+        .lines()
+        .find(|l| l.starts_with("proxmox_node_disk_smart_status{"))
+        .and_then(|l| l.split("node=\"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .expect("a disk with its node")
+        .to_owned();
+
+    let (_, changed) = resources_with_offline(&answers, &node);
+    // Slow enough that the early requests have answered before the inventory comes.
+    api.api.set_answer(
+        "/cluster/resources",
+        Answer::Delayed(Duration::from_millis(300), Box::new(changed)),
+    );
+    let second = scrape(&url).await;
+    assert!(success(&second, "node_disks"), "{second}");
+    let shown = format!("node=\"{node}\"");
+    assert!(
+        second
+            .lines()
+            .filter(|l| l.starts_with("proxmox_node_disk"))
+            .all(|l| !l.contains(&shown)),
+        "{node} is offline now:\n{second}"
+    );
+    assert!(second.lines().any(|l| l.starts_with("proxmox_node_disk")));
+}
