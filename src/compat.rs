@@ -527,7 +527,7 @@ impl Families for Resources {
                     ("name", text(r.name.known())),
                     ("type", Cow::Borrowed(kind(r))),
                     ("template", Cow::Owned(bool_text(r.template.known()))),
-                    ("tags", text(r.tags.known())),
+                    ("tags", text(r.tags())),
                 ];
                 (labels, 1.0)
             });

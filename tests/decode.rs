@@ -120,18 +120,9 @@ fn disks_with_na_wearout_string_rpm_and_every_health() {
             None
         ]
     );
-    assert_eq!(disks[1].osdid.known(), Some(3));
-    assert_eq!(disks[1].size.known(), Some(960_197_124_096));
-    assert_eq!(disks[1].gpt.known(), Some(false));
-    let osds: Vec<Option<i64>> = disks[1]
-        .osdid_list
-        .iter()
-        .flatten()
-        .map(|o| o.known())
-        .collect();
-    assert_eq!(osds, [Some(3)]);
-    assert!(disks[0].osdid_list.is_none());
-    assert_eq!(disks[2].size.known(), Some(8_001_563_222_016));
+    // Only the fields the collector reads are decoded (operations.txt: `=devpath =health`);
+    // rows whose other fields carry PVE's quirks (`N/A` wearout, a string rpm, a null
+    // osdid-list) decode them all the same.
     assert_eq!(disks[4].devpath.known(), Some("/dev/sdd"));
 }
 
@@ -141,9 +132,8 @@ fn certificates_with_string_and_missing_dates() {
         fixture::<GetNodesNodeCertificatesInfoResponse>("/nodes/atlas/certificates/info").data;
     assert_eq!(certs[0].notafter.known(), Some(2_015_360_000));
     assert_eq!(certs[1].notafter.known(), Some(1_763_280_000));
-    assert_eq!(certs[1].public_key_bits.known(), Some(2048));
-    assert_eq!(certs[1].san.as_ref().map(|s| s.len()), Some(6));
-    assert!(certs[0].san.is_none());
+    // Only `notafter` and `subject` are decoded (operations.txt): the PEM text and the rest
+    // of each certificate are skipped, whatever their shape.
     assert_eq!(certs[2].notafter.known(), None);
     assert!(
         certs[0]

@@ -170,7 +170,7 @@ impl Families for Usage {
             gauge,
             locks,
         )?;
-        let tags: Vec<String> = all.iter().map(|(_, r)| sorted_tags(r.tags.known())).collect();
+        let tags: Vec<String> = all.iter().map(|(_, r)| sorted_tags(r.tags())).collect();
         let infos = all.iter().zip(&tags).map(|((names, r), tags)| {
             let template = if r.template.known() == Some(true) { "1" } else { "0" };
             let extra = [

@@ -54,7 +54,7 @@ fn guests(rows: &Rows, online: &[String]) -> Vec<GuestRef> {
                 kind: kind(r).to_owned(),
                 vmid: vmid(r).parse().ok()?,
                 name: r.name.known().unwrap_or("").to_owned(),
-                tags: sorted_tags(r.tags.known()),
+                tags: sorted_tags(r.tags()),
             })))
         })
         .collect()
