@@ -46,6 +46,9 @@ struct Options {
     /// `cache_seconds` (instead of collecting on every scrape), for `--collect-ahead`.
     interval_ms: Option<u64>,
     cache_seconds: u64,
+    /// The scale goals: the exporter alone, every scrape cold, one and three endpoints; see
+    /// [`scale`].
+    scale: bool,
 }
 
 fn options() -> Options {
@@ -65,6 +68,7 @@ fn options() -> Options {
         endpoints: 3,
         interval_ms: None,
         cache_seconds: 2,
+        scale: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -96,6 +100,7 @@ fn options() -> Options {
             "--node-source" => o.node_source = true,
             "--pve" => o.pve = true,
             "--realistic" => o.realistic = true,
+            "--scale" => o.scale = true,
             "--bandwidth" => o.bandwidth = args.next().and_then(|n| n.parse().ok()),
             "--only-defaults" => o.only_defaults = true,
             "--interval-ms" => o.interval_ms = args.next().and_then(|n| n.parse().ok()),
@@ -536,6 +541,10 @@ fn main() {
         runtime.block_on(realistic(&o));
         return;
     }
+    if o.scale {
+        runtime.block_on(scale(&o));
+        return;
+    }
     println!(
         "| nodes/guests | latency | cold scrape ms (first / p50 / p99) | API requests per cold scrape | 4 scrapes at once: API requests | warm p50 / p99 ms | CPU ms per cold scrape | peak RSS MB | exposition bytes (gzip) | prometheus-pve-exporter: scrape ms p50, API requests, CPU ms, RSS MB, bytes | speed-up |"
     );
@@ -615,6 +624,101 @@ fn main() {
                     ours.gzip_bytes,
                 );
             });
+        }
+    }
+}
+
+/// Serves `count` of the cluster's nodes (pve01, pve02, …) as endpoints, each on its own port
+/// with TLS; returns the servers and their addresses.
+async fn serve_endpoints(
+    api: &SimApi,
+    count: usize,
+) -> (
+    Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+    Vec<String>,
+) {
+    let mut servers = Vec::new();
+    let mut addresses = Vec::new();
+    for i in 0..count {
+        let endpoint = if i == 0 {
+            api.clone()
+        } else {
+            api.endpoint(&format!("pve{:02}", i + 1))
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        addresses.push(listener.local_addr().expect("address").to_string());
+        servers.push(tokio::spawn(
+            endpoint.serve_tls(listener, self_signed().expect("certificate")),
+        ));
+    }
+    (servers, addresses)
+}
+
+/// The scale goals (issue: 500 nodes / 50,000 guests, peak RSS and cold scrape time): the
+/// exporter alone in its own process against a simulator that answers after the latency and
+/// nothing else, every scrape cold (cache off, connections closed before it as 30 s between
+/// scrapes would), with one and with three endpoints, default flags and without the
+/// connection limit. The first scrape has no node list yet; later ones ask the nodes while
+/// the inventory comes. Peak RSS is over all of a row's scrapes.
+async fn scale(o: &Options) {
+    println!(
+        "| nodes/guests | latency | endpoints | flags | first scrape ms | later cold scrapes p50 / p99 ms | API requests per scrape | new connections per scrape | peak RSS MB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for &(nodes, guests) in &o.sizes {
+        let answers = Answers::generate(nodes, guests, 1, SystemTime::now());
+        for &latency in &o.latencies {
+            for endpoints in [1, 3] {
+                for flags in ["defaults", "--max-connections-per-endpoint 0"] {
+                    let api = SimApi::new(answers.clone(), TOKEN_ID, TOKEN_SECRET);
+                    api.set_latency(Duration::from_millis(latency));
+                    let (servers, addresses) = serve_endpoints(&api, nodes.min(endpoints)).await;
+                    let joined: Vec<String> =
+                        addresses.iter().map(|a| format!("https://{a}/")).collect();
+                    let args: Vec<String> = match flags {
+                        "defaults" => Vec::new(),
+                        other => other.split_whitespace().map(str::to_owned).collect(),
+                    };
+                    let reach = Reach::Flags {
+                        endpoint: &joined.join(","),
+                    };
+                    let (process, url) = start_exporter(&reach, "0", &args);
+                    let client = reqwest::Client::builder()
+                        .timeout(Duration::from_secs(300))
+                        .no_gzip()
+                        .build()
+                        .expect("client");
+                    let mut ms = Vec::new();
+                    let mut spent = Vec::new();
+                    for _ in 0..=o.cold_runs {
+                        api.close_idle_connections();
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        let before =
+                            Stats::total(&api.cluster_stats().into_values().collect::<Vec<_>>());
+                        ms.push(scrape(&client, &url, false).await.0);
+                        let after =
+                            Stats::total(&api.cluster_stats().into_values().collect::<Vec<_>>());
+                        spent.push(after.since(&before));
+                    }
+                    let rss = peak_rss_mb(process.pid());
+                    drop(process);
+                    for server in servers {
+                        server.abort();
+                    }
+                    let first = ms.remove(0);
+                    let later = spent.last().copied().unwrap_or_default();
+                    let ms = sorted(ms);
+                    println!(
+                        "| {nodes}/{guests} | {latency} ms | {endpoints} | {flags} | {first:.0} | {:.0} / {:.0} | {} | {} | {rss:.1} |",
+                        percentile(&ms, 0.5),
+                        percentile(&ms, 0.99),
+                        later.requests,
+                        later.connections,
+                    );
+                }
+            }
         }
     }
 }
@@ -699,22 +803,7 @@ async fn realistic_row(
         bandwidth: o.bandwidth,
         ..Behaviour::pveproxy()
     });
-    let mut servers = Vec::new();
-    let mut addresses = Vec::new();
-    for i in 0..nodes.min(o.endpoints.max(1)) {
-        let endpoint = if i == 0 {
-            api.clone()
-        } else {
-            api.endpoint(&format!("pve{:02}", i + 1))
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        addresses.push(listener.local_addr().expect("address").to_string());
-        servers.push(tokio::spawn(
-            endpoint.serve_tls(listener, self_signed().expect("certificate")),
-        ));
-    }
+    let (servers, addresses) = serve_endpoints(&api, nodes.min(o.endpoints.max(1))).await;
     let endpoints: Vec<String> = addresses.iter().map(|a| format!("https://{a}/")).collect();
     let joined = endpoints.join(",");
     let config = pve_yml();
