@@ -21,3 +21,6 @@ echo
 echo "## The exporter alone (simulator without pveproxy's limits, one endpoint, no connection limit)"
 cargo bench --bench scrape -- --pve-exporter "$venv/bin/pve_exporter" \
   --exporter-args "--max-connections-per-endpoint 0" "$@"
+echo
+echo "## Scale (500 nodes / 50,000 guests, the exporter alone, every scrape cold)"
+cargo bench --bench scrape -- --scale --sizes 500/50000 --latencies 20 --cold-runs 10
