@@ -463,3 +463,25 @@ async fn per_node_answers_follow_the_new_inventory_when_the_nodes_changed() {
     );
     assert!(second.lines().any(|l| l.starts_with("proxmox_node_disk")));
 }
+
+/// While `/cluster/resources` keeps failing, the nodes are not asked ahead of it: after the
+/// first failed inventory, a collection costs the one request the seed's did.
+#[tokio::test]
+async fn a_failing_inventory_stops_the_early_per_node_requests() {
+    let api = FakeEndpoint::serve(cluster()).await;
+    let (url, _) = exporter_with(
+        vec![api.url.clone()],
+        Duration::ZERO,
+        only("node_disks", None),
+    )
+    .await;
+    assert!(success(&scrape(&url).await, "node_disks"));
+    api.api
+        .set_answer("/cluster/resources", Answer::Status(500));
+    // The nodes were asked early once more, their answers dropped with the failed inventory.
+    let text = scrape(&url).await;
+    assert!(!text.contains("proxmox_node_disk_smart_status{"), "{text}");
+    let before = api.api.requests();
+    scrape(&url).await;
+    assert_eq!(api.api.requests() - before, 1);
+}

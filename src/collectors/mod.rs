@@ -558,20 +558,22 @@ impl Collectors {
             }
             None => false,
         };
-        if self.inventory && ctx.inventory.succeeded() {
-            let nodes: cluster_resources::Rows = ctx
-                .inventory
-                .data
-                .iter()
-                .filter(|r| cluster_resources::kind(r) == "node")
-                .cloned()
-                .collect();
-            *lock(&self.last_nodes) = Some(Arc::new(Collected {
-                data: nodes,
-                errors: Vec::new(),
-                duration: Duration::ZERO,
-                unreachable: Vec::new(),
-            }));
+        // After a failed inventory the next collection waits for its own: a cluster whose
+        // `/cluster/resources` keeps failing is not asked per node for nothing every window.
+        if self.inventory {
+            let nodes = ctx.inventory.succeeded().then(|| {
+                let rows = ctx.inventory.data.iter();
+                Arc::new(Collected {
+                    data: rows
+                        .filter(|r| cluster_resources::kind(r) == "node")
+                        .cloned()
+                        .collect(),
+                    errors: Vec::new(),
+                    duration: Duration::ZERO,
+                    unreachable: Vec::new(),
+                })
+            });
+            *lock(&self.last_nodes) = nodes;
         }
 
         let mut tasks = tokio::task::JoinSet::new();
