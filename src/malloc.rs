@@ -2,9 +2,10 @@
 //! every collection (50,000 rows, a 4 MB exposition). By default glibc gives threads arenas
 //! of their own, keeps what they free there, and raises its mmap threshold each time a big
 //! block is freed, so that the next collection's rows land on the heap beside the last one's
-//! holes: at 500 nodes / 50,000 guests peak RSS climbed from 38 to 47 MB over three scrapes.
-//! With one arena and fixed thresholds it stays at 37–40 MB (BENCHMARKS.md, "What limits
-//! 500 nodes"). An operator's own `MALLOC_*` variables win: then nothing is changed.
+//! holes: at 500 nodes / 50,000 guests peak RSS climbed from 38 to 47 MB over three scrapes;
+//! with one arena and fixed thresholds it levels off 2–3 MB above the first scrape's peak
+//! (BENCHMARKS.md, "Scale"). An operator's own `MALLOC_*` variables win: then nothing is
+//! changed.
 
 /// What [`tune`] sets: one arena; blocks from 128 KiB up mapped on their own (and unmapped
 /// when freed); the heap's top given back from 128 KiB.
