@@ -755,7 +755,7 @@ enum Row {
 /// new connections and TLS handshakes per endpoint, bytes sent, pveproxy worker time, hops.
 async fn realistic(o: &Options) {
     println!(
-        "| nodes/guests | latency | scraped | scrape ms p50 / p99 | API requests | new connections (= TLS handshakes) per endpoint | proxied to another node | bytes sent by pveproxy | pveproxy worker ms | web UI requests meanwhile: ms p50 / p99 | exporter CPU ms | exporter peak RSS MB |"
+        "| nodes/guests | latency | scraped | scrape ms p50 / p99 | API requests: all (per endpoint) | new connections (= TLS handshakes) per endpoint | proxied to another node | bytes sent by pveproxy: all (per endpoint) | pveproxy worker ms: all nodes (the endpoints') | web UI requests meanwhile: ms p50 / p99 | exporter CPU ms | exporter peak RSS MB |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     proxmox_exporter::pve::dispatcher::install_crypto_provider();
@@ -912,17 +912,22 @@ async fn realistic_row(
     let per_run = |v: u64| v as f64 / runs as f64;
     let ms = sorted(ms);
     let ui_ms = sorted(ui_ms);
-    let connections: Vec<String> = per_endpoint
-        .iter()
-        .map(|s| format!("{:.0}", per_run(s.connections)))
-        .collect();
+    // Per window, each endpoint's share of one count, "a / b / c".
+    let each = |count: fn(&Stats) -> u64, scale: f64| -> String {
+        per_endpoint
+            .iter()
+            .map(|s| format!("{:.0}", per_run(count(s)) / scale))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
     let handshakes_match = per_endpoint.iter().all(|s| s.connections == s.handshakes);
     println!(
-        "| {nodes}/{guests} | {latency} ms | {what} | {:.0} / {:.0} | {:.0} | {}{} | {:.0} | {:.0} kB | {:.0} | {:.0} / {:.0} | {cpu_ms:.0} | {rss:.0} |",
+        "| {nodes}/{guests} | {latency} ms | {what} | {:.0} / {:.0} | {:.0} ({}) | {}{} | {:.0} | {:.0} kB ({}) | {:.0} ({}) | {:.0} / {:.0} | {cpu_ms:.0} | {rss:.0} |",
         percentile(&ms, 0.5),
         percentile(&ms, 0.99),
         per_run(total.requests),
-        connections.join(" / "),
+        each(|s| s.requests, 1.0),
+        each(|s| s.connections, 1.0),
         if handshakes_match {
             ""
         } else {
@@ -930,7 +935,9 @@ async fn realistic_row(
         },
         per_run(total.proxied),
         per_run(total.bytes_sent) / 1000.0,
+        each(|s| s.bytes_sent, 1000.0),
         per_run(total.worker_micros) / 1000.0,
+        each(|s| s.worker_micros, 1000.0),
         percentile(&ui_ms, 0.5),
         percentile(&ui_ms, 0.99),
     );
