@@ -369,6 +369,29 @@ async fn no_ceph_is_not_a_failure_but_a_broken_ceph_is() {
     assert!(!success(&scrape(&url).await, "ceph"));
 }
 
+/// An exporter with only `node_disks` over `answers`, scraped once (successfully): the
+/// endpoint, the scrape URL and that first exposition.
+async fn node_disks_scraped_once(answers: &Answers) -> (FakeEndpoint, String, String) {
+    let api = FakeEndpoint::serve(answers.clone()).await;
+    let (url, _) = exporter_with(
+        vec![api.url.clone()],
+        Duration::ZERO,
+        only("node_disks", None),
+    )
+    .await;
+    let first = scrape(&url).await;
+    assert!(success(&first, "node_disks"), "{first}");
+    (api, url, first)
+}
+
+/// The `node_disks` collector's series.
+fn disk_lines(exposition: &str) -> Vec<&str> {
+    exposition
+        .lines()
+        .filter(|l| l.starts_with("proxmox_node_disk"))
+        .collect()
+}
+
 /// `/cluster/resources` as generated, and the same with `node` offline.
 fn resources_with_offline(answers: &Answers, node: &str) -> (Answer, Answer) {
     let Some(Answer::Json(body)) = answers.0.get("/cluster/resources") else {
@@ -390,16 +413,7 @@ fn resources_with_offline(answers: &Answers, node: &str) -> (Answer, Answer) {
 async fn per_node_requests_do_not_wait_for_the_inventory_when_the_nodes_are_known() {
     let answers = cluster();
     let (n, _, _) = sizes(&answers);
-    let api = FakeEndpoint::serve(answers.clone()).await;
-    let (url, _) = exporter_with(
-        vec![api.url.clone()],
-        Duration::ZERO,
-        only("node_disks", None),
-    )
-    .await;
-    let first = scrape(&url).await;
-    assert!(success(&first, "node_disks"), "{first}");
-
+    let (api, url, first) = node_disks_scraped_once(&answers).await;
     let (resources, _) = resources_with_offline(&answers, "-");
     let slow = Duration::from_millis(1500);
     api.api.set_answer(
@@ -414,13 +428,7 @@ async fn per_node_requests_do_not_wait_for_the_inventory_when_the_nodes_are_know
     let second = second.await.unwrap();
     assert!(success(&second, "node_disks"), "{second}");
     assert_eq!(api.api.requests() - before, 1 + n);
-    let disks = |text: &str| -> Vec<String> {
-        text.lines()
-            .filter(|l| l.starts_with("proxmox_node_disk"))
-            .map(str::to_owned)
-            .collect()
-    };
-    assert_eq!(disks(&second), disks(&first));
+    assert_eq!(disk_lines(&second), disk_lines(&first));
 }
 
 /// When the nodes changed since the last collection, the answers asked early are dropped
@@ -429,14 +437,7 @@ async fn per_node_requests_do_not_wait_for_the_inventory_when_the_nodes_are_know
 #[tokio::test]
 async fn per_node_answers_follow_the_new_inventory_when_the_nodes_changed() {
     let answers = cluster();
-    let api = FakeEndpoint::serve(answers.clone()).await;
-    let (url, _) = exporter_with(
-        vec![api.url.clone()],
-        Duration::ZERO,
-        only("node_disks", None),
-    )
-    .await;
-    let first = scrape(&url).await;
+    let (api, url, first) = node_disks_scraped_once(&answers).await;
     let node = first
         .lines()
         .find(|l| l.starts_with("proxmox_node_disk_smart_status{"))
@@ -454,28 +455,19 @@ async fn per_node_answers_follow_the_new_inventory_when_the_nodes_changed() {
     let second = scrape(&url).await;
     assert!(success(&second, "node_disks"), "{second}");
     let shown = format!("node=\"{node}\"");
+    let disks = disk_lines(&second);
+    assert!(!disks.is_empty(), "{second}");
     assert!(
-        second
-            .lines()
-            .filter(|l| l.starts_with("proxmox_node_disk"))
-            .all(|l| !l.contains(&shown)),
+        disks.iter().all(|l| !l.contains(&shown)),
         "{node} is offline now:\n{second}"
     );
-    assert!(second.lines().any(|l| l.starts_with("proxmox_node_disk")));
 }
 
 /// While `/cluster/resources` keeps failing, the nodes are not asked ahead of it: after the
 /// first failed inventory, a collection costs the one request the seed's did.
 #[tokio::test]
 async fn a_failing_inventory_stops_the_early_per_node_requests() {
-    let api = FakeEndpoint::serve(cluster()).await;
-    let (url, _) = exporter_with(
-        vec![api.url.clone()],
-        Duration::ZERO,
-        only("node_disks", None),
-    )
-    .await;
-    assert!(success(&scrape(&url).await, "node_disks"));
+    let (api, url, _) = node_disks_scraped_once(&cluster()).await;
     api.api
         .set_answer("/cluster/resources", Answer::Status(500));
     // The nodes were asked early once more, their answers dropped with the failed inventory.
