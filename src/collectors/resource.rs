@@ -145,7 +145,8 @@ impl Packed {
 }
 
 impl Resource {
-    /// Tags as PVE sent them (`a;b`), `Some("")` for none set.
+    /// Tags as PVE sent them (`a;b`): `None` when the row has no `tags`, `Some("")` when
+    /// PVE sent an empty list.
     pub fn tags(&self) -> Option<&str> {
         self.rare.get(Field::Tags)
     }
