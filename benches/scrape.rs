@@ -690,17 +690,15 @@ async fn scale(o: &Options) {
                         .no_gzip()
                         .build()
                         .expect("client");
+                    let all_endpoints = || Stats::total(api.cluster_stats().values());
                     let mut ms = Vec::new();
                     let mut spent = Vec::new();
                     for _ in 0..=o.cold_runs {
                         api.close_idle_connections();
                         tokio::time::sleep(Duration::from_millis(50)).await;
-                        let before =
-                            Stats::total(&api.cluster_stats().into_values().collect::<Vec<_>>());
+                        let before = all_endpoints();
                         ms.push(scrape(&client, &url, false).await.0);
-                        let after =
-                            Stats::total(&api.cluster_stats().into_values().collect::<Vec<_>>());
-                        spent.push(after.since(&before));
+                        spent.push(all_endpoints().since(&before));
                     }
                     let rss = peak_rss_mb(process.pid());
                     drop(process);

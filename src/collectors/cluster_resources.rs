@@ -148,17 +148,13 @@ impl<'a> GuestLabels<'a> {
             kind(row),
         ]
     }
-
-    fn vmid(&self) -> compact_str::CompactString {
-        vmid(self.0)
-    }
 }
 
 impl Ord for GuestLabels<'_> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.host_name_type()
             .cmp(&other.host_name_type())
-            .then_with(|| self.vmid().cmp(&other.vmid()))
+            .then_with(|| vmid(self.0).cmp(&vmid(other.0)))
     }
 }
 
@@ -182,7 +178,7 @@ impl prometheus_client::encoding::EncodeLabelSet for GuestLabels<'_> {
         encoder: &mut prometheus_client::encoding::LabelSetEncoder,
     ) -> std::fmt::Result {
         let [host, name, kind] = self.host_name_type();
-        let vmid = self.vmid();
+        let vmid = vmid(self.0);
         let labels = [
             ("host", host),
             ("name", name),

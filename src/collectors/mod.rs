@@ -160,6 +160,13 @@ pub fn find(name: &str) -> Option<&'static dyn Collector> {
     REGISTRY.iter().copied().find(|c| c.name() == name)
 }
 
+/// Where `collector` stands in [`REGISTRY`]; `None` for collectors outside it (`/pve`'s).
+fn registry_position(collector: &dyn Collector) -> Option<usize> {
+    REGISTRY
+        .iter()
+        .position(|c| std::ptr::addr_eq(*c, collector))
+}
+
 /// What one collector fetched, what failed, and how long it took.
 #[derive(Debug)]
 pub struct Collected<T> {
@@ -173,6 +180,16 @@ pub struct Collected<T> {
 impl<T> Collected<T> {
     pub fn succeeded(&self) -> bool {
         self.errors.is_empty()
+    }
+
+    /// `data` as given, with no error and no time spent (nothing was asked for it).
+    pub fn given(data: T) -> Self {
+        Collected {
+            data,
+            errors: Vec::new(),
+            duration: Duration::ZERO,
+            unreachable: Vec::new(),
+        }
     }
 
     /// Nothing but `error`, after `duration`.
@@ -426,13 +443,7 @@ impl Collectors {
     /// cache duration; `max_concurrent`: API requests under way at once.
     pub fn new(mut enabled: Vec<Enabled>, window: Duration, max_concurrent: usize) -> Self {
         // Collectors outside the registry (`/pve`'s parts) keep the order given.
-        let position = |e: &Enabled| {
-            REGISTRY
-                .iter()
-                .position(|c| std::ptr::addr_eq(*c, e.collector))
-                .unwrap_or(usize::MAX)
-        };
-        enabled.sort_by_key(position);
+        enabled.sort_by_key(|e| registry_position(e.collector).unwrap_or(usize::MAX));
         enabled.dedup_by_key(|e| e.collector.name());
         Collectors {
             enabled,
@@ -514,7 +525,7 @@ impl Collectors {
         // (100 ms at 50,000 guests). Should the nodes have changed, they are stopped and
         // asked again on the new ones.
         let per_node = |c: &&'static dyn Collector| {
-            c.cost() == Cost::PerNode && REGISTRY.iter().any(|r| std::ptr::addr_eq(*r, *c))
+            c.cost() == Cost::PerNode && registry_position(*c).is_some()
         };
         let last_nodes = if self.inventory {
             lock(&self.last_nodes).clone()
@@ -530,12 +541,7 @@ impl Collectors {
         }
 
         let inventory = if !self.inventory {
-            Collected {
-                data: cluster_resources::Rows::default(),
-                errors: Vec::new(),
-                duration: Duration::ZERO,
-                unreachable: Vec::new(),
-            }
+            Collected::given(cluster_resources::Rows::default())
         } else {
             before(deadline, cluster_resources::fetch(dispatcher))
                 .await
@@ -551,8 +557,7 @@ impl Collectors {
                 let same = ctx.online_nodes() == cluster_resources::online_nodes(&last.data);
                 if !same {
                     // Their answers would be the wrong nodes'.
-                    early.abort_all();
-                    while early.join_next().await.is_some() {}
+                    early.shutdown().await;
                 }
                 same
             }
@@ -563,15 +568,8 @@ impl Collectors {
         if self.inventory {
             let nodes = ctx.inventory.succeeded().then(|| {
                 let rows = ctx.inventory.data.iter();
-                Arc::new(Collected {
-                    data: rows
-                        .filter(|r| cluster_resources::kind(r) == "node")
-                        .cloned()
-                        .collect(),
-                    errors: Vec::new(),
-                    duration: Duration::ZERO,
-                    unreachable: Vec::new(),
-                })
+                let nodes = rows.filter(|r| cluster_resources::kind(r) == "node");
+                Arc::new(Collected::given(nodes.cloned().collect()))
             });
             *lock(&self.last_nodes) = nodes;
         }
