@@ -180,7 +180,7 @@ fn secret(text: &str) -> Result<SecretString, std::convert::Infallible> {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub log_level: tracing::Level,
-    pub web: crate::web::WebConfig,
+    pub web: crate::http::web::WebConfig,
     pub listen: SocketAddr,
     pub cache_duration: Duration,
     pub max_concurrent_requests: usize,
@@ -194,7 +194,7 @@ pub struct Config {
     /// file's modules are used (`/pve`, `/probe`).
     pub dispatcher: Option<DispatcherConfig>,
     /// The configuration file's modules (or the `PVE_*` variables' one).
-    pub modules: Option<crate::modules::Modules>,
+    pub modules: Option<crate::compat::modules::Modules>,
     /// The collectors to run, with their refresh.
     pub collectors: Vec<Enabled>,
     /// `--proxmox-ca-file`'s certificates, for the modules' targets too.
@@ -474,16 +474,16 @@ impl Cli {
                 })?,
         };
         let web = match &self.web_config_file {
-            Some(path) => crate::web::WebConfig::load(path)
+            Some(path) => crate::http::web::WebConfig::load(path)
                 .map_err(|e| invalid("--web.config.file (PROXMOX_EXPORTER_WEB_CONFIG_FILE)", e))?,
-            None => crate::web::WebConfig::default(),
+            None => crate::http::web::WebConfig::default(),
         };
         let modules = match &self.config_file {
             Some(path) => Some(
-                crate::modules::Modules::load(path)
+                crate::compat::modules::Modules::load(path)
                     .map_err(|e| invalid("--config.file (PROXMOX_EXPORTER_CONFIG_FILE)", e))?,
             ),
-            None => crate::modules::Modules::from_env(self.pve_variables.clone())
+            None => crate::compat::modules::Modules::from_env(self.pve_variables.clone())
                 .map_err(|e| invalid("PVE_USER, PVE_TOKEN_NAME, …", e))?,
         };
         let extra_roots = match &self.proxmox_ca_file {

@@ -4,10 +4,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use proxmox_exporter::config::{Cli, Command};
+use proxmox_exporter::exporter::Exporter;
+use proxmox_exporter::exporter::targets::{TargetSettings, Targets};
+use proxmox_exporter::http::server;
 use proxmox_exporter::pve::Dispatcher;
-use proxmox_exporter::server::{self, Exporter};
 use proxmox_exporter::sim::{Answers, SimApi};
-use proxmox_exporter::targets::{TargetSettings, Targets};
 use proxmox_exporter::telemetry;
 use secrecy::ExposeSecret;
 

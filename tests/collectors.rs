@@ -286,7 +286,7 @@ fn the_operations_list_and_the_collectors_agree() {
         "GET /cluster/resources".into(),
         "POST /access/ticket".into(),
     ];
-    let parts = proxmox_exporter::compat::PARTS
+    let parts = proxmox_exporter::compat::families::PARTS
         .iter()
         .map(|p| *p as &dyn proxmox_exporter::collectors::Collector);
     for collector in REGISTRY.iter().copied().chain(parts) {

@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use proptest::prelude::*;
-use proxmox_exporter::collectors::{
-    Collected, Exposition, Format, Outcome, Snapshot, cluster_resources, guest,
-};
+use proxmox_exporter::collectors::{Collected, Outcome, Snapshot, cluster_resources, guest};
+use proxmox_exporter::exporter::{Exposition, Format};
 use proxmox_exporter::pve::client::types::{
     GetClusterResourcesResponse, GetNodesNodeCertificatesInfoResponse,
     GetNodesNodeDisksListResponse,

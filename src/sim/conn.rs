@@ -291,5 +291,5 @@ pub(super) fn maybe_gzip(
     body: &[u8],
 ) -> Option<bytes::Bytes> {
     (behaviour.gzip && accepts_gzip && body.len() > 1024)
-        .then(|| crate::server::gzipped(body, flate2::Compression::default()))
+        .then(|| crate::exporter::gzipped(body, flate2::Compression::default()))
 }

@@ -9,8 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use proxmox_exporter::collectors::{Enabled, REGISTRY};
+use proxmox_exporter::exporter::Exporter;
+use proxmox_exporter::http::server;
 use proxmox_exporter::pve::{ApiToken, Backoff, Dispatcher, DispatcherConfig};
-use proxmox_exporter::server::{self, Exporter};
 use proxmox_exporter::sim::{Answer, Answers, SimApi};
 
 pub const TOKEN_ID: &str = "monitoring@pve!exporter";
@@ -273,9 +274,9 @@ pub fn targets(
     yaml: &str,
     capacity: usize,
     idle: Duration,
-) -> Arc<proxmox_exporter::targets::Targets> {
-    use proxmox_exporter::targets::{TargetSettings, Targets};
-    let modules = proxmox_exporter::modules::Modules::parse(yaml, Path::new(".")).unwrap();
+) -> Arc<proxmox_exporter::exporter::targets::Targets> {
+    use proxmox_exporter::exporter::targets::{TargetSettings, Targets};
+    let modules = proxmox_exporter::compat::modules::Modules::parse(yaml, Path::new(".")).unwrap();
     Arc::new(Targets::new(
         modules,
         TargetSettings {
@@ -293,7 +294,7 @@ pub fn targets(
 }
 
 /// Serves `targets` (and no cluster of its own) on a loopback port; its base URL.
-pub async fn serve_targets(targets: Arc<proxmox_exporter::targets::Targets>) -> String {
+pub async fn serve_targets(targets: Arc<proxmox_exporter::exporter::targets::Targets>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let served = server::Served {

@@ -7,11 +7,11 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::Exporter;
 use crate::collectors::Enabled;
+use crate::compat::modules::Modules;
 use crate::lock;
-use crate::modules::Modules;
 use crate::pve::{Backoff, Dispatcher, DispatcherConfig};
-use crate::server::Exporter;
 
 /// How the exporters of new targets are made.
 #[derive(Clone, Debug)]
@@ -138,7 +138,7 @@ impl Targets {
     pub fn pve(&self, target: &Target, cluster: bool, node: bool) -> Arc<Exporter> {
         let slot = &target.pve[2 * usize::from(cluster) + usize::from(node)];
         slot.get_or_init(|| {
-            let parts = crate::compat::enabled(cluster, node);
+            let parts = crate::compat::families::enabled(cluster, node);
             let concurrency = crate::collectors::default_concurrency(&parts);
             let exporter = Exporter::new(
                 target.dispatcher.clone(),

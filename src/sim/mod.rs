@@ -992,9 +992,9 @@ fn local_node(answers: &Answers) -> Option<String> {
 /// The simulator's certificate, self-signed for `localhost` and 127.0.0.1 and valid for a
 /// century, like the one a new PVE node makes for itself. Its key is public on purpose: it
 /// serves only the simulator on loopback.
-pub const LOCALHOST_CERT_PEM: &str = include_str!("sim_tls/localhost.crt");
+pub const LOCALHOST_CERT_PEM: &str = include_str!("tls/localhost.crt");
 /// The private key of [`LOCALHOST_CERT_PEM`].
-pub const LOCALHOST_KEY_PEM: &str = include_str!("sim_tls/localhost.key");
+pub const LOCALHOST_KEY_PEM: &str = include_str!("tls/localhost.key");
 
 /// A TLS acceptor with the simulator's self-signed certificate ([`LOCALHOST_CERT_PEM`]).
 pub fn self_signed() -> Result<tokio_rustls::TlsAcceptor, String> {
@@ -1072,7 +1072,7 @@ async fn answer(api: &SimApi, request: Request) -> Response {
         return status(404);
     };
     let accepts_gzip =
-        crate::server::accepts_gzip(headers.get(axum::http::header::ACCEPT_ENCODING));
+        crate::exporter::accepts_gzip(headers.get(axum::http::header::ACCEPT_ENCODING));
     let overridden = lock(&shared.overrides).get(path).cloned();
     // An answer for the path with its query (`/cluster/resources?type=vm`) comes first.
     let with_query = uri.query().map(|q| format!("{path}?{q}"));

@@ -84,7 +84,7 @@ impl WebConfig {
             }
         }
         let tls = match file.tls_server_config {
-            Some(tls) => Some(crate::tls::acceptor_from_files(
+            Some(tls) => Some(crate::http::tls::acceptor_from_files(
                 &dir.join(tls.cert_file),
                 &dir.join(tls.key_file),
             )?),

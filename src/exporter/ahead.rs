@@ -3,12 +3,10 @@
 //! answered at once from a collection a moment old, and the cluster sees one collection per
 //! window, evenly spaced. After some windows without a scrape it stops, and the next scrape
 //! collects as without this setting.
+//!
+//! This file only plans (when scrapes come, when to start); the exporter runs the plan.
 
-use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
-
-use crate::lock;
-use crate::server::Exporter;
 
 /// When scrapes came, as far as planning the next collection needs.
 #[derive(Debug, Default)]
@@ -69,43 +67,6 @@ impl Scrapes {
 /// collection, and half a second more, at most half the interval.
 pub fn lead(last_collection: Duration, interval: Duration) -> Duration {
     (last_collection.mul_f64(1.5) + Duration::from_millis(500)).min(interval / 2)
-}
-
-/// The planning loop, for as long as `exporter` exists.
-pub async fn run(
-    exporter: Weak<Exporter>,
-    scrapes: Arc<Mutex<Scrapes>>,
-    wake: Arc<tokio::sync::Notify>,
-    idle_windows: u32,
-) {
-    loop {
-        let plan = {
-            let Some(exporter) = exporter.upgrade() else {
-                return;
-            };
-            exporter.plan_ahead(&lock(&scrapes), idle_windows)
-        };
-        match plan {
-            Some(start) => {
-                tokio::select! {
-                    () = tokio::time::sleep_until(start.into()) => {
-                        let Some(exporter) = exporter.upgrade() else {
-                            return;
-                        };
-                        // Still due now? (Scrapes may have stopped while it slept.)
-                        let due = exporter.plan_ahead(&lock(&scrapes), idle_windows);
-                        if due.is_some_and(|at| at <= Instant::now()) {
-                            exporter.refresh().await;
-                        }
-                    }
-                    // A scrape may have changed the plan (a new interval, or scrapes again).
-                    () = wake.notified() => {}
-                }
-            }
-            // Nothing to plan yet, or scrapes stopped: wait for the next scrape.
-            None => wake.notified().await,
-        }
-    }
 }
 
 #[cfg(test)]

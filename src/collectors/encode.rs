@@ -1,0 +1,106 @@
+//! The helpers collectors write their families with: gauges with stable, sorted series,
+//! label pairs, and numbers written the way Prometheus' own exporters write them.
+
+use std::time::SystemTime;
+
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::MetricType;
+
+use super::Inventory;
+
+/// What a collector's encoding may use besides its own answers.
+pub struct View<'a> {
+    /// When the collection started: ages and days left count from here.
+    pub taken_at: SystemTime,
+    pub inventory: &'a Inventory,
+    /// Nodes listed online whose own requests answered 595/596 in this collection.
+    pub unreachable: &'a [String],
+}
+
+/// Seconds since the Unix epoch (negative before it).
+pub fn unix_seconds(at: SystemTime) -> f64 {
+    match at.duration_since(std::time::UNIX_EPOCH) {
+        Ok(since) => since.as_secs_f64(),
+        Err(before) => -before.duration().as_secs_f64(),
+    }
+}
+
+/// One sample: its label pairs and its value.
+pub type Sample = (Vec<(&'static str, String)>, f64);
+
+/// Writes one gauge family with its samples sorted by label values, so output is stable.
+/// A series must not repeat: of samples with equal labels the first given is kept, so a
+/// collector puts the one it prefers first.
+/// Any label set that sorts will do: a [`Sample`]'s owned labels, or labels borrowed from
+/// the answers for families with a series per guest.
+pub fn gauge_family<L>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    mut samples: Vec<(L, f64)>,
+) -> std::fmt::Result
+where
+    L: prometheus_client::encoding::EncodeLabelSet + Ord,
+{
+    samples.sort_by(|a, b| a.0.cmp(&b.0));
+    samples.dedup_by(|later, earlier| later.0 == earlier.0);
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in &samples {
+        let metric = family.encode_family(labels)?;
+        encode_number(metric, *value)?;
+    }
+    Ok(())
+}
+
+/// Writes one family from samples already sorted by label set and without repeats, borrowing
+/// their label sets: no copy per sample, for families with a series per guest.
+pub fn sorted_family<L: prometheus_client::encoding::EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    samples: impl Iterator<Item = (L, f64)>,
+) -> std::fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+    for (labels, value) in samples {
+        let metric = family.encode_family(&labels)?;
+        if matches!(kind, MetricType::Counter) {
+            let count = value.max(0.0) as u64;
+            let mut metric = metric;
+            metric
+                .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&count, None)?;
+        } else {
+            encode_number(metric, value)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a gauge without labels.
+pub fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: f64,
+) -> std::fmt::Result {
+    let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    encode_number(metric, value)
+}
+
+/// Whole numbers are written without a fraction (`24`, not `24.0`).
+fn encode_number(
+    mut metric: prometheus_client::encoding::MetricEncoder,
+    value: f64,
+) -> std::fmt::Result {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if value.fract() == 0.0 && value.abs() < EXACT {
+        metric.encode_gauge(&(value as i64))
+    } else {
+        metric.encode_gauge(&value)
+    }
+}
+
+/// Label pairs from borrowed values.
+pub fn labels<const N: usize>(pairs: [(&'static str, &str); N]) -> Vec<(&'static str, String)> {
+    pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+}
