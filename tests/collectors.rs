@@ -415,16 +415,22 @@ async fn per_node_requests_do_not_wait_for_the_inventory_when_the_nodes_are_know
     let (n, _, _) = sizes(&answers);
     let (api, url, first) = node_disks_scraped_once(&answers).await;
     let (resources, _) = resources_with_offline(&answers, "-");
-    let slow = Duration::from_millis(1500);
+    let slow = Duration::from_millis(3000);
     api.api.set_answer(
         "/cluster/resources",
         Answer::Delayed(slow, Box::new(resources)),
     );
     let before = api.api.requests();
     let second = tokio::spawn(async move { scrape(&url).await });
-    tokio::time::sleep(slow / 3).await;
-    // The inventory has not answered yet; every online node has been asked already.
+    // Every online node is asked while the inventory has not answered yet: the scrape, which
+    // cannot end before the inventory does, is still under way. (Polled: how soon the
+    // requests arrive depends on the machine's load, their order does not.)
+    let asked = std::time::Instant::now();
+    while api.api.requests() - before < 1 + n && asked.elapsed() < slow {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(api.api.requests() - before, 1 + n);
+    assert!(!second.is_finished(), "the inventory answered first");
     let second = second.await.unwrap();
     assert!(success(&second, "node_disks"), "{second}");
     assert_eq!(api.api.requests() - before, 1 + n);
@@ -476,4 +482,71 @@ async fn a_failing_inventory_stops_the_early_per_node_requests() {
     let before = api.api.requests();
     scrape(&url).await;
     assert_eq!(api.api.requests() - before, 1);
+}
+
+/// PVE can list things whose name is empty: an HA LRM entry `lrm:` (written when the HA
+/// manager's node status has an empty key), and rows without a node, vmid, storage, pool,
+/// replication id or device path. None of them becomes a series with an empty key label, and
+/// no request goes to `/nodes//…`.
+#[tokio::test]
+async fn entries_without_a_name_make_no_series_and_no_request() {
+    let resources = r#"{"data":[
+        {"id":"node/pve1","type":"node","node":"pve1","status":"online","maxcpu":4,"maxmem":8},
+        {"id":"node/","type":"node","node":"","status":"online","maxcpu":4,"maxmem":8},
+        {"id":"qemu/100","type":"qemu","vmid":100,"node":"pve1","name":"web","status":"running"},
+        {"id":"qemu/","type":"qemu","node":"pve1","name":"ghost","status":"running"},
+        {"id":"storage/pve1/","type":"storage","node":"pve1","storage":"","plugintype":"dir",
+         "status":"available","maxdisk":10,"disk":5}]}"#;
+    let ha = r#"{"data":[
+        {"id":"quorum","type":"quorum","node":"pve1","status":"OK","quorate":1},
+        {"id":"master","type":"master","node":"pve1","status":"pve1 (active, Sun May 31 23:10:00 2026)"},
+        {"id":"lrm:pve1","type":"lrm","node":"pve1","status":"pve1 (active, Sun May 31 23:10:00 2026)"},
+        {"id":"lrm:","type":"lrm","node":"","status":" (unable to read lrm status)"},
+        {"id":"service:","type":"service","sid":"","node":"pve1","state":"started"}]}"#;
+    let zfs = r#"{"data":[{"name":"","health":"ONLINE","size":1},
+        {"name":"rpool","health":"ONLINE","size":2,"alloc":1,"free":1,"frag":0,"dedup":1}]}"#;
+    let replication = r#"{"data":[{"id":"","guest":100,"target":"pve2","source":"pve1"}]}"#;
+    let disks =
+        r#"{"data":[{"devpath":"","health":"PASSED"},{"devpath":"/dev/sda","health":"PASSED"}]}"#;
+    let bodies = [
+        ("/cluster/resources", resources),
+        ("/cluster/ha/status/current", ha),
+        ("/nodes/pve1/disks/zfs", zfs),
+        ("/nodes/pve1/replication", replication),
+        ("/nodes/pve1/disks/list", disks),
+    ];
+    let api = FakeEndpoint::start(support::Mode::Serve, &bodies).await;
+    let collectors = [
+        "cluster_resources",
+        "ha",
+        "zfs",
+        "replication",
+        "node_disks",
+    ]
+    .iter()
+    .flat_map(|name| only(name, None))
+    .collect();
+    let (url, _) = exporter_with(vec![api.url.clone()], Duration::from_secs(60), collectors).await;
+    let text = scrape(&url).await;
+    for key in ["node", "vmid", "storage", "sid", "pool", "id", "devpath"] {
+        let empty = format!("{key}=\"\"");
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains(&empty)).collect();
+        assert!(
+            lines.is_empty(),
+            "series with {empty}:\n{}",
+            lines.join("\n")
+        );
+    }
+    // What has a name is still there.
+    for series in [
+        "proxmox_ha_node_state{node=\"pve1\",state=\"active\"} 1",
+        "proxmox_zfs_pool_healthy{node=\"pve1\",pool=\"rpool\"} 1",
+        "proxmox_node_disk_smart_status{devpath=\"/dev/sda\",node=\"pve1\"} 1",
+        "proxmox_guest_up{host=\"pve1\",name=\"web\",type=\"qemu\",vmid=\"100\"} 1",
+    ] {
+        assert!(text.contains(series), "missing {series}:\n{text}");
+    }
+    // Each per-node collector asked pve1 only: the inventory, HA, and one request per
+    // collector (zfs, replication, node_disks) for the one named online node.
+    assert_eq!(api.hits(), 1 + 1 + 3, "{text}");
 }

@@ -91,7 +91,7 @@ async fn the_systemd_drop_in_serves_pve_from_the_credential() {
         values("LoadCredential"),
         ["", "pve.yml:/etc/proxmox-exporter/pve.yml"]
     );
-    assert_eq!(values("ExecStart"), ["", "/usr/local/bin/proxmox-exporter"]);
+    assert_eq!(values("ExecStart"), ["", "/usr/bin/proxmox-exporter"]);
 
     let credentials =
         std::env::temp_dir().join(format!("deploy-credentials-{}", std::process::id()));

@@ -3,9 +3,8 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -96,37 +95,10 @@ async fn every_cold_scrape_is_complete_while_one_endpoint_works() {
     }
 }
 
-/// Collects what the exporter logs while `f` runs.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn unauthorized_and_forbidden_say_why_once_per_window_without_the_secret() {
     for (code, hint) in [(401, "token id or secret"), (403, "PVEAuditor")] {
-        let logs = Logs::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let logs = support::logs::Capture::start();
 
         let api = FakeEndpoint::serve(three_node()).await;
         api.api.set_status_override(Some(code));

@@ -23,7 +23,7 @@ use crate::pve::client::types::{
     GetClusterBackupInfoNotBackedUpResponseDataItem, GetClusterTasksResponseDataItem,
     GetNodesNodeStorageStorageContentResponseDataItem,
 };
-use crate::pve::{ApiError, Dispatcher, Known};
+use crate::pve::{ApiError, Dispatcher, Known, named};
 
 pub const NAME: &str = "backup";
 
@@ -79,7 +79,7 @@ pub fn backup_storages(
     let mut seen_shared = std::collections::BTreeSet::new();
     let mut stores = Vec::new();
     for row in rows.iter().filter(|r| kind(r) == "storage") {
-        let (Some(node), Some(storage)) = (row.node.known(), row.storage()) else {
+        let (Some(node), Some(storage)) = (named(row.node.known()), named(row.storage())) else {
             continue;
         };
         let holds_backups = row

@@ -9,7 +9,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use super::{BoxFuture, Collected, Collector, Context, Cost, Spec, Families, Sample, View};
 use super::{gauge, gauge_family, labels};
-use crate::pve::{ApiError, Dispatcher, ErrorKind, Known};
+use crate::pve::{ApiError, Dispatcher, ErrorKind, Known, named};
 
 pub const NAME: &str = "cluster_resources";
 pub(crate) const PATH: &str = "/cluster/resources";
@@ -103,7 +103,7 @@ pub fn kind(row: &Resource) -> &str {
 pub fn online_nodes(rows: &Rows) -> Vec<String> {
     rows.iter()
         .filter(|r| kind(r) == "node" && r.status.known() == Some("online"))
-        .filter_map(|r| r.node.known().map(str::to_owned))
+        .filter_map(|r| named(r.node.known()).map(str::to_owned))
         .collect()
 }
 
@@ -197,7 +197,7 @@ pub fn encode(
 ) -> std::fmt::Result {
     let mut nodes: BTreeMap<&str, NodeSums> = BTreeMap::new();
     for row in rows.iter().filter(|r| kind(r) == "node") {
-        let Some(name) = row.node.known() else {
+        let Some(name) = named(row.node.known()) else {
             continue;
         };
         let sums = nodes.entry(name).or_default();
@@ -208,7 +208,8 @@ pub fn encode(
     // One series per guest (50,000 at the largest clusters): labels borrowed from the rows,
     // not copied into a label set per series.
     let mut guests_up: Vec<(GuestLabels<'_>, f64)> = Vec::new();
-    for row in rows.iter().filter(|r| is_guest(r)) {
+    // A row without a vmid (none, and none in its id) names no guest.
+    for row in rows.iter().filter(|r| is_guest(r) && !vmid(r).is_empty()) {
         let host = row.node.known().unwrap_or("");
         if let Some(sums) = nodes.get_mut(host) {
             sums.cpus_allocated += row.maxcpu.known().unwrap_or(0.0);
@@ -288,9 +289,12 @@ pub fn encode(
     let mut storage_used: Vec<Sample> = Vec::new();
     for row in rows.iter().filter(|r| kind(r) == "storage") {
         let id = row.id.known().unwrap_or("");
-        let name = row
-            .storage()
-            .unwrap_or_else(|| id.rsplit('/').next().unwrap_or(""));
+        let name = named(row.storage())
+            .or_else(|| named(id.rsplit('/').next()))
+            .unwrap_or("");
+        if name.is_empty() {
+            continue;
+        }
         let set = labels([
             ("node", row.node.known().unwrap_or("")),
             ("storage", name),

@@ -7,7 +7,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Sample, Spec, View};
 use super::{cluster_wide, gauge, gauge_family, labels};
-use crate::pve::Known;
+use crate::pve::{Known, named};
 use crate::pve::client::types::GetClusterHaStatusCurrentResponseDataItem;
 
 pub const NAME: &str = "ha";
@@ -92,10 +92,11 @@ impl Families for Status {
             entries
                 .iter()
                 .filter(|e| entry_kind(e) == kind)
-                .map(|e| {
+                // An entry without a node (`lrm:`) stands for no node at all.
+                .filter_map(|e| {
+                    let node = named(e.node.known())?;
                     let state = state_in(e.status.known().unwrap_or(""));
-                    let node = e.node.known().unwrap_or("");
-                    (labels([("node", node), ("state", &state)]), 1.0)
+                    Some((labels([("node", node), ("state", &state)]), 1.0))
                 })
                 .collect()
         };
@@ -117,7 +118,7 @@ impl Families for Status {
             .iter()
             .filter(|e| entry_kind(e) == "service")
             .filter_map(|e| {
-                let sid = e.sid.known()?;
+                let sid = named(e.sid.known())?;
                 let set = labels([
                     ("node", e.node.known().unwrap_or("")),
                     ("request_state", e.request_state.known().unwrap_or("")),

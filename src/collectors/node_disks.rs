@@ -7,7 +7,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use super::{BoxFuture, Collected, Collector, Context, Cost, Spec, Families, Sample, View, each_online_node};
 use super::{gauge_family, labels};
 use crate::pve::client::types::GetNodesNodeDisksListResponseDataItem;
-use crate::pve::{ApiError, Dispatcher, ErrorKind, Known};
+use crate::pve::{ApiError, Dispatcher, ErrorKind, Known, named};
 
 pub const NAME: &str = "node_disks";
 
@@ -76,7 +76,7 @@ pub fn encode(nodes: &[(String, Vec<Disk>)], encoder: &mut DescriptorEncoder) ->
     let mut samples: Vec<Sample> = Vec::new();
     for (node, disks) in nodes {
         for disk in disks {
-            let Some(devpath) = disk.devpath.known() else {
+            let Some(devpath) = named(disk.devpath.known()) else {
                 continue;
             };
             let set = labels([("devpath", devpath), ("node", node)]);

@@ -7,7 +7,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Sample, Spec, View};
 use super::{each_online_node, gauge_family};
 use crate::pve::client::types::GetNodesNodeReplicationResponseDataItem;
-use crate::pve::Known;
+use crate::pve::{Known, named};
 
 pub const NAME: &str = "replication";
 
@@ -46,7 +46,7 @@ impl Families for Jobs {
             .iter()
             .flat_map(|(node, jobs)| jobs.iter().map(move |job| (node, job)))
             .filter_map(|(node, job)| {
-                let id = job.id.known()?;
+                let id = named(job.id.known())?;
                 let guest = job
                     .guest
                     .known()

@@ -6,7 +6,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Sample, Spec, View};
 use super::{each_online_node, gauge_family, labels};
 use crate::pve::client::types::GetNodesNodeDisksZfsResponseDataItem;
-use crate::pve::Known;
+use crate::pve::{Known, named};
 
 pub const NAME: &str = "zfs";
 
@@ -43,7 +43,7 @@ impl Families for Pools {
             .0
             .iter()
             .flat_map(|(node, pools)| pools.iter().map(move |p| (node.as_str(), p)))
-            .filter_map(|(node, p)| Some((node, p.name.known()?, p)))
+            .filter_map(|(node, p)| Some((node, named(p.name.known())?, p)))
             .collect();
         let each = |value: &dyn Fn(&Pool) -> Option<f64>| -> Vec<Sample> {
             pools

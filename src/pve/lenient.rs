@@ -77,6 +77,14 @@ impl<T: Known> Known for Option<T> {
     }
 }
 
+/// A string that names something (a node, a resource, a device, a job): known and not blank.
+/// PVE can hold entries whose name is empty (an HA LRM entry `lrm:` when the manager's node
+/// status has an empty key); a series labelled with it would stand for a thing that does not
+/// exist, and a request built from it would ask the wrong path (`/nodes//status`).
+pub fn named(value: Option<&str>) -> Option<&str> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
 /// How one lenient type reads each JSON scalar.
 trait FromScalar: Default {
     const EXPECTING: &'static str;

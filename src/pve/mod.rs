@@ -10,4 +10,4 @@ pub mod stream;
 pub use dispatcher::{
     ApiError, ApiToken, Backoff, Credentials, Dispatcher, DispatcherConfig, ErrorKind, Login,
 };
-pub use lenient::Known;
+pub use lenient::{Known, named};

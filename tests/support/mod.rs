@@ -2,6 +2,8 @@
 //! wired to them.
 #![allow(dead_code)]
 
+pub mod logs;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
