@@ -10,12 +10,13 @@ COPY Cargo.toml Cargo.lock build.rs ./
 COPY schema schema
 COPY src src
 COPY benches benches
-RUN cargo build --release --locked --bin proxmox-exporter \
-    && strip target/release/proxmox-exporter
+# The `dist` profile: fat LTO, one codegen unit (BENCHMARKS.md, "Build profiles").
+RUN cargo build --profile dist --locked --bin proxmox-exporter \
+    && strip target/dist/proxmox-exporter
 
 # glibc and libgcc only (TLS is rustls on ring): distroless "cc", as a non-root user.
 FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /src/target/release/proxmox-exporter /usr/local/bin/proxmox-exporter
+COPY --from=build /src/target/dist/proxmox-exporter /usr/local/bin/proxmox-exporter
 # 65532 is distroless's "nonroot" user.
 USER 65532:65532
 EXPOSE 8080

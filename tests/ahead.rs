@@ -21,6 +21,8 @@ async fn scrapes_find_a_collection_made_ahead_and_collecting_stops_with_them() {
     let interval = Duration::from_millis(1250);
     let (url, exporter) = support::exporter(vec![api.url.clone()], window).await;
     exporter.collect_ahead(2);
+    // Collecting ahead is planned on the clock from the scrapes' interval: the scrapes must
+    // come at real times, and what happens between them can only be seen by waiting.
     let t0 = Instant::now();
     let at = |n: u32| tokio::time::sleep_until((t0 + interval * n).into());
 
@@ -61,6 +63,7 @@ async fn without_collect_ahead_only_scrapes_collect() {
     .await;
     let (url, _exporter) = support::exporter(vec![api.url.clone()], Duration::from_secs(1)).await;
     get_text(&url).await;
+    // What is tested is that nothing happens while time passes: only waiting shows it.
     tokio::time::sleep(Duration::from_millis(1250)).await;
     get_text(&url).await;
     tokio::time::sleep(Duration::from_millis(2400)).await;

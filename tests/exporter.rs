@@ -59,6 +59,7 @@ async fn concurrent_scrapes_share_one_collection_and_the_window_reuses_it() {
         "a scrape inside the window asks the API nothing"
     );
 
+    // The window is a duration: waited out.
     tokio::time::sleep(Duration::from_millis(1600)).await;
     get(&url).await;
     assert_eq!(api.hits(), 14, "after the window, a new collection");

@@ -167,6 +167,7 @@ async fn malformed_answers_cost_their_collector_and_heal_in_the_next_window() {
         assert_eq!(smart(&m, "hv2"), Some(1.0), "{what}");
 
         api.api.clear_answers();
+        // The next window: the cache lasts 300 ms, and only time ends it.
         tokio::time::sleep(Duration::from_millis(350)).await;
         let m = scrape(&url, &[]).await;
         assert_eq!(success(&m, "node_disks"), Some(1.0), "{what}: not healed");

@@ -67,6 +67,7 @@ async fn the_ticket_is_renewed_before_it_runs_out_and_after_it_is_refused() {
     api.set_login("monitoring@pve", PASSWORD, Duration::from_secs(7200));
     let renewing = Dispatcher::new(&login_config(&endpoint, Duration::from_millis(200))).unwrap();
     version(&renewing).await.unwrap();
+    // Ticket ages and lifetimes are durations: waited out.
     tokio::time::sleep(Duration::from_millis(300)).await;
     version(&renewing).await.unwrap();
     assert_eq!(renewing.logins(), 2);
@@ -181,6 +182,7 @@ async fn idle_targets_are_dropped_and_the_number_kept_is_bounded() {
     get_text(&format!("{base}/pve?target={}", target_of(&a_url))).await;
     get_text(&format!("{base}/pve?target={}", target_of(&b_url))).await;
     assert_eq!(kept.len(), 1, "at most one target kept");
+    // Idleness is a duration, and sweeps come at most once a second: waited out.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // The next scrape sweeps: the idle target goes, the new one stays.
     kept.get("default", &target_of(&a_url)).unwrap();

@@ -85,6 +85,7 @@ async fn tls_and_basic_auth_from_a_web_config_file() {
     let _stalled = tokio::net::TcpStream::connect(&running.address)
         .await
         .unwrap();
+    // Lets the listener accept the stalled connection first; nothing signals that from outside.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     // A new client: a pooled connection would need no accept.
     let meanwhile = trusting()
