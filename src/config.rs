@@ -106,6 +106,16 @@ pub struct Cli {
     #[arg(long = "config.file", env = "PROXMOX_EXPORTER_CONFIG_FILE")]
     pub config_file: Option<std::path::PathBuf>,
 
+    /// The targets the configuration file's modules may be used with, for modules without
+    /// their own allowed_targets: hosts (pve1, pve1:8006), patterns (*.example.com) and
+    /// address ranges (10.0.0.0/8), comma separated. Without any list, any target.
+    #[arg(
+        long = "allowed-targets",
+        env = "PROXMOX_EXPORTER_ALLOWED_TARGETS",
+        value_delimiter = ','
+    )]
+    pub allowed_targets: Vec<String>,
+
     /// The `PVE_*` variables; filled by [`Cli::try_parse_with`].
     #[arg(skip)]
     pub pve_variables: Vec<(String, String)>,
@@ -199,6 +209,8 @@ pub struct Config {
     pub collectors: Vec<Enabled>,
     /// `--proxmox-ca-file`'s certificates, for the modules' targets too.
     pub extra_roots: Vec<reqwest::Certificate>,
+    /// What the operator should know at start (logged once the logger is set up).
+    pub warnings: Vec<String>,
 }
 
 /// A setting that cannot be used; the message names it and never repeats a secret.
@@ -478,6 +490,15 @@ impl Cli {
                 .map_err(|e| invalid("--web.config.file (PROXMOX_EXPORTER_WEB_CONFIG_FILE)", e))?,
             None => crate::http::web::WebConfig::default(),
         };
+        let allowed_targets = if self.allowed_targets.iter().all(|t| t.trim().is_empty()) {
+            None
+        } else {
+            let list = crate::compat::target::AllowList::parse(
+                self.allowed_targets.iter().map(String::as_str),
+            )
+            .map_err(|e| invalid("--allowed-targets (PROXMOX_EXPORTER_ALLOWED_TARGETS)", e))?;
+            Some(list)
+        };
         let modules = match &self.config_file {
             Some(path) => Some(
                 crate::compat::modules::Modules::load(path)
@@ -485,7 +506,8 @@ impl Cli {
             ),
             None => crate::compat::modules::Modules::from_env(self.pve_variables.clone())
                 .map_err(|e| invalid("PVE_USER, PVE_TOKEN_NAME, …", e))?,
-        };
+        }
+        .map(|modules| modules.with_default_allowed(allowed_targets.as_ref()));
         let extra_roots = match &self.proxmox_ca_file {
             Some(file) => read_ca_file(file)?,
             None => Vec::new(),
@@ -530,11 +552,36 @@ impl Cli {
             gzip,
             collect_ahead: self.collect_ahead.unwrap_or(false),
             collectors,
+            warnings: dispatcher
+                .as_ref()
+                .map(|d| plain_text_endpoints(&d.endpoints))
+                .unwrap_or_default(),
             dispatcher,
             modules,
             extra_roots,
         })
     }
+}
+
+/// A warning for each `http://` endpoint off this machine: the token travels there
+/// unencrypted (the built-in simulator on loopback is the one plain-HTTP API expected).
+fn plain_text_endpoints(endpoints: &[reqwest::Url]) -> Vec<String> {
+    endpoints
+        .iter()
+        .filter(|url| url.scheme() == "http")
+        .filter(|url| match url.host() {
+            Some(url::Host::Ipv4(ip)) => !ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => !ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name != "localhost",
+            None => true,
+        })
+        .map(|url| {
+            format!(
+                "--proxmox-endpoints: {url} is plain HTTP off this machine: the API token \
+                 travels unencrypted; use https://"
+            )
+        })
+        .collect()
 }
 
 /// A duration such as `90`, `30s`, `5m`, `1h`, `1h30m` or `1d` (a bare number is seconds),

@@ -55,10 +55,9 @@ async fn run(allocator_tuned: bool) -> ExitCode {
         allocator_tuned,
         "glibc allocator: one arena, fixed mmap and trim thresholds (unless MALLOC_* is set)"
     );
-    if let Some(modules) = &config.modules {
-        for warning in &modules.warnings {
-            tracing::warn!("{warning}");
-        }
+    let module_warnings = config.modules.iter().flat_map(|m| &m.warnings);
+    for warning in config.warnings.iter().chain(module_warnings) {
+        tracing::warn!("{warning}");
     }
     let dispatcher = match config.dispatcher.as_ref().map(Dispatcher::new).transpose() {
         Ok(d) => d.map(Arc::new),

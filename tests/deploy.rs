@@ -100,7 +100,9 @@ async fn the_systemd_drop_in_serves_pve_from_the_credential() {
     std::fs::write(
         credentials.join("pve.yml"),
         format!(
-            "default:\n  user: {user}\n  token_name: {token_name}\n  token_value: {}\n",
+            // The simulator speaks plain HTTP on loopback: the module says so itself.
+            "default:\n  user: {user}\n  token_name: {token_name}\n  token_value: {}\n  \
+             scheme: http\n  allowed_targets: [127.0.0.1]\n",
             support::TOKEN_SECRET
         ),
     )
@@ -124,7 +126,11 @@ async fn the_systemd_drop_in_serves_pve_from_the_credential() {
     )
     .await;
     let running = support::run_exporter(&[], &envs);
-    let target = api.url.as_str().trim_end_matches('/');
+    let target = api
+        .url
+        .as_str()
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
     let (status, body) =
         support::get_text(&format!("http://{}/pve?target={target}", running.address)).await;
     let _ = std::fs::remove_dir_all(&credentials);

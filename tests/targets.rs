@@ -4,6 +4,7 @@
 mod support;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use proxmox_exporter::pve::{Backoff, Credentials, Dispatcher, DispatcherConfig, Login};
@@ -112,17 +113,22 @@ async fn a_wrong_password_is_a_401_and_never_shown() {
     assert_eq!(api.logins(), 0);
 }
 
-/// `default`: the support token; `legacy`: a password.
+/// `default`: the support token; `legacy`: a password. Both reach the plain-HTTP simulator
+/// (`scheme: http`), on loopback only.
 fn modules() -> String {
     format!(
-        "default:\n  user: monitoring@pve\n  token_name: exporter\n  token_value: {TOKEN_SECRET}\n\
-         legacy:\n  user: monitoring@pve\n  password: {PASSWORD}\n"
+        "default:\n  user: monitoring@pve\n  token_name: exporter\n  token_value: {TOKEN_SECRET}\n  \
+         scheme: http\n  allowed_targets: [127.0.0.0/8]\n\
+         legacy:\n  user: monitoring@pve\n  password: {PASSWORD}\n  scheme: http\n"
     )
 }
 
-/// `http://127.0.0.1:PORT/` as a target: `/pve` asks `https://` unless told.
+/// The simulator's `http://127.0.0.1:PORT/` as a target: `127.0.0.1:PORT`.
 fn target_of(endpoint: &str) -> String {
-    endpoint.trim_end_matches('/').to_owned()
+    endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned()
 }
 
 #[tokio::test]
@@ -248,4 +254,69 @@ async fn a_target_whose_api_fails_answers_with_what_did_answer() {
         text.contains("proxmox_exporter_collector_success{collector=\"resources\"} 1"),
         "{text}"
     );
+}
+
+/// A listener on 127.0.0.1 that counts the connections made to it.
+async fn counting_listener() -> (u16, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (port, count)
+}
+
+/// The report that made the rule: `/pve?target=http://127.0.0.1:PORT` sent the module's token
+/// in plain HTTP to whatever listened there. Now a plain-HTTP target is a 400 and a host
+/// outside the module's allowed targets a 403, and neither is connected to.
+#[tokio::test]
+async fn credentials_go_neither_over_plain_http_nor_outside_the_allowed_targets() {
+    let (port, connections) = counting_listener().await;
+    let yaml = format!(
+        "open:\n  user: monitoring@pve\n  token_name: exporter\n  token_value: {TOKEN_SECRET}\n\
+         listed:\n  user: monitoring@pve\n  token_name: exporter\n  token_value: {TOKEN_SECRET}\n  \
+         allowed_targets: [pve1.example.com, 10.0.0.0/8]\n"
+    );
+    let base = serve_targets(targets(&yaml, 10, Duration::from_secs(600))).await;
+    for module in ["open", "listed"] {
+        for target in [
+            format!("http://127.0.0.1:{port}"),
+            format!("http://127.0.0.1:{port}/"),
+            format!("HTTP://127.0.0.1:{port}"),
+        ] {
+            let url = format!("{base}/pve?module={module}&target={target}");
+            let (status, text) = get_text(&url).await;
+            assert_eq!(status, 400, "{module} {target}: {text}");
+            assert!(text.contains("HTTPS only"), "{text}");
+            assert!(!text.contains(TOKEN_SECRET));
+        }
+    }
+    for path in ["pve", "probe"] {
+        let url = format!("{base}/{path}?module=listed&target=127.0.0.1:{port}");
+        let (status, text) = get_text(&url).await;
+        assert_eq!(status, 403, "{text}");
+        assert!(
+            text.contains("127.0.0.1") && text.contains("module listed"),
+            "{text}"
+        );
+        assert!(!text.contains(TOKEN_SECRET));
+        // One host of several outside the list refuses the whole target.
+        let url = format!("{base}/{path}?module=listed&target=10.0.0.1,127.0.0.1:{port}");
+        assert_eq!(get_text(&url).await.0, 403);
+    }
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "a refused target was connected to"
+    );
+    // The open module still goes anywhere over HTTPS, as prometheus-pve-exporter does: the
+    // listener sees the TLS attempt.
+    let url = format!("{base}/pve?module=open&target=127.0.0.1:{port}");
+    assert_eq!(get_text(&url).await.0, 200);
+    assert!(connections.load(Ordering::SeqCst) > 0);
 }

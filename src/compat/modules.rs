@@ -14,6 +14,11 @@
 //!   port: 8006
 //! ```
 //!
+//! Keys of this exporter's own, beside the peer's: `allowed_targets` (the targets a module may
+//! be used with: hosts, `*.example.com` patterns, CIDR ranges; see [`super::target`]) and
+//! `scheme: http` (plain HTTP to the API, for a simulator or a test: the credentials then
+//! travel unencrypted).
+//!
 //! The environment alternative (`PVE_USER`, `PVE_TOKEN_NAME`, `PVE_TOKEN_VALUE`,
 //! `PVE_PASSWORD`, `PVE_VERIFY_SSL`, `PVE_MODULE`) makes one module, as the peer does.
 //! Keys the peer passes on to its API library but that change nothing here (`backend: https`,
@@ -27,6 +32,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde_json::Value;
 
+use super::target::{self, AllowList};
 use crate::pve::{ApiToken, Credentials, Login};
 
 /// The peer's default request timeout, in seconds.
@@ -44,6 +50,29 @@ pub struct Module {
     pub port: u16,
     /// A path the API sits under behind a reverse proxy (`path_prefix`).
     pub path_prefix: Option<String>,
+    /// The targets it may be used with (`allowed_targets`, else `--allowed-targets`); `None`:
+    /// any.
+    pub allowed: Option<AllowList>,
+    /// Plain HTTP to the API (`scheme: http`): asked for by the operator, never by a target.
+    pub plain_http: bool,
+}
+
+/// Why a target is not asked; the message is the HTTP answer, and names no secret.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum Refusal {
+    /// Not a host (400).
+    #[error("target `{target}`: {reason}")]
+    Bad { target: String, reason: String },
+    /// A host the module may not be used with (403).
+    #[error(
+        "target `{target}`: {host} is not among the targets module {module} may be used with \
+         (allowed_targets)"
+    )]
+    NotAllowed {
+        target: String,
+        host: String,
+        module: String,
+    },
 }
 
 /// Every module by name, and the warnings found while reading them.
@@ -150,7 +179,8 @@ fn module(
     for (key, value) in settings {
         match key.as_str() {
             "user" | "token_name" | "token_value" | "token_value_file" | "password"
-            | "password_file" | "verify_ssl" | "timeout" | "port" | "path_prefix" => {}
+            | "password_file" | "verify_ssl" | "timeout" | "port" | "path_prefix"
+            | "allowed_targets" | "scheme" => {}
             // The peer hands these to its API library; here they can only mean the default.
             "backend" | "service" | "mode" => {
                 let default = match key.as_str() {
@@ -180,7 +210,8 @@ fn module(
             _ => {
                 return Err(format!(
                     "{}: unknown (known: user, token_name, token_value, token_value_file, \
-                     password, password_file, verify_ssl, timeout, port, path_prefix)",
+                     password, password_file, verify_ssl, timeout, port, path_prefix, \
+                     allowed_targets, scheme)",
                     at(key)
                 ));
             }
@@ -279,12 +310,47 @@ fn module(
             at("path_prefix")
         ));
     }
+    let allowed = match settings.get("allowed_targets") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(list)) => Some(AllowList::parse(list.split(','))),
+        Some(Value::Array(items)) => {
+            let entries: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
+            match entries {
+                Some(entries) => Some(AllowList::parse(entries)),
+                None => {
+                    return Err(format!(
+                        "{}: expected a list of hosts",
+                        at("allowed_targets")
+                    ));
+                }
+            }
+        }
+        Some(_) => {
+            return Err(format!(
+                "{}: expected a list of hosts",
+                at("allowed_targets")
+            ));
+        }
+    }
+    .transpose()
+    .map_err(|e| format!("{}: {e}", at("allowed_targets")))?;
+    let plain_http = match text("scheme")?
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("https") => false,
+        Some("http") => true,
+        Some(_) => return Err(format!("{}: expected https or http", at("scheme"))),
+    };
     Ok(Module {
         credentials,
         verify_ssl,
         timeout: Duration::from_secs_f64(timeout),
         port,
         path_prefix,
+        allowed,
+        plain_http,
     })
 }
 
@@ -300,45 +366,81 @@ fn read_secret(path: &PathBuf) -> Result<SecretString, String> {
 }
 
 impl Module {
-    /// The API endpoints of `target`: one host (`pve1`, `pve1:8006`, `[fd00::1]:8006`, an
-    /// `https://` URL) or several nodes of one cluster, comma separated.
-    pub fn endpoints(&self, target: &str) -> Result<Vec<reqwest::Url>, String> {
-        let mut endpoints = Vec::new();
-        for host in target.split(',').map(str::trim).filter(|h| !h.is_empty()) {
-            let base = if host.starts_with("https://") || host.starts_with("http://") {
-                host.trim_end_matches('/').to_owned()
-            } else {
-                let with_port = match host.rsplit_once(':') {
-                    // `host:port`, `[v6]:port`
-                    Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) && !h.ends_with(':') => {
-                        if h.contains(':') && !h.starts_with('[') {
-                            format!("[{host}]:{}", self.port) // a bare IPv6 address
-                        } else {
-                            host.to_owned()
-                        }
-                    }
-                    _ if host.contains(':') && !host.starts_with('[') => {
-                        format!("[{host}]:{}", self.port)
-                    }
-                    _ => format!("{host}:{}", self.port),
+    /// The API endpoints of `target` (see [`super::target`]), when the module may be used
+    /// with every host in it. Nothing is connected to here.
+    pub fn endpoints(&self, name: &str, target: &str) -> Result<Vec<reqwest::Url>, Refusal> {
+        let bad = |reason: String| Refusal::Bad {
+            target: target.to_owned(),
+            reason,
+        };
+        let hosts = target::parse(target, self.port).map_err(bad)?;
+        if let Some(allowed) = &self.allowed
+            && let Some(outside) = hosts.iter().find(|h| !allowed.allows(h))
+        {
+            return Err(Refusal::NotAllowed {
+                target: target.to_owned(),
+                host: outside.authority(),
+                module: name.to_owned(),
+            });
+        }
+        let scheme = if self.plain_http { "http" } else { "https" };
+        hosts
+            .iter()
+            .map(|host| {
+                let base = format!("{scheme}://{}/", host.authority());
+                let url = match &self.path_prefix {
+                    Some(prefix) => format!("{base}{prefix}/"),
+                    None => base,
                 };
-                format!("https://{with_port}")
-            };
-            let with_prefix = match &self.path_prefix {
-                Some(prefix) => format!("{base}/{prefix}/"),
-                None => format!("{base}/"),
-            };
-            let url = reqwest::Url::parse(&with_prefix)
-                .map_err(|_| format!("`{host}` is not a host name, address or URL"))?;
-            if url.host_str().is_none() || url.query().is_some() || !url.username().is_empty() {
-                return Err(format!("`{host}` is not a host name, address or URL"));
+                reqwest::Url::parse(&url).map_err(|e| bad(format!("not a host: {e}")))
+            })
+            .collect()
+    }
+
+    /// Whether the credentials would travel in plain text to a host off this machine.
+    pub fn plain_text_off_machine(&self, target: &str) -> bool {
+        self.plain_http
+            && target::parse(target, self.port)
+                .is_ok_and(|hosts| hosts.iter().any(|h| !h.is_loopback()))
+    }
+}
+
+impl Modules {
+    /// Gives `allowed` (`--allowed-targets`) to the modules without a list of their own, and
+    /// notes what an operator must know at start: modules that any client can point at any
+    /// host, and modules whose credentials would travel in plain text.
+    pub fn with_default_allowed(mut self, allowed: Option<&AllowList>) -> Self {
+        let mut open = Vec::new();
+        for (name, module) in &mut self.modules {
+            if module.allowed.is_none() {
+                module.allowed = allowed.cloned();
             }
-            endpoints.push(url);
+            match &module.allowed {
+                None => open.push(name.as_str()),
+                Some(list) if module.plain_http && !list.only_loopback() => {
+                    self.warnings.push(format!(
+                        "module {name}: `scheme: http` sends its credentials unencrypted to \
+                         every target off this machine"
+                    ));
+                }
+                Some(_) => {}
+            }
+            if module.allowed.is_none() && module.plain_http {
+                self.warnings.push(format!(
+                    "module {name}: `scheme: http` sends its credentials unencrypted to any \
+                     target off this machine"
+                ));
+            }
         }
-        if endpoints.is_empty() {
-            return Err("no target given".into());
+        if !open.is_empty() {
+            self.warnings.push(format!(
+                "module(s) {} may be used with any target: any client that reaches this \
+                 exporter can make it send their credentials to a host of its choice; list \
+                 the targets in each module's allowed_targets or with --allowed-targets",
+                open.join(", ")
+            ));
         }
-        Ok(endpoints)
+        self
     }
 }
 
@@ -522,7 +624,7 @@ mod tests {
         let module = parse("m:\n  user: u@pve\n  password: p\n").unwrap().modules["m"].clone();
         let shown = |t: &str| -> Vec<String> {
             module
-                .endpoints(t)
+                .endpoints("m", t)
                 .unwrap()
                 .iter()
                 .map(|u| u.to_string())
@@ -536,14 +638,80 @@ mod tests {
         );
         assert_eq!(shown("fd00::1"), ["https://[fd00::1]:8006/"]);
         assert_eq!(shown("[fd00::1]:8443"), ["https://[fd00::1]:8443/"]);
-        assert_eq!(shown("http://127.0.0.1:9/"), ["http://127.0.0.1:9/"]);
-        assert!(module.endpoints("").is_err());
-        assert!(module.endpoints("a b").is_err());
-        assert!(module.endpoints("https://u:p@pve1/").is_err());
+        assert_eq!(shown("https://127.0.0.1:9/"), ["https://127.0.0.1:9/"]);
+        assert!(module.endpoints("m", "").is_err());
+        assert!(module.endpoints("m", "a b").is_err());
+        assert!(module.endpoints("m", "https://u:p@pve1/").is_err());
+        assert!(module.endpoints("m", "http://127.0.0.1:9/").is_err());
         let prefixed = parse("m:\n  user: u@pve\n  password: p\n  path_prefix: /pve/\n").unwrap();
         assert_eq!(
-            prefixed.modules["m"].endpoints("h").unwrap()[0].as_str(),
+            prefixed.modules["m"].endpoints("m", "h").unwrap()[0].as_str(),
             "https://h:8006/pve/"
         );
+    }
+
+    #[test]
+    fn a_module_goes_only_to_its_allowed_targets() {
+        let modules = parse(
+            "m:\n  user: u@pve\n  password: p\n  allowed_targets: [pve1, \"*.lab.example\", 10.0.0.0/8]\n\
+             open:\n  user: u@pve\n  password: p\n\
+             listed:\n  user: u@pve\n  password: p\n  allowed_targets: pve9, pve10\n",
+        )
+        .unwrap();
+        let m = &modules.modules["m"];
+        assert!(m.endpoints("m", "pve1").is_ok());
+        assert!(m.endpoints("m", "a.lab.example,10.1.2.3").is_ok());
+        assert_eq!(
+            m.endpoints("m", "pve1,evil.example:8006"),
+            Err(Refusal::NotAllowed {
+                target: "pve1,evil.example:8006".into(),
+                host: "evil.example:8006".into(),
+                module: "m".into(),
+            })
+        );
+        assert!(
+            modules.modules["listed"]
+                .endpoints("listed", "pve10")
+                .is_ok()
+        );
+        // The flag's list goes to modules without their own; a warning names the rest.
+        let global = AllowList::parse(["pve2"]).unwrap();
+        let given = modules.clone().with_default_allowed(Some(&global));
+        assert!(given.modules["open"].endpoints("open", "pve2").is_ok());
+        assert!(given.modules["open"].endpoints("open", "pve1").is_err());
+        assert!(given.modules["m"].endpoints("m", "pve1").is_ok());
+        assert!(given.warnings.is_empty(), "{:?}", given.warnings);
+        let open = modules.with_default_allowed(None);
+        assert!(
+            open.warnings
+                .iter()
+                .any(|w| w.contains("module(s) open may be used with any target"))
+        );
+        let error =
+            parse("m:\n  user: u@pve\n  password: p\n  allowed_targets: [\"a*\"]\n").unwrap_err();
+        assert!(
+            error.contains("module m, key allowed_targets: `a*`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn plain_http_only_when_the_module_says_so_and_it_is_said_at_start() {
+        let modules = parse(
+            "sim:\n  user: u@pve\n  password: p\n  scheme: http\n  allowed_targets: [127.0.0.1]\n\
+             lab:\n  user: u@pve\n  password: p\n  scheme: http\n  allowed_targets: [pve1]\n",
+        )
+        .unwrap()
+        .with_default_allowed(None);
+        let sim = &modules.modules["sim"];
+        assert_eq!(
+            sim.endpoints("sim", "127.0.0.1:9").unwrap()[0].as_str(),
+            "http://127.0.0.1:9/"
+        );
+        assert!(!sim.plain_text_off_machine("127.0.0.1:9"));
+        assert!(modules.modules["lab"].plain_text_off_machine("pve1"));
+        assert_eq!(modules.warnings.len(), 1, "{:?}", modules.warnings);
+        assert!(modules.warnings[0].contains("module lab: `scheme: http`"));
+        assert!(parse("m:\n  user: u@pve\n  password: p\n  scheme: ftp\n").is_err());
     }
 }

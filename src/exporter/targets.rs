@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::Exporter;
 use crate::collectors::Enabled;
-use crate::compat::modules::Modules;
+use crate::compat::modules::{Modules, Refusal};
 use crate::lock;
 use crate::pve::{Backoff, Dispatcher, DispatcherConfig};
 
@@ -47,8 +47,23 @@ pub enum TargetError {
     /// The peer's own wording, which some users match in alerts.
     #[error("Module '{0}' not found in config")]
     UnknownModule(String),
+    /// Not a host, or a host the module may not go to: no connection is made.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The target's client could not be set up.
     #[error("target `{target}`: {reason}")]
     BadTarget { target: String, reason: String },
+}
+
+impl TargetError {
+    /// The HTTP status that answers it: 403 for a host outside the module's allowed targets,
+    /// 400 for anything else.
+    pub fn status(&self) -> u16 {
+        match self {
+            TargetError::Refused(Refusal::NotAllowed { .. }) => 403,
+            _ => 400,
+        }
+    }
 }
 
 /// The kept targets.
@@ -98,7 +113,7 @@ impl Targets {
                 reason,
             };
             let config = DispatcherConfig {
-                endpoints: settings.endpoints(target).map_err(bad)?,
+                endpoints: settings.endpoints(module, target)?,
                 credentials: settings.credentials.clone(),
                 insecure: !settings.verify_ssl,
                 extra_roots: self.settings.extra_roots.clone(),
@@ -108,8 +123,16 @@ impl Targets {
                 gzip: self.settings.gzip,
             };
             let dispatcher = Dispatcher::new(&config).map_err(|e| bad(e.to_string()))?;
-            tracing::info!(module, target, "new target");
-            Ok(Arc::new(Target {
+            if settings.plain_text_off_machine(target) {
+                tracing::warn!(
+                    module,
+                    target,
+                    "new target: its credentials travel unencrypted (scheme: http)"
+                );
+            } else {
+                tracing::info!(module, target, "new target");
+            }
+            Ok::<_, TargetError>(Arc::new(Target {
                 dispatcher: Arc::new(dispatcher),
                 pve: Default::default(),
                 probe: OnceLock::new(),

@@ -183,20 +183,23 @@ async fn probe(
     }
 }
 
-/// The kept target a query names, or the 400 answer saying why not.
+/// The kept target a query names, or the answer saying why not: 400, or 403 for a host the
+/// module may not be used with. Nothing is connected to for a refused target.
 fn target(
     served: &Served,
     query: &TargetQuery,
 ) -> Result<(Arc<Targets>, Arc<Target>), Box<Response>> {
-    let refuse = |message: String| Box::new((StatusCode::BAD_REQUEST, message).into_response());
+    let refuse = |error: TargetError| {
+        let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        tracing::debug!(module = %query.module, %status, "target refused: {error}");
+        Box::new((status, error.to_string()).into_response())
+    };
     let Some(targets) = &served.targets else {
-        return Err(refuse(
-            TargetError::UnknownModule(query.module.clone()).to_string(),
-        ));
+        return Err(refuse(TargetError::UnknownModule(query.module.clone())));
     };
     match targets.get(&query.module, &query.target) {
         Ok(target) => Ok((targets.clone(), target)),
-        Err(e) => Err(refuse(e.to_string())),
+        Err(e) => Err(refuse(e)),
     }
 }
 
