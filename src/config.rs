@@ -69,6 +69,17 @@ pub struct Cli {
     #[arg(long = "web.config.file", env = "PROXMOX_EXPORTER_WEB_CONFIG_FILE")]
     pub web_config_file: Option<std::path::PathBuf>,
 
+    /// Allow `POST /-/reload` (re-read --config.file and --web.config.file), as Prometheus'
+    /// flag of the same name does. SIGHUP reloads either way.
+    #[arg(
+        long = "web.enable-lifecycle",
+        env = "PROXMOX_EXPORTER_WEB_ENABLE_LIFECYCLE",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub web_enable_lifecycle: Option<bool>,
+
     /// Address the metrics server listens on.
     #[arg(
         long,
@@ -211,6 +222,75 @@ pub struct Config {
     pub extra_roots: Vec<reqwest::Certificate>,
     /// What the operator should know at start (logged once the logger is set up).
     pub warnings: Vec<String>,
+    /// What a reload reads again.
+    pub reload: ReloadSources,
+    /// `POST /-/reload` allowed (`--web.enable-lifecycle`).
+    pub lifecycle: bool,
+}
+
+/// The files a reload reads again, and what their reading needs.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadSources {
+    pub config_file: Option<std::path::PathBuf>,
+    pub web_config_file: Option<std::path::PathBuf>,
+    /// `--allowed-targets`, for modules without their own list.
+    pub allowed_targets: Option<crate::compat::target::AllowList>,
+}
+
+/// Re-reads the configuration files on `SIGHUP` or `POST /-/reload` and puts them in use. A
+/// file that is broken is refused with what is wrong, and everything in use stays: nothing is
+/// changed unless every file reads well.
+pub struct Reloader {
+    pub sources: ReloadSources,
+    pub targets: Option<std::sync::Arc<crate::exporter::targets::Targets>>,
+    pub web: crate::http::web::WebHandle,
+    pub reloads: std::sync::Arc<crate::exporter::reloads::Reloads>,
+}
+
+impl Reloader {
+    /// Reads the files again and uses them; the error names the file and what is wrong.
+    pub fn reload(&self) -> Result<(), String> {
+        let result = self.read_and_apply();
+        match &result {
+            Ok(()) => {
+                self.reloads.succeeded(std::time::SystemTime::now());
+                tracing::info!("configuration reloaded");
+            }
+            Err(e) => {
+                self.reloads.failed();
+                tracing::error!("configuration reload refused, the running one stays: {e}");
+            }
+        }
+        result
+    }
+
+    fn read_and_apply(&self) -> Result<(), String> {
+        let modules = match (&self.sources.config_file, &self.targets) {
+            (Some(path), Some(_)) => Some(
+                crate::compat::modules::Modules::load(path)?
+                    .with_default_allowed(self.sources.allowed_targets.as_ref()),
+            ),
+            _ => None,
+        };
+        let web = match &self.sources.web_config_file {
+            Some(path) => Some(crate::http::web::WebConfig::load(path)?),
+            None => None,
+        };
+        if let Some(web) = &web {
+            self.web.check(web)?;
+        }
+        // Everything read well: now use it.
+        if let Some(web) = web {
+            self.web.replace(web)?;
+        }
+        if let (Some(modules), Some(targets)) = (modules, &self.targets) {
+            for warning in &modules.warnings {
+                tracing::warn!("{warning}");
+            }
+            targets.replace_modules(modules);
+        }
+        Ok(())
+    }
 }
 
 /// A setting that cannot be used; the message names it and never repeats a secret.
@@ -519,6 +599,7 @@ impl Cli {
             None
         } else {
             let endpoints = parse_endpoints(&self.proxmox_endpoints)?;
+            let mut secret_file = None;
             let secret = match (self.proxmox_token, &self.proxmox_token_file) {
                 (Some(_), Some(_)) => {
                     return Err(invalid(
@@ -527,7 +608,18 @@ impl Cli {
                     ));
                 }
                 (Some(secret), None) => Some(secret),
-                (None, Some(file)) => Some(read_secret_file(file)?),
+                (None, Some(file)) => {
+                    // Read again when it changes: a rotated secret needs no restart.
+                    let file = crate::pve::secret::SecretFile::open(file).map_err(|e| {
+                        invalid(
+                            "--proxmox-token-file (PROXMOX_EXPORTER_PROXMOX_TOKEN_FILE)",
+                            e,
+                        )
+                    })?;
+                    let secret = file.secret();
+                    secret_file = Some(std::sync::Arc::new(file));
+                    Some(secret)
+                }
                 (None, None) => None,
             };
             let token = parse_token(self.proxmox_token_id, secret)?;
@@ -540,6 +632,7 @@ impl Cli {
                 backoff: Backoff::default(),
                 max_connections_per_endpoint,
                 gzip,
+                secret_file,
             })
         };
         Ok(Config {
@@ -551,6 +644,12 @@ impl Cli {
             max_connections_per_endpoint,
             gzip,
             collect_ahead: self.collect_ahead.unwrap_or(false),
+            lifecycle: self.web_enable_lifecycle.unwrap_or(false),
+            reload: ReloadSources {
+                config_file: self.config_file.clone(),
+                web_config_file: self.web_config_file.clone(),
+                allowed_targets: allowed_targets.clone(),
+            },
             collectors,
             warnings: dispatcher
                 .as_ref()
@@ -688,18 +787,6 @@ fn shown(text: &str) -> String {
         }
         _ => text.to_owned(),
     }
-}
-
-fn read_secret_file(path: &std::path::Path) -> Result<SecretString, ConfigError> {
-    const SETTING: &str = "--proxmox-token-file (PROXMOX_EXPORTER_PROXMOX_TOKEN_FILE)";
-    // The error names the file, never its content.
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        invalid(
-            SETTING,
-            format!("cannot read {}: {}", path.display(), e.kind()),
-        )
-    })?;
-    Ok(SecretString::from(text.trim().to_owned()))
 }
 
 fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, ConfigError> {

@@ -3,10 +3,12 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use proxmox_exporter::config::{Cli, Command};
+use proxmox_exporter::config::{Cli, Command, Reloader};
 use proxmox_exporter::exporter::Exporter;
+use proxmox_exporter::exporter::reloads::Reloads;
 use proxmox_exporter::exporter::targets::{TargetSettings, Targets};
 use proxmox_exporter::http::server;
+use proxmox_exporter::http::web::WebHandle;
 use proxmox_exporter::pve::Dispatcher;
 use proxmox_exporter::sim::{Answers, SimApi};
 use proxmox_exporter::telemetry;
@@ -121,6 +123,7 @@ async fn run(allocator_tuned: bool) -> ExitCode {
         "serving metrics at /metrics{}",
         if modules.is_empty() { "" } else { ", /pve and /probe" }
     );
+    let reloads = Arc::new(Reloads::new(std::time::SystemTime::now()));
     let exporter = dispatcher.map(|dispatcher| {
         Arc::new(
             Exporter::new(
@@ -128,7 +131,8 @@ async fn run(allocator_tuned: bool) -> ExitCode {
                 config.cache_duration,
                 config.max_concurrent_requests,
             )
-            .with_collectors(config.collectors.clone()),
+            .with_collectors(config.collectors.clone())
+            .with_reloads(reloads.clone()),
         )
     });
     if let Some(exporter) = exporter.as_ref().filter(|_| config.collect_ahead) {
@@ -149,8 +153,41 @@ async fn run(allocator_tuned: bool) -> ExitCode {
             },
         ))
     });
-    let served = server::Served { exporter, targets };
-    match server::serve(listener, served, config.web, shutdown_signal()).await {
+    let web = WebHandle::new(config.web.clone());
+    let reloader = Arc::new(Reloader {
+        sources: config.reload.clone(),
+        targets: targets.clone(),
+        web: web.clone(),
+        reloads: reloads.clone(),
+    });
+    #[cfg(unix)]
+    {
+        let reloader = reloader.clone();
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(mut hangups) => {
+                tokio::spawn(async move {
+                    while hangups.recv().await.is_some() {
+                        let reloader = reloader.clone();
+                        let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "SIGHUP cannot be caught: reload with POST /-/reload")
+            }
+        }
+    }
+    let reload: Option<server::Reload> = config.lifecycle.then(|| {
+        let reloader = reloader.clone();
+        Arc::new(move || reloader.reload()) as server::Reload
+    });
+    let served = server::Served {
+        exporter,
+        targets,
+        reload,
+        reloads: Some(reloads),
+    };
+    match server::serve_live(listener, served, web, shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

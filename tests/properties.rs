@@ -114,7 +114,7 @@ proptest! {
         };
         let snapshot = Arc::new(snapshot);
         for format in [Format::Text, Format::OpenMetrics] {
-            let text = Exposition { snapshot: snapshot.clone(), requests: vec![] }.render(format);
+            let text = Exposition { snapshot: snapshot.clone(), requests: vec![], reloads: None }.render(format);
             prop_assert!(text.contains("proxmox_up 1"));
             // No series twice, whatever the names and ids.
             let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).map(|l| l.rsplit_once(' ').map_or(l, |(s, _)| s)).collect();

@@ -35,6 +35,7 @@ fn login_config(endpoint: &str, renew_after: Duration) -> DispatcherConfig {
         backoff: Backoff::default(),
         max_connections_per_endpoint: None,
         gzip: false,
+        secret_file: None,
     }
 }
 
@@ -319,4 +320,163 @@ async fn credentials_go_neither_over_plain_http_nor_outside_the_allowed_targets(
     let url = format!("{base}/pve?module=open&target=127.0.0.1:{port}");
     assert_eq!(get_text(&url).await.0, 200);
     assert!(connections.load(Ordering::SeqCst) > 0);
+}
+
+/// Whatever `target` and `module` a client sends: 200 with data, 400 or 403, never a panic,
+/// and never a connection to a host the rules forbid (the listener on 127.0.0.1 is not among
+/// the allowed targets; the allowed ones, 127.0.0.3 and localhost:1, refuse connections).
+mod any_query {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    struct Setup {
+        runtime: tokio::runtime::Runtime,
+        base: String,
+        port: u16,
+        connections: Arc<AtomicUsize>,
+    }
+
+    fn setup() -> &'static Setup {
+        static SETUP: OnceLock<Setup> = OnceLock::new();
+        SETUP.get_or_init(|| {
+            // The test's own client needs it; the exporter installs it with its first target.
+            proxmox_exporter::pve::dispatcher::install_crypto_provider();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let (base, port, connections) = runtime.block_on(async {
+                let (port, connections) = counting_listener().await;
+                let yaml = format!(
+                    "default:\n  user: monitoring@pve\n  token_name: exporter\n  \
+                     token_value: {TOKEN_SECRET}\n  allowed_targets: [127.0.0.3, \"localhost:1\"]\n\
+                     plain:\n  user: monitoring@pve\n  password: {PASSWORD}\n  scheme: http\n  \
+                     allowed_targets: [127.0.0.3]\n"
+                );
+                let kept = targets(&yaml, 1000, Duration::from_secs(600));
+                (serve_targets(kept).await, port, connections)
+            });
+            Setup {
+                runtime,
+                base,
+                port,
+                connections,
+            }
+        })
+    }
+
+    /// Targets built from the pieces that have fooled URL parsers, around the listener's
+    /// address, plus arbitrary text.
+    /// One of `items`, the first `first_weight` times as likely as each other.
+    fn weighted(items: Vec<String>, first_weight: u32) -> BoxedStrategy<String> {
+        let mut options: Vec<(u32, BoxedStrategy<String>)> = Vec::new();
+        for (i, item) in items.into_iter().enumerate() {
+            let weight = if i == 0 { first_weight } else { 1 };
+            options.push((weight, Just(item).boxed()));
+        }
+        prop::strategy::Union::new_weighted(options).boxed()
+    }
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    /// Targets built from the pieces that have fooled URL parsers, around the listener's
+    /// address (often exactly it), plus arbitrary text.
+    fn target() -> impl Strategy<Value = String> {
+        let port = setup().port;
+        let scheme = weighted(
+            strings(&[
+                "", "https://", "http://", "HTTPS://", "hTtP://", "ftp://", "//", "https:",
+                "file://",
+            ]),
+            8,
+        );
+        let user = weighted(strings(&["", "user:pass@", "user@", "@", "a%40b@"]), 8);
+        let host = weighted(
+            vec![
+                "127.0.0.1".to_owned(),
+                "127.0.0.3".to_owned(),
+                "127.1".to_owned(),
+                "0x7f.1".to_owned(),
+                "2130706433".to_owned(),
+                "[::1]".to_owned(),
+                "::1".to_owned(),
+                "[::ffff:127.0.0.1]".to_owned(),
+                "fe80::1%25lo".to_owned(),
+                "[fe80::1%lo]".to_owned(),
+                "localhost".to_owned(),
+                "LOCALHOST".to_owned(),
+                "127.0.0.1.nip.io".to_owned(),
+                "пример.рф".to_owned(),
+                "xn--e1afmkfd.xn--p1ai".to_owned(),
+                "%31%32%37.0.0.1".to_owned(),
+                "a".repeat(300),
+                "..".to_owned(),
+                String::new(),
+            ],
+            8,
+        );
+        let port_text = weighted(
+            vec![
+                format!(":{port}"),
+                String::new(),
+                ":1".to_owned(),
+                ":0".to_owned(),
+                ":65536".to_owned(),
+                ":99999999999".to_owned(),
+                ":-1".to_owned(),
+                ":".to_owned(),
+                format!(":{port}:{port}"),
+            ],
+            8,
+        );
+        let rest = weighted(
+            strings(&[
+                "",
+                "/",
+                "/api2/json/cluster/resources",
+                "/..",
+                "/../../",
+                "?target=x",
+                "#frag",
+                "\\",
+                "%2F",
+                ",127.0.0.3",
+                ", ",
+                " ",
+            ]),
+            8,
+        );
+        prop_oneof![
+            6 => (scheme, user, host, port_text, rest)
+                .prop_map(|(s, u, h, p, r)| format!("{s}{u}{h}{p}{r}")),
+            1 => "\\PC{0,60}",
+        ]
+    }
+
+    fn module() -> impl Strategy<Value = String> {
+        prop_oneof![
+            8 => prop::sample::select(vec!["default".to_owned(), "plain".to_owned()]),
+            1 => "\\PC{0,20}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        #[test]
+        fn no_query_reaches_a_forbidden_host(target in target(), module in module(), pve in any::<bool>()) {
+            let setup = setup();
+            let mut url = reqwest::Url::parse(&setup.base).unwrap();
+            url.set_path(if pve { "/pve" } else { "/probe" });
+            url.query_pairs_mut().append_pair("target", &target).append_pair("module", &module);
+            let (status, text) = setup.runtime.block_on(get_text(url.as_str()));
+            prop_assert!([200, 400, 403].contains(&status), "{status} for {target:?}: {text}");
+            prop_assert!(!text.contains(TOKEN_SECRET) && !text.contains(PASSWORD));
+            prop_assert_eq!(setup.connections.load(Ordering::SeqCst), 0, "connected for {:?}", target);
+        }
+    }
 }

@@ -34,6 +34,7 @@ CASES = {
             "modules": {
                 "existingSecret": "pve-modules",
                 "targets": [{"target": "pve1.example"}, {"target": "pve2.example", "module": "lab", "cluster": 0}],
+                "allowedTargets": ["*.lab.example", "10.0.0.0/8"],
             },
             "serviceMonitor": {"enabled": True},
         },
@@ -72,6 +73,11 @@ def check_deployment(case: str, values: dict, doc: dict, failures: list) -> None
         mounts = {m["name"]: m for m in container["volumeMounts"]}
         if not mounts.get("modules", {}).get("readOnly"):
             failures.append(f"{case}: pve.yml not mounted read-only")
+        # The modules may be sent only to the targets scraped, and those listed besides.
+        allowed = [t["target"] for t in modules.get("targets", [])] + modules.get("allowedTargets", [])
+        got = env.get("PROXMOX_EXPORTER_ALLOWED_TARGETS")
+        if (got.split(",") if got else []) != allowed:
+            failures.append(f"{case}: allowed targets {got!r}, expected {allowed}")
     if ("checksum/modules" in (doc["spec"]["template"]["metadata"].get("annotations") or {})) != (
         "config" in modules
     ):

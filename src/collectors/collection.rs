@@ -545,6 +545,7 @@ mod tests {
             backoff: crate::pve::Backoff::default(),
             max_connections_per_endpoint: None,
             gzip: false,
+            secret_file: None,
         };
         Arc::new(Dispatcher::new(&config).unwrap())
     }

@@ -26,13 +26,16 @@
 //! value, is refused naming the module and the key.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use secrecy::SecretString;
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use super::target::{self, AllowList};
+use crate::pve::secret::SecretFile;
 use crate::pve::{ApiToken, Credentials, Login};
 
 /// The peer's default request timeout, in seconds.
@@ -55,6 +58,11 @@ pub struct Module {
     pub allowed: Option<AllowList>,
     /// Plain HTTP to the API (`scheme: http`): asked for by the operator, never by a target.
     pub plain_http: bool,
+    /// `token_value_file` or `password_file`: read again when it changes.
+    pub secret_file: Option<Arc<SecretFile>>,
+    /// A digest of the module's settings as written: a reload keeps the targets of a module
+    /// whose settings are the same, and starts the others afresh.
+    pub fingerprint: u64,
 }
 
 /// Why a target is not asked; the message is the HTTP answer, and names no secret.
@@ -221,20 +229,27 @@ fn module(
     if user.trim().is_empty() {
         return Err(format!("{}: empty", at("user")));
     }
-    let secret = |value_key: &str, file_key: &str| -> Result<Option<SecretString>, String> {
+    let mut files = Vec::new();
+    let mut secret = |value_key: &str, file_key: &str| -> Result<Option<SecretString>, String> {
         match (text(value_key)?, text(file_key)?) {
             (Some(_), Some(_)) => Err(format!(
                 "module {name}: give either {value_key} or {file_key}, not both"
             )),
             (Some(value), None) => Ok(Some(SecretString::from(value))),
-            (None, Some(file)) => read_secret(&dir.join(file))
-                .map(Some)
-                .map_err(|e| format!("{}: {e}", at(file_key))),
+            (None, Some(file)) => {
+                let file = SecretFile::open(&dir.join(file))
+                    .map_err(|e| format!("{}: {e}", at(file_key)))?;
+                let secret = file.secret();
+                files.push((value_key.to_owned(), Arc::new(file)));
+                Ok(Some(secret))
+            }
             (None, None) => Ok(None),
         }
     };
     let token_value = secret("token_value", "token_value_file")?;
     let password = secret("password", "password_file")?;
+    // The file of the secret in use: the token's when there is one.
+    let file_of = |key: &str| files.iter().find(|(k, _)| k == key).map(|(_, f)| f.clone());
     let token_name = text("token_name")?;
     let credentials = match (token_name, token_value, password) {
         (Some(token), Some(value), password) => {
@@ -272,6 +287,10 @@ fn module(
                 "module {name}: needs token_name and token_value, or password"
             ));
         }
+    };
+    let secret_file = match &credentials {
+        Credentials::Token(_) => file_of("token_value"),
+        Credentials::Password(_) => file_of("password"),
     };
     let verify_ssl = match settings.get("verify_ssl") {
         None => true,
@@ -351,18 +370,17 @@ fn module(
         path_prefix,
         allowed,
         plain_http,
+        secret_file,
+        fingerprint: {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            // serde_json's maps are sorted: the same settings give the same text.
+            Value::Object(settings.clone())
+                .to_string()
+                .hash(&mut hasher);
+            hasher.finish()
+        },
     })
-}
-
-/// A secret from a file, trimmed of surrounding white space.
-fn read_secret(path: &PathBuf) -> Result<SecretString, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(format!("{} is empty", path.display()));
-    }
-    Ok(SecretString::from(text.to_owned()))
 }
 
 impl Module {

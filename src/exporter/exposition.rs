@@ -35,6 +35,8 @@ pub struct Exposition {
     pub snapshot: Arc<Snapshot>,
     /// Requests so far, as (endpoint, status, count).
     pub requests: Vec<(String, String, u64)>,
+    /// How configuration reloads went (the flags' cluster on `/metrics` only).
+    pub reloads: Option<Arc<super::reloads::Reloads>>,
 }
 
 impl Exposition {
@@ -128,6 +130,9 @@ impl prometheus_client::collector::Collector for Exposition {
             requests
                 .encode_family(&set)?
                 .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(count, None)?;
+        }
+        if let Some(reloads) = &self.reloads {
+            reloads.encode(&mut encoder)?;
         }
         let version = labels([("version", env!("CARGO_PKG_VERSION"))]);
         gauge_family(

@@ -22,6 +22,7 @@ use crate::pve::Dispatcher;
 
 pub mod ahead;
 pub mod exposition;
+pub mod reloads;
 pub mod targets;
 
 pub use exposition::{Exposition, Format, accepts_gzip, negotiate};
@@ -74,6 +75,8 @@ pub struct Exporter {
     scrapes: Arc<std::sync::Mutex<ahead::Scrapes>>,
     /// Tells the planning loop of collecting ahead that a scrape came.
     wake: Arc<tokio::sync::Notify>,
+    /// How configuration reloads went, for the exporter's own families.
+    reloads: Option<Arc<reloads::Reloads>>,
 }
 
 impl Exporter {
@@ -96,7 +99,14 @@ impl Exporter {
             last_sizes: Default::default(),
             scrapes: Arc::default(),
             wake: Arc::default(),
+            reloads: None,
         }
+    }
+
+    /// Shows how configuration reloads went (`proxmox_exporter_config_last_reload_*`).
+    pub fn with_reloads(mut self, reloads: Arc<reloads::Reloads>) -> Self {
+        self.reloads = Some(reloads);
+        self
     }
 
     /// Collects ahead of the scrapes from now on (`--collect-ahead`): shortly before the next
@@ -212,6 +222,7 @@ impl Exporter {
                     let exposition = Exposition {
                         snapshot: collection.snapshot.clone(),
                         requests: self.dispatcher.request_counts(),
+                        reloads: self.reloads.clone(),
                     };
                     let last = &self.last_sizes[Collection::slot(format, false) / 2];
                     let hint = last.load(std::sync::atomic::Ordering::Relaxed);

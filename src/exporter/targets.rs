@@ -68,7 +68,8 @@ impl TargetError {
 
 /// The kept targets.
 pub struct Targets {
-    modules: Modules,
+    /// Replaced whole by a reload ([`Targets::replace_modules`]).
+    modules: std::sync::RwLock<Arc<Modules>>,
     settings: TargetSettings,
     kept: quick_cache::sync::Cache<(String, String), Arc<Target>>,
     last_sweep: Mutex<Instant>,
@@ -78,7 +79,7 @@ impl Targets {
     pub fn new(modules: Modules, settings: TargetSettings) -> Self {
         Targets {
             kept: quick_cache::sync::Cache::new(settings.capacity.max(1)),
-            modules,
+            modules: std::sync::RwLock::new(Arc::new(modules)),
             settings,
             last_sweep: Mutex::new(Instant::now()),
         }
@@ -101,8 +102,8 @@ impl Targets {
     /// The kept target for `module` and `target`, made on first use.
     pub fn get(&self, module: &str, target: &str) -> Result<Arc<Target>, TargetError> {
         self.sweep();
-        let settings = self
-            .modules
+        let modules = self.modules();
+        let settings = modules
             .modules
             .get(module)
             .ok_or_else(|| TargetError::UnknownModule(module.to_owned()))?;
@@ -121,6 +122,7 @@ impl Targets {
                 backoff: Backoff::default(),
                 max_connections_per_endpoint: self.settings.max_connections_per_endpoint,
                 gzip: self.settings.gzip,
+                secret_file: settings.secret_file.clone(),
             };
             let dispatcher = Dispatcher::new(&config).map_err(|e| bad(e.to_string()))?;
             if settings.plain_text_off_machine(target) {
@@ -141,6 +143,27 @@ impl Targets {
         })?;
         *lock(&found.last_used) = Instant::now();
         Ok(found)
+    }
+
+    /// The modules in use.
+    pub fn modules(&self) -> Arc<Modules> {
+        self.modules
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Uses `modules` from now on (a reloaded configuration file). The targets of a module
+    /// that is gone or whose settings changed are dropped: their next scrape starts afresh,
+    /// with the new credentials. The others keep their caches.
+    pub fn replace_modules(&self, modules: Modules) {
+        let old = self.modules();
+        let kept_as_is = |name: &str| match (old.modules.get(name), modules.modules.get(name)) {
+            (Some(before), Some(now)) => before.fingerprint == now.fingerprint,
+            _ => false,
+        };
+        self.kept.retain(|(module, _), _| kept_as_is(module));
+        *self.modules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(modules);
     }
 
     /// Drops targets not scraped for the idle time; at most once a second.

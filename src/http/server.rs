@@ -14,7 +14,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 use super::tls::TlsListener;
-use super::web::WebConfig;
+use super::web::{WebConfig, WebHandle};
 use crate::exporter::targets::{Target, TargetError, Targets};
 use crate::exporter::{Exporter, Format, accepts_gzip, negotiate};
 
@@ -22,19 +22,27 @@ use crate::exporter::{Exporter, Format, accepts_gzip, negotiate};
 /// only bounds the memory a flood of connections can take.
 pub const MAX_CONCURRENT_SCRAPES: usize = 256;
 
+/// Re-reads the configuration files and uses them; the error says what is wrong (and the
+/// configuration in use stays).
+pub type Reload = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 /// What the routes serve: the cluster of the flags on `/metrics` (if any), and the targets
 /// of the configuration file's modules on `/pve` and `/probe` (if any).
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Served {
     pub exporter: Option<Arc<Exporter>>,
     pub targets: Option<Arc<Targets>>,
+    /// `POST /-/reload` (`--web.enable-lifecycle`); `None`: the route answers 403.
+    pub reload: Option<Reload>,
+    /// How reloads went, for a `/metrics` without a cluster of its own.
+    pub reloads: Option<Arc<crate::exporter::reloads::Reloads>>,
 }
 
 /// The exporter's routes for the flags' cluster.
 pub fn router(exporter: Arc<Exporter>) -> Router {
     router_with(Served {
         exporter: Some(exporter),
-        targets: None,
+        ..Served::default()
     })
 }
 
@@ -47,6 +55,7 @@ pub fn router_with(served: Served) -> Router {
         .route("/", get(landing))
         .route("/-/healthy", get(|| async { "OK\n" }))
         .route("/-/ready", get(|| async { "OK\n" }))
+        .route("/-/reload", axum::routing::post(reload).put(reload))
         .with_state(served)
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             MAX_CONCURRENT_SCRAPES,
@@ -71,7 +80,7 @@ pub async fn run_with(
 ) -> std::io::Result<()> {
     let served = Served {
         exporter: Some(exporter),
-        targets: None,
+        ..Served::default()
     };
     serve(listener, served, web, shutdown).await
 }
@@ -84,16 +93,24 @@ pub async fn serve(
     web: WebConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut app = router_with(served);
-    if !web.users.is_empty() {
-        app = app.layer(axum::middleware::from_fn_with_state(
-            web.clone(),
-            super::web::require_auth,
-        ));
-    }
-    match web.tls {
-        Some(acceptor) => {
-            axum::serve(TlsListener::new(listener, acceptor), app)
+    serve_live(listener, served, WebHandle::new(web), shutdown).await
+}
+
+/// [`serve`] with a web configuration that reloads replace.
+pub async fn serve_live(
+    listener: TcpListener,
+    served: Served,
+    web: WebHandle,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Authentication is checked on every request against the users in use (none: open).
+    let app = router_with(served).layer(axum::middleware::from_fn_with_state(
+        web.clone(),
+        super::web::require_auth,
+    ));
+    match web.current().tls {
+        Some(_) => {
+            axum::serve(TlsListener::new(listener, web), app)
                 .with_graceful_shutdown(shutdown)
                 .await
         }
@@ -110,6 +127,11 @@ async fn metrics(State(served): State<Served>, headers: HeaderMap) -> Response {
     let Some(exporter) = served.exporter else {
         // No cluster given by flags: only the exporter's own state.
         let targets = served.targets.as_ref().map_or(0, |t| t.len());
+        let reloads = served
+            .reloads
+            .as_ref()
+            .map(|r| r.text())
+            .unwrap_or_default();
         let body = format!(
             "# HELP proxmox_exporter_targets Targets of /pve and /probe kept now.\n\
              # TYPE proxmox_exporter_targets gauge\nproxmox_exporter_targets {targets}\n\
@@ -117,10 +139,24 @@ async fn metrics(State(served): State<Served>, headers: HeaderMap) -> Response {
              # TYPE proxmox_exporter_build_info gauge\n\
              proxmox_exporter_build_info{{version=\"{}\"}} 1\n",
             env!("CARGO_PKG_VERSION")
-        );
+        ) + &reloads;
         return ([(header::CONTENT_TYPE, Format::Text.content_type())], body).into_response();
     };
     respond(&exporter, format, &headers).await
+}
+
+/// `POST /-/reload`: re-reads `--config.file` and `--web.config.file` when
+/// `--web.enable-lifecycle` allows it (as Prometheus does). 200, or 500 saying what is wrong
+/// in the new files (the configuration in use stays).
+async fn reload(State(served): State<Served>) -> Response {
+    let Some(reload) = served.reload else {
+        return (StatusCode::FORBIDDEN, "Lifecycle API is not enabled.\n").into_response();
+    };
+    match tokio::task::spawn_blocking(move || reload()).await {
+        Ok(Ok(())) => (StatusCode::OK, "OK\n").into_response(),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "reload failed\n").into_response(),
+    }
 }
 
 /// The query of `/pve` and `/probe`, with the peer's defaults.

@@ -26,7 +26,8 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    pub fn new(tcp: TcpListener, tls: tokio_rustls::TlsAcceptor) -> Self {
+    /// Accepts on `tcp` with the TLS configuration `tls` holds when each connection comes.
+    pub fn new(tcp: TcpListener, tls: super::web::WebHandle) -> Self {
         let local = tcp.local_addr();
         let (done, ready) = tokio::sync::mpsc::channel(MAX_HANDSHAKES);
         let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
@@ -40,7 +41,11 @@ impl TlsListener {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 };
-                let (tls, done) = (tls.clone(), done.clone());
+                // A reload may have brought a new certificate: the one in use now.
+                let Some(tls) = tls.current().tls else {
+                    continue;
+                };
+                let done = done.clone();
                 tokio::spawn(async move {
                     let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream));
                     if let Ok(Ok(stream)) = handshake.await {

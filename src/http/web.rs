@@ -56,6 +56,42 @@ impl std::fmt::Debug for WebConfig {
     }
 }
 
+/// The web configuration in use, replaced by a reload. TLS is read for each new connection and
+/// the users for each request, so a reload takes effect at once; switching TLS on or off needs
+/// a restart (the listener is one or the other).
+#[derive(Clone, Debug, Default)]
+pub struct WebHandle(Arc<std::sync::RwLock<WebConfig>>);
+
+impl WebHandle {
+    pub fn new(config: WebConfig) -> Self {
+        WebHandle(Arc::new(std::sync::RwLock::new(config)))
+    }
+
+    pub fn current(&self) -> WebConfig {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whether `new` can replace the configuration in use; the error says why not.
+    pub fn check(&self, new: &WebConfig) -> Result<(), String> {
+        match (self.current().tls.is_some(), new.tls.is_some()) {
+            (true, false) => {
+                Err("TLS cannot be switched off by a reload: restart the exporter".into())
+            }
+            (false, true) => {
+                Err("TLS cannot be switched on by a reload: restart the exporter".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Uses `new` from now on, once [`WebHandle::check`] allows it.
+    pub fn replace(&self, new: WebConfig) -> Result<(), String> {
+        self.check(&new)?;
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = new;
+        Ok(())
+    }
+}
+
 impl WebConfig {
     /// Reads and checks `path`; the error says what is wrong and where.
     pub fn load(path: &Path) -> Result<WebConfig, String> {
@@ -123,7 +159,11 @@ impl WebConfig {
 }
 
 /// Middleware: asks for credentials unless the request carries a configured user's.
-pub async fn require_auth(State(web): State<WebConfig>, request: Request, next: Next) -> Response {
+pub async fn require_auth(State(web): State<WebHandle>, request: Request, next: Next) -> Response {
+    let web = web.current();
+    if web.users.is_empty() {
+        return next.run(request).await;
+    }
     let authorization = request.headers().get(header::AUTHORIZATION).cloned();
     // bcrypt is slow on purpose: check it off the async threads.
     let allowed = {

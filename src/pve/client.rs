@@ -31,8 +31,8 @@ const OVERSIZED: &str = "x-proxmox-exporter-oversized";
 /// token, fixed, or a login ticket that the dispatcher renews (see `Dispatcher`).
 #[derive(Debug)]
 pub enum Auth {
-    /// The `Authorization: PVEAPIToken=…` header.
-    Token(reqwest::header::HeaderValue),
+    /// The `Authorization: PVEAPIToken=…` header (replaced when the token's file changes).
+    Token(std::sync::Mutex<reqwest::header::HeaderValue>),
     /// The current ticket's `Cookie: PVEAuthCookie=…` header, and when it was issued; none
     /// before the first login.
     Ticket(std::sync::Mutex<Option<Ticket>>),
@@ -60,7 +60,9 @@ impl Auth {
     /// The header that proves who the exporter is, once there is one.
     fn header(&self) -> Option<(reqwest::header::HeaderName, reqwest::header::HeaderValue)> {
         match self {
-            Auth::Token(header) => Some((reqwest::header::AUTHORIZATION, header.clone())),
+            Auth::Token(header) => {
+                Some((reqwest::header::AUTHORIZATION, crate::lock(header).clone()))
+            }
             Auth::Ticket(_) => Some((reqwest::header::COOKIE, self.ticket()?.cookie)),
         }
     }

@@ -25,6 +25,7 @@ use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::client::{Auth, Client};
+use super::secret::SecretFile;
 
 /// The login path, as errors name it.
 const LOGIN_PATH: &str = "/access/ticket";
@@ -135,6 +136,9 @@ pub struct DispatcherConfig {
     pub max_connections_per_endpoint: Option<usize>,
     /// Ask for gzipped answers (`Accept-Encoding: gzip`; pveproxy compresses those over 1 KiB).
     pub gzip: bool,
+    /// The file the credentials' secret (token secret or password) was read from: read again
+    /// when it changes, and at once after the API refused the secret in use.
+    pub secret_file: Option<Arc<SecretFile>>,
 }
 
 /// Why the dispatcher could not be built.
@@ -249,6 +253,13 @@ pub struct Dispatcher {
     /// What every endpoint's client sends; with a login, the ticket the dispatcher renews.
     auth: Arc<Auth>,
     login: Option<(Login, tokio::sync::Mutex<()>)>,
+    /// The token id, to make the header again with a new secret.
+    token_id: Option<String>,
+    /// The password in use, replaced with a new one from `secret_file`.
+    password: Mutex<Option<SecretString>>,
+    secret_file: Option<Arc<SecretFile>>,
+    /// The version of `secret_file`'s secret in use.
+    secret_version: std::sync::atomic::AtomicU64,
     /// Tickets obtained so far.
     logins: std::sync::atomic::AtomicU64,
     backoff: Backoff,
@@ -275,7 +286,7 @@ impl Dispatcher {
                 let value = format!("PVEAPIToken={}={}", token.id, token.secret.expose_secret());
                 let mut header = HeaderValue::from_str(&value).map_err(|_| SetupError::BadToken)?;
                 header.set_sensitive(true);
-                (Auth::Token(header), None)
+                (Auth::Token(Mutex::new(header)), None)
             }
             Credentials::Password(login) => {
                 if login.user.is_empty() || login.password.expose_secret().is_empty() {
@@ -302,10 +313,19 @@ impl Dispatcher {
                 })
             })
             .collect::<Result<Vec<_>, SetupError>>()?;
+        let (token_id, password) = match &config.credentials {
+            Credentials::Token(token) => (Some(token.id.clone()), None),
+            Credentials::Password(login) => (None, Some(login.password.clone())),
+        };
+        let secret_version = config.secret_file.as_ref().map_or(0, |f| f.version());
         Ok(Dispatcher {
             endpoints,
             auth,
             login,
+            token_id,
+            password: Mutex::new(password),
+            secret_file: config.secret_file.clone(),
+            secret_version: std::sync::atomic::AtomicU64::new(secret_version),
             logins: std::sync::atomic::AtomicU64::new(0),
             backoff: config.backoff,
             requests: Mutex::new(BTreeMap::new()),
@@ -398,6 +418,9 @@ impl Dispatcher {
         Fut: Future<Output = Result<ResponseValue<T>, ClientError<()>>>,
     {
         let endpoint = &self.endpoints[index];
+        self.follow_secret_file(false);
+        // The secret this request goes out with (another request may bring a new one).
+        let sent_with = self.secret_in_use();
         if let Some(ticket_error) = self.log_in_if_needed(index, None).await {
             return Err(ticket_error);
         }
@@ -427,6 +450,15 @@ impl Dispatcher {
             if let Some(ticket_error) = self.log_in_if_needed(index, Some(held.issued)).await {
                 return Err(ticket_error);
             }
+            result = op(endpoint.client.clone()).await;
+        }
+        // A token PVE refuses: its file may hold a new one already (rotated, and the old one
+        // revoked): read at once, and the request once more with it.
+        if let (Auth::Token(_), Err(ClientError::UnexpectedResponse(r))) = (&*self.auth, &result)
+            && r.status() == StatusCode::UNAUTHORIZED
+            && self.secret_changed_since(sent_with)
+        {
+            self.count(index, "401".into());
             result = op(endpoint.client.clone()).await;
         }
         let kind = match result {
@@ -474,10 +506,25 @@ impl Dispatcher {
             return None; // another request logged in meanwhile
         }
         let endpoint = &self.endpoints[index];
-        let body = super::client::types::PostAccessTicketBody::builder()
-            .username(login.user.clone())
-            .password(login.password.expose_secret().to_owned());
-        let answer = endpoint.client.post_access_ticket().body(body).send().await;
+        let log_in = || {
+            let password = lock(&self.password)
+                .as_ref()
+                .map(|p| p.expose_secret().to_owned())
+                .unwrap_or_default();
+            let body = super::client::types::PostAccessTicketBody::builder()
+                .username(login.user.clone())
+                .password(password);
+            endpoint.client.post_access_ticket().body(body).send()
+        };
+        let sent_with = self.secret_in_use();
+        let mut answer = log_in().await;
+        // A refused password: its file may hold a new one already.
+        if matches!(&answer, Err(ClientError::UnexpectedResponse(r)) if r.status() == StatusCode::UNAUTHORIZED)
+            && self.secret_changed_since(sent_with)
+        {
+            self.count(index, "401".into());
+            answer = log_in().await;
+        }
         let ticket = match answer {
             Ok(answer) => answer.into_inner().data.ticket.and_then(|t| t.0),
             Err(e) => {
@@ -508,6 +555,59 @@ impl Dispatcher {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::debug!(endpoint = %endpoint.label, user = %login.user, "logged in");
         None
+    }
+
+    /// The version of the secret file's secret in use now (0 without a file).
+    fn secret_in_use(&self) -> u64 {
+        self.secret_version
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// After the API refused the secret of version `sent_with`: whether a newer one is in use
+    /// now, read from the file at once (or brought meanwhile by another request).
+    fn secret_changed_since(&self, sent_with: u64) -> bool {
+        if self.secret_file.is_none() {
+            return false;
+        }
+        self.follow_secret_file(true);
+        self.secret_in_use() != sent_with
+    }
+
+    /// Takes a new secret from the secret file, if there is one and it changed (looked at
+    /// every [`super::secret::CHECK_EVERY`], or at once when `now`). Whether the secret
+    /// changed.
+    fn follow_secret_file(&self, now: bool) -> bool {
+        use std::sync::atomic::Ordering;
+        let Some(file) = &self.secret_file else {
+            return false;
+        };
+        let version = file.refresh(now);
+        if self.secret_version.swap(version, Ordering::AcqRel) == version {
+            return false;
+        }
+        let secret = file.secret();
+        match (&*self.auth, &self.token_id) {
+            (Auth::Token(header), Some(id)) => {
+                let value = format!("PVEAPIToken={id}={}", secret.expose_secret());
+                match HeaderValue::from_str(&value) {
+                    Ok(mut new) => {
+                        new.set_sensitive(true);
+                        *lock(header) = new;
+                    }
+                    Err(_) => {
+                        tracing::warn!(file = %file.path().display(), "the new token secret has characters not allowed in a header: the last one stays");
+                        return false;
+                    }
+                }
+            }
+            (Auth::Ticket(held), _) => {
+                *lock(&self.password) = Some(secret);
+                // The next request logs in with the new password.
+                *lock(held) = None;
+            }
+            _ => return false,
+        }
+        true
     }
 
     fn error(&self, index: usize, path: &str, kind: ErrorKind) -> ApiError {

@@ -5,6 +5,7 @@ pub mod client;
 pub mod dispatcher;
 pub mod lenient;
 pub mod operations;
+pub mod secret;
 pub mod stream;
 
 pub use dispatcher::{

@@ -744,7 +744,7 @@ fn other_exporters_paths(
 
 struct Shared {
     answers: Answers,
-    authorization: String,
+    authorization: Mutex<String>,
     latency: Mutex<Duration>,
     status_override: Mutex<Option<u16>>,
     /// Answers set while running; they win over `answers`.
@@ -824,7 +824,7 @@ impl SimApi {
         let local = local_node(&answers);
         let shared = Arc::new(Shared {
             answers,
-            authorization: format!("PVEAPIToken={token_id}={secret}"),
+            authorization: Mutex::new(format!("PVEAPIToken={token_id}={secret}")),
             latency: Mutex::new(Duration::ZERO),
             status_override: Mutex::new(None),
             overrides: Mutex::new(HashMap::new()),
@@ -852,6 +852,11 @@ impl SimApi {
                 link_free: Mutex::new(std::time::Instant::now()),
             }),
         }
+    }
+
+    /// Takes token `token_id` with `secret` from now on, and no other (a rotated token).
+    pub fn set_token(&self, token_id: &str, secret: &str) {
+        *lock(&self.shared.authorization) = format!("PVEAPIToken={token_id}={secret}");
     }
 
     /// Another endpoint of the same cluster: node `node`'s pveproxy (serve it on a listener
@@ -1050,7 +1055,7 @@ async fn answer(api: &SimApi, request: Request) -> Response {
     let authorized = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == shared.authorization)
+        .is_some_and(|v| *v == *lock(&shared.authorization))
         || ticket_valid(shared, headers);
     if !authorized {
         tokio::time::sleep(behaviour.unauthorized_delay).await;

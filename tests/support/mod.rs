@@ -117,6 +117,7 @@ pub fn config(endpoints: Vec<reqwest::Url>) -> DispatcherConfig {
         },
         max_connections_per_endpoint: None,
         gzip: false,
+        secret_file: None,
     }
 }
 
@@ -277,12 +278,22 @@ pub fn targets(
     capacity: usize,
     idle: Duration,
 ) -> Arc<proxmox_exporter::exporter::targets::Targets> {
+    targets_with(yaml, capacity, idle, Duration::from_secs(29))
+}
+
+/// [`targets`] whose collections last `cache`.
+pub fn targets_with(
+    yaml: &str,
+    capacity: usize,
+    idle: Duration,
+    cache: Duration,
+) -> Arc<proxmox_exporter::exporter::targets::Targets> {
     use proxmox_exporter::exporter::targets::{TargetSettings, Targets};
     let modules = proxmox_exporter::compat::modules::Modules::parse(yaml, Path::new(".")).unwrap();
     Arc::new(Targets::new(
         modules,
         TargetSettings {
-            cache_duration: Duration::from_secs(29),
+            cache_duration: cache,
             probe_collectors: proxmox_exporter::collectors::defaults(),
             max_concurrent_requests: 100,
             max_connections_per_endpoint:
@@ -300,8 +311,8 @@ pub async fn serve_targets(targets: Arc<proxmox_exporter::exporter::targets::Tar
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let served = server::Served {
-        exporter: None,
         targets: Some(targets),
+        ..server::Served::default()
     };
     tokio::spawn(server::serve(
         listener,
