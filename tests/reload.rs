@@ -246,3 +246,141 @@ async fn reload_is_refused_without_the_lifecycle_flag() {
         .unwrap();
     assert_eq!(answer.status(), 403);
 }
+
+#[tokio::test]
+async fn a_rotated_password_file_is_used_for_the_next_login() {
+    const OLD: &str = "old horse battery staple";
+    const NEW: &str = "new horse battery staple";
+    let api = FakeEndpoint::scenario(&three_node_dir()).await;
+    // Tickets last 300 ms here: the next window needs a new login.
+    api.api
+        .set_login("monitoring@pve", OLD, Duration::from_millis(300));
+    let dir = folder("password");
+    let password_file = dir.join("password");
+    std::fs::write(&password_file, OLD).unwrap();
+    let yaml = format!(
+        "legacy:\n  user: monitoring@pve\n  password_file: {}\n  scheme: http\n  \
+         allowed_targets: [127.0.0.1]\n",
+        password_file.display()
+    );
+    let base = serve_targets(targets_with(
+        &yaml,
+        10,
+        Duration::from_secs(600),
+        Duration::from_secs(1),
+    ))
+    .await;
+    let target = api
+        .url
+        .as_str()
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let pve = format!("{base}/pve?module=legacy&target={target}");
+    assert!(
+        get_text(&pve)
+            .await
+            .1
+            .contains("collector=\"resources\"} 1")
+    );
+    assert_eq!(api.api.logins(), 1);
+
+    api.api
+        .set_login("monitoring@pve", NEW, Duration::from_millis(300));
+    rotate(&password_file, NEW);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, text) = get_text(&pve).await;
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("collector=\"resources\"} 1"),
+        "not followed: {text}"
+    );
+    assert_eq!(api.api.logins(), 2, "one login with the new password");
+    assert!(!text.contains(NEW) && !text.contains(OLD));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A reload keeps the targets of an unchanged module (their request counts go on) and starts
+/// those of a changed one afresh (their counts start again), and new basic-auth users apply
+/// to the next request.
+#[tokio::test]
+async fn a_reload_starts_changed_modules_afresh_and_takes_new_users() {
+    let api = FakeEndpoint::scenario(&three_node_dir()).await;
+    let target = api
+        .url
+        .as_str()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let dir = folder("afresh");
+    let (pve_yml, web_yml) = (dir.join("pve.yml"), dir.join("web.yml"));
+    let module = |name: &str, timeout: u32| {
+        format!(
+            "{name}:\n  user: monitoring@pve\n  token_name: exporter\n  token_value: {TOKEN_SECRET}\n  \
+             scheme: http\n  allowed_targets: [127.0.0.1]\n  timeout: {timeout}\n"
+        )
+    };
+    let users = |user: &str| {
+        let hash = bcrypt::hash("pass", 4).unwrap();
+        format!("basic_auth_users:\n  {user}: '{hash}'\n")
+    };
+    std::fs::write(&pve_yml, module("same", 5) + &module("changed", 5)).unwrap();
+    std::fs::write(&web_yml, users("first")).unwrap();
+    let running = support::run_exporter(
+        &[
+            "--config.file",
+            pve_yml.to_str().unwrap(),
+            "--web.config.file",
+            web_yml.to_str().unwrap(),
+            "--web.enable-lifecycle",
+            "--cache-duration",
+            "0",
+        ],
+        &[],
+    );
+    let base = format!("http://{}", running.address);
+    let client = reqwest::Client::new();
+    let get = |module: &str, user: &str| {
+        client
+            .get(format!("{base}/pve?module={module}&target={target}"))
+            .basic_auth(user, Some("pass"))
+            .send()
+    };
+    let requests = |text: &str| -> u64 {
+        text.lines()
+            .filter(|l| l.starts_with("proxmox_exporter_api_requests_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    for module in ["same", "changed"] {
+        assert_eq!(get(module, "first").await.unwrap().status(), 200);
+    }
+    std::fs::write(&pve_yml, module("same", 5) + &module("changed", 7)).unwrap();
+    std::fs::write(&web_yml, users("second")).unwrap();
+    let answer = client
+        .post(format!("{base}/-/reload"))
+        .basic_auth("first", Some("pass"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        get("same", "first").await.unwrap().status(),
+        401,
+        "the old user stays"
+    );
+    let same = get("same", "second").await.unwrap().text().await.unwrap();
+    let changed = get("changed", "second")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The kept target counts on from the first scrape; the new one starts from nothing and
+    // has made one scrape's requests (a first scrape asks at least as much as a later one).
+    assert!(requests(&changed) > 0, "{changed}");
+    assert!(
+        requests(&same) > requests(&changed),
+        "{same}\n---\n{changed}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

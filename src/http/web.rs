@@ -234,4 +234,33 @@ mod tests {
             assert!(err.contains(needle), "{text}: {err}");
         }
     }
+
+    #[test]
+    fn a_reload_may_change_users_and_certificates_but_not_switch_tls() {
+        let plain = WebHandle::new(WebConfig::default());
+        let tls = || WebConfig {
+            tls: Some(crate::sim::self_signed().unwrap()),
+            users: Arc::default(),
+        };
+        let error = plain.replace(tls()).unwrap_err();
+        assert!(error.contains("switched on"), "{error}");
+        assert!(
+            plain.current().tls.is_none(),
+            "refused, and the running one stays"
+        );
+        let users = WebConfig {
+            tls: None,
+            users: Arc::new(BTreeMap::from([("u".to_owned(), "h".to_owned())])),
+        };
+        plain.replace(users).unwrap();
+        assert_eq!(plain.current().users.len(), 1);
+        let secure = WebHandle::new(tls());
+        assert!(secure.replace(tls()).is_ok(), "a new certificate");
+        assert!(
+            secure
+                .replace(WebConfig::default())
+                .unwrap_err()
+                .contains("switched off")
+        );
+    }
 }

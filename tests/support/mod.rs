@@ -325,6 +325,9 @@ pub async fn serve_targets(targets: Arc<proxmox_exporter::exporter::targets::Tar
 
 /// The status and body of a `GET`.
 pub async fn get_text(url: &str) -> (u16, String) {
+    // reqwest is built without a default TLS provider: the exporter installs one, and a test
+    // may ask before the exporter has made its first client.
+    proxmox_exporter::pve::dispatcher::install_crypto_provider();
     let response = reqwest::get(url).await.unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
 }
