@@ -1201,4 +1201,35 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("00000000-1111"), "{shown}");
     }
+
+    #[test]
+    fn a_token_in_plain_http_off_this_machine_is_warned_about() {
+        let warnings = |endpoints: &str| {
+            let args = [
+                "--proxmox-endpoints",
+                endpoints,
+                "--proxmox-token-id",
+                "monitoring@pve!exporter",
+                "--proxmox-token",
+                "00000000-1111-2222-3333-444444444444",
+            ];
+            cli(&args).into_config().unwrap().warnings
+        };
+        assert!(warnings("https://pve1:8006/,http://127.0.0.1:8006/,http://localhost/").is_empty());
+        let said = warnings("https://pve1:8006/,http://pve2:8006/");
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("http://pve2:8006/") && said[0].contains("unencrypted"));
+        assert!(!said[0].contains("00000000-1111"));
+    }
+
+    #[test]
+    fn allowed_targets_are_checked_at_start() {
+        let mut args = GOOD.to_vec();
+        args.extend(["--allowed-targets", "pve1,*.lab.example,10.0.0.0/33"]);
+        let error = cli(&args).into_config().unwrap_err().to_string();
+        assert!(
+            error.contains("--allowed-targets") && error.contains("10.0.0.0/33"),
+            "{error}"
+        );
+    }
 }

@@ -1,5 +1,7 @@
 //! The Proxmox VE API client: generated types and calls ([`client`]), the lenient scalars
-//! they decode into ([`lenient`]), and the [`dispatcher`] that spreads requests over endpoints.
+//! they decode into ([`lenient`]), the [`dispatcher`] that spreads requests over endpoints,
+//! the streamed decoding of large answers ([`stream`]), the operations the collectors may
+//! call ([`operations`]) and secrets kept in files that rotate ([`secret`]).
 
 pub mod client;
 pub mod dispatcher;
