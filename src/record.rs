@@ -21,10 +21,12 @@ use serde_json::Value;
 
 use crate::pve::{ApiError, Dispatcher, ErrorKind};
 
-/// An answer as recorded: its JSON body, or the error status it came with.
+/// An answer as recorded: its JSON body, or the error status it came with (and PVE's message
+/// in the status line, as for a VM without a guest agent).
 enum Recorded {
     Json(Value),
     Status(u16),
+    Message(u16, String),
 }
 
 /// Records the scenario into `out`; returns the files written.
@@ -36,7 +38,7 @@ pub async fn record(
     let mut answers: BTreeMap<String, Recorded> = BTreeMap::new();
     let resources = match fetch(dispatcher, "/cluster/resources").await? {
         Recorded::Json(value) => value,
-        Recorded::Status(code) => {
+        Recorded::Status(code) | Recorded::Message(code, _) => {
             return Err(format!(
                 "/cluster/resources answered HTTP {code}: nothing to record"
             ));
@@ -59,6 +61,7 @@ pub async fn record(
     }
     paths.extend(crate::collectors::snapshots::paths(&rows, &nodes));
     paths.extend(crate::collectors::backup::paths(&rows, &nodes));
+    paths.extend(crate::collectors::guest_filesystems::paths(&rows, &nodes));
     answers.insert("/cluster/resources".into(), Recorded::Json(resources));
     for path in paths {
         let answer = fetch(dispatcher, &path).await?;
@@ -94,6 +97,11 @@ pub async fn record(
             Recorded::Status(code) => (
                 out.join(format!("{}.status", path.trim_start_matches('/'))),
                 format!("{code}\n"),
+            ),
+            // Names in the message (`VM 101 qmp command …`) are replaced like any others.
+            Recorded::Message(code, message) => (
+                out.join(format!("{}.status", path.trim_start_matches('/'))),
+                format!("{code} {}\n", anonymiser.text(&message)),
             ),
         };
         if !secret.is_empty() && body.contains(secret) {
@@ -143,6 +151,10 @@ async fn fetch(dispatcher: &Dispatcher, path: &str) -> Result<Recorded, String> 
             kind: ErrorKind::Status(status),
             ..
         }) => Ok(Recorded::Status(status.as_u16())),
+        Err(ApiError {
+            kind: ErrorKind::Refused { status, reason },
+            ..
+        }) => Ok(Recorded::Message(status.as_u16(), reason)),
         Err(e) => Err(e.to_string()),
     }
 }

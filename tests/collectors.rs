@@ -50,6 +50,24 @@ fn sizes(answers: &Answers) -> (u64, u64, u64) {
     (online.len() as u64, guests as u64, stores as u64)
 }
 
+/// Running VMs (templates aside) on online nodes: the ones whose guest agent is asked.
+fn running_vms(answers: &Answers) -> u64 {
+    let Some(Answer::Json(body)) = answers.0.get("/cluster/resources") else {
+        panic!("no resources");
+    };
+    let rows: Value = serde_json::from_slice(body).unwrap();
+    let rows = rows["data"].as_array().unwrap();
+    let online: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["type"] == "node" && r["status"] == "online")
+        .map(|r| &r["node"])
+        .collect();
+    rows.iter()
+        .filter(|r| r["type"] == "qemu" && r["template"] != 1 && r["status"] == "running")
+        .filter(|r| online.contains(&&r["node"]))
+        .count() as u64
+}
+
 async fn scrape(url: &str) -> String {
     let response = reqwest::get(url).await.unwrap();
     assert_eq!(response.status(), 200);
@@ -65,7 +83,7 @@ fn success(exposition: &str, collector: &str) -> bool {
 /// Requests per window besides the one `/cluster/resources`, for N online nodes, G guests and
 /// S backup storages, as the README's collectors table gives them (`0 (the inventory)`, `N`,
 /// `1`, `G, every 5 min`, `2 + S, every 5 min`).
-fn cost(collector: &str, (n, g, s): (u64, u64, u64)) -> u64 {
+fn cost(collector: &str, (n, g, s, v): (u64, u64, u64, u64)) -> u64 {
     let readme =
         std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
             .unwrap();
@@ -81,6 +99,7 @@ fn cost(collector: &str, (n, g, s): (u64, u64, u64)) -> u64 {
             "N" => n,
             "G" => g,
             "S" => s,
+            "V" => v,
             number => number
                 .parse()
                 .unwrap_or_else(|_| panic!("README cost of {collector}: `{cell}`")),
@@ -92,9 +111,11 @@ fn cost(collector: &str, (n, g, s): (u64, u64, u64)) -> u64 {
 async fn each_collector_costs_what_the_readme_says() {
     let answers = cluster();
     let (n, g, s) = sizes(&answers);
+    let v = running_vms(&answers);
     assert_eq!(n, 4);
     assert!(g > 40, "{g} guests");
     assert!(s >= n, "{s} backup storages");
+    assert!(v > 10 && v < g, "{v} running VMs");
     for collector in REGISTRY {
         let name = collector.name();
         let api = FakeEndpoint::serve(answers.clone()).await;
@@ -112,19 +133,24 @@ async fn each_collector_costs_what_the_readme_says() {
             Cost::One => 1,
             Cost::PerNode => n,
             Cost::PerGuest => g,
+            Cost::PerRunningVm => v,
             Cost::BackupStorages => 2 + s,
         };
-        assert_eq!(declared, cost(name, (n, g, s)), "declared cost of {name}");
+        assert_eq!(
+            declared,
+            cost(name, (n, g, s, v)),
+            "declared cost of {name}"
+        );
         assert_eq!(
             api.api.requests(),
-            1 + cost(name, (n, g, s)),
+            1 + cost(name, (n, g, s, v)),
             "requests of {name}"
         );
         // A second scrape in the window costs nothing.
         scrape(&url).await;
         assert_eq!(
             api.api.requests(),
-            1 + cost(name, (n, g, s)),
+            1 + cost(name, (n, g, s, v)),
             "{name}, cached"
         );
     }
@@ -137,7 +163,7 @@ async fn each_collector_costs_what_the_readme_says() {
     )
     .await;
     scrape(&url).await;
-    let total: u64 = REGISTRY.iter().map(|c| cost(c.name(), (n, g, s))).sum();
+    let total: u64 = REGISTRY.iter().map(|c| cost(c.name(), (n, g, s, v))).sum();
     assert_eq!(api.api.requests(), 1 + total);
 }
 
@@ -551,4 +577,80 @@ async fn entries_without_a_name_make_no_series_and_no_request() {
     // Each per-node collector asked pve1 only: the inventory, HA, and one request per
     // collector (zfs, replication, node_disks) for the one named online node.
     assert_eq!(api.hits(), 1 + 1 + 3, "{text}");
+}
+
+/// A VM without an answering agent is its state: no series, the collector successful, and
+/// its 500 is neither retried on another endpoint nor held against the one that answered.
+/// Agent requests go to one node at a time each: a node's VMs are asked one after another.
+#[tokio::test]
+async fn guest_agents_are_asked_one_per_node_and_their_absence_is_no_failure() {
+    let answers = cluster();
+    let v = running_vms(&answers);
+    let first = FakeEndpoint::serve(answers.clone()).await;
+    let second = FakeEndpoint::serve(answers.clone()).await;
+    let latency = Duration::from_millis(40);
+    for endpoint in [&first, &second] {
+        endpoint.api.set_latency(latency);
+    }
+    let (url, _) = exporter_with(
+        vec![first.url.clone(), second.url.clone()],
+        Duration::from_secs(60),
+        only("guest_filesystems", None),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let text = scrape(&url).await;
+    let took = started.elapsed();
+    assert!(success(&text, "guest_filesystems"), "{text}");
+    assert_eq!(
+        first.hits() + second.hits(),
+        1 + v as usize,
+        "retried elsewhere"
+    );
+    let absent = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("proxmox_exporter_api_requests_total{") && l.contains("status=\"500\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum::<u64>();
+    assert!(
+        absent > 0,
+        "the generated cluster has VMs without an agent: {text}"
+    );
+    assert!(
+        text.contains("proxmox_guest_filesystem_used_bytes{"),
+        "{text}"
+    );
+    // No endpoint went into backoff for them: a 500 with PVE's reason is an answer.
+    assert!(!text.contains("status=\"connection_error\""), "{text}");
+    // One at a time per node: the busiest node's VMs take their latencies in a row (a lower
+    // bound, which a loaded machine can only exceed).
+    let Some(Answer::Json(body)) = answers.0.get("/cluster/resources") else {
+        panic!("no resources");
+    };
+    let rows: Value = serde_json::from_slice(body).unwrap();
+    let mut per_node = std::collections::BTreeMap::<String, u32>::new();
+    let online: Vec<&Value> = rows["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["type"] == "node" && r["status"] == "online")
+        .map(|r| &r["node"])
+        .collect();
+    for r in rows["data"].as_array().unwrap() {
+        if r["type"] == "qemu"
+            && r["template"] != 1
+            && r["status"] == "running"
+            && online.contains(&&r["node"])
+        {
+            *per_node.entry(r["node"].to_string()).or_default() += 1;
+        }
+    }
+    let busiest = per_node.values().copied().max().unwrap();
+    assert!(busiest > 2, "{per_node:?}");
+    assert!(
+        took >= latency * busiest,
+        "{took:?} for {busiest} VMs on one node"
+    );
 }

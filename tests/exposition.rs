@@ -83,6 +83,17 @@ fn snapshot_guests(scenario: &str) -> u64 {
         .count() as u64
 }
 
+/// Running VMs (templates aside) on online nodes: the ones whose guest agent is asked.
+fn running_vms(scenario: &str) -> u64 {
+    let rows = rows(scenario);
+    let online = online(&rows);
+    let template = |r: &serde_json::Value| matches!(r["template"].as_u64(), Some(1));
+    rows.iter()
+        .filter(|r| r["type"] == "qemu" && !template(r) && r["status"] == "running")
+        .filter(|r| online.contains(&&r["node"]))
+        .count() as u64
+}
+
 /// Storages holding backups on online nodes, a shared one once.
 fn backup_storages(scenario: &str) -> u64 {
     let rows = rows(scenario);
@@ -102,7 +113,7 @@ fn backup_storages(scenario: &str) -> u64 {
         .count() as u64
 }
 
-fn every_collectors_cost(n: u64, g: u64, s: u64) -> u64 {
+fn every_collectors_cost(n: u64, g: u64, s: u64, v: u64) -> u64 {
     use proxmox_exporter::collectors::{Cost, REGISTRY};
     REGISTRY
         .iter()
@@ -111,6 +122,7 @@ fn every_collectors_cost(n: u64, g: u64, s: u64) -> u64 {
             Cost::One => 1,
             Cost::PerNode => n,
             Cost::PerGuest => g,
+            Cost::PerRunningVm => v,
             Cost::BackupStorages => 2 + s,
         })
         .sum()
@@ -149,7 +161,7 @@ macro_rules! scenario {
                     snapshot_guests($dir),
                     backup_storages($dir),
                 );
-                let expected = 1 + every_collectors_cost(n, g, s);
+                let expected = 1 + every_collectors_cost(n, g, s, running_vms($dir));
                 assert_eq!(requests, expected, "API requests with every collector");
                 assert!(!exposition.contains("_success{collector=\"snapshots\"} 0"));
                 snapshot(&format!("all-{}", $dir), &exposition);

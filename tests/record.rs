@@ -62,9 +62,23 @@ async fn records_an_anonymised_scenario_that_serves_the_same_metrics() {
         .filter(|n| n.ends_with("/snapshot.json"))
         .count();
     assert!(snapshots > 20, "{names:?}");
+    let agents = names
+        .iter()
+        .filter(|n| n.contains("/agent/get-fsinfo."))
+        .count();
+    assert!(agents > 10, "{names:?}");
+    // A VM without an agent: PVE's message kept, as the simulator gave it.
+    let absent = written
+        .iter()
+        .find(|(n, _)| n.ends_with("/agent/get-fsinfo.status"))
+        .map(|(_, text)| text.as_str());
+    assert!(
+        absent.is_some_and(|t| t.starts_with("500 ") && t.contains("QEMU guest agent")),
+        "{absent:?}"
+    );
     // The inventory; cluster, HA and Ceph status, guests without backup, tasks; six answers
-    // per node and its backup storage; one per guest.
-    assert_eq!(names.len(), 6 + 7 * 4 + snapshots, "{names:?}");
+    // per node and its backup storage; one per guest, and one per running VM's agent.
+    assert_eq!(names.len(), 6 + 7 * 4 + snapshots + agents, "{names:?}");
     assert!(names.contains(&"cluster/resources.json"));
     assert!(names.contains(&"cluster/status.json"));
     assert!(

@@ -77,6 +77,7 @@ registry!(
     zfs,
     ceph,
     backup,
+    guest_filesystems,
 );
 
 /// A future a collector returns; boxed so collectors can sit in one list.
@@ -100,6 +101,8 @@ pub enum Cost {
     PerNode,
     /// One request per guest (templates aside) on an online node.
     PerGuest,
+    /// One request per running VM (templates aside) on an online node.
+    PerRunningVm,
     /// Two cluster-wide requests and one per storage holding backups (a shared one once).
     BackupStorages,
 }
@@ -255,7 +258,7 @@ pub fn default_concurrency(enabled: &[Enabled]) -> usize {
         .filter(|e| {
             matches!(
                 e.collector.cost(),
-                Cost::PerNode | Cost::PerGuest | Cost::BackupStorages
+                Cost::PerNode | Cost::PerGuest | Cost::PerRunningVm | Cost::BackupStorages
             )
         })
         .count();

@@ -305,6 +305,12 @@ impl Answers {
                     json_answer(snapshots),
                 );
             }
+            if running && !lxc {
+                answers.insert(
+                    format!("/nodes/{node}/qemu/{vmid}/agent/get-fsinfo"),
+                    agent_fsinfo(g),
+                );
+            }
         }
         let body = |data: Value| Answer::Json(Bytes::from(json!({ "data": data }).to_string()));
         for (filter, kinds) in [
@@ -374,6 +380,54 @@ fn node_status(rng: &mut fastrand::Rng, name: &str, cpus: u64, memory: u64) -> V
         "boot-info": { "mode": "efi", "secureboot": 0 },
         "name": name,
     })
+}
+
+/// What a running VM's guest agent says of its file systems: most run Linux with an agent,
+/// some Windows; some have no agent configured, some one that is not running (PVE's 500s).
+/// (Sizes come from `g`, not the cluster's random numbers, which stay as they were.)
+fn agent_fsinfo(g: usize) -> Answer {
+    if g % 5 == 1 {
+        return Answer::Message(500, "No QEMU guest agent configured".into());
+    }
+    if g % 11 == 2 {
+        return Answer::Message(500, "QEMU guest agent is not running".into());
+    }
+    let disk = |name: &str, mountpoint: &str, fstype: &str, total: u64, used: u64| {
+        json!({
+            "name": name, "mountpoint": mountpoint, "type": fstype,
+            "total-bytes": total, "used-bytes": used,
+            "disk": [{"bus-type": "scsi", "bus": 0, "target": 0, "unit": 0, "dev": format!("/dev/{name}")}],
+        })
+    };
+    let total: u64 = [16u64, 32, 64, 128][g % 4] << 30;
+    let used = total / 100 * (5 + (g as u64 * 37) % 93);
+    let result = if g % 13 == 3 {
+        json!([
+            disk(
+                "\\\\?\\Volume{6e6a2c5d-0000-0000-0000-100000000000}\\",
+                "C:\\",
+                "NTFS",
+                total,
+                used
+            ),
+            disk(
+                "\\\\?\\Volume{6e6a2c5d-0000-0000-0000-200000000000}\\",
+                "System Reserved",
+                "NTFS",
+                52_424_704,
+                30_000_000
+            ),
+        ])
+    } else {
+        json!([
+            disk("sda1", "/", "ext4", total, used),
+            disk("sda15", "/boot/efi", "vfat", 109_422_592, 6_291_456),
+            disk("sda1", "/var/lib/docker", "ext4", total, used),
+            {"name": "tmpfs", "mountpoint": "/run", "type": "tmpfs", "total-bytes": 209_715_200, "used-bytes": 1_048_576, "disk": []},
+            {"name": "loop0", "mountpoint": "/snap/core22/1380", "type": "squashfs", "total-bytes": 77_594_624, "used-bytes": 77_594_624, "disk": []},
+        ])
+    };
+    json_answer(json!({ "result": result }))
 }
 
 /// A guest's snapshot list: up to three snapshots, then PVE's `current` entry.

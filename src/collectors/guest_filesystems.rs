@@ -1,0 +1,318 @@
+//! `guest_filesystems`: the file systems inside each running VM, through the QEMU guest agent
+//! (`/nodes/{node}/qemu/{vmid}/agent/get-fsinfo`). PVE cannot see inside a VM (its `disk` is
+//! 0 for every VM); the agent can: size and use of each mounted file system.
+//!
+//! - **A VM without a working agent** is a state of the guest, not a failure: PVE answers 500
+//!   with `No QEMU guest agent configured` or `QEMU guest agent is not running` (or the agent's
+//!   own timeout). Such a VM has no series, the collector stays successful, and the answer is
+//!   neither retried elsewhere nor held against the endpoint (PVE's reason in the status line
+//!   makes it [`ErrorKind::Refused`]). The next sweep asks it again (refresh: 5 minutes).
+//! - **One agent request per node at a time.** An agent call can hold one of the node's three
+//!   pveproxy workers until the agent answers; a hung agent holds it until this collector's
+//!   own timeout ([`AGENT_TIMEOUT`]), and meanwhile the node's other VMs wait for their turn,
+//!   not the node's other API users.
+//! - **What is reported.** File systems with a size: pseudo and read-only image file systems
+//!   (`tmpfs`, `squashfs`, `overlay`, …, and anything reporting no size) are left out. A
+//!   device mounted at several places (bind mounts, container runtimes, snap) is reported once,
+//!   at its shortest mount point: the same bytes counted at every bind mount would alert once
+//!   per mount. Windows drive letters come as the agent writes them (`C:\`).
+//! - **Privileges.** PVE 7.x and 8.x ask `VM.Monitor` on the VM, PVE 9.x `VM.GuestAgent.Audit`.
+//!   A 403 fails the collector with one error naming the privilege, not one per VM.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::DescriptorEncoder;
+use tokio::sync::Semaphore;
+
+use super::cluster_resources::{Rows, kind, vmid};
+use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Sample, Spec, Target, View};
+use super::{gauge_family, labels};
+use crate::pve::client::types::GetNodesNodeQemuVmidAgentGetFsinfoResponseDataResultItem;
+use crate::pve::{ApiError, Dispatcher, ErrorKind, Known, named};
+
+pub const NAME: &str = "guest_filesystems";
+
+/// How long one agent request may take before the VM counts as having no answering agent.
+pub const AGENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Agent requests under way at once on one node.
+pub const PER_NODE: usize = 1;
+
+/// File system types that hold no data of the guest's own, or a read-only image of it.
+const PSEUDO: &[&str] = &[
+    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts",
+    "devtmpfs", "efivarfs", "fusectl", "hugetlbfs", "iso9660", "mqueue", "nsfs", "overlay",
+    "proc", "pstore", "ramfs", "rpc_pipefs", "securityfs", "squashfs", "sysfs", "tmpfs",
+    "tracefs", "udf",
+];
+
+pub type FsInfo = GetNodesNodeQemuVmidAgentGetFsinfoResponseDataResultItem;
+
+pub struct GuestFilesystems;
+pub static COLLECTOR: GuestFilesystems = GuestFilesystems;
+
+pub static SPEC: Spec = Spec {
+    name: NAME,
+    enabled_by_default: false,
+    operations: &["GET /nodes/{node}/qemu/{vmid}/agent/get-fsinfo"],
+    cost: Cost::PerRunningVm,
+    refresh: Some(Duration::from_secs(300)),
+};
+
+impl Collector for GuestFilesystems {
+    fn spec(&self) -> &'static Spec {
+        &SPEC
+    }
+    fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
+        Box::pin(async move {
+            let vms = running_vms(&ctx.inventory.data, &ctx.online_nodes());
+            let turns: HashMap<String, Arc<Semaphore>> = vms
+                .iter()
+                .map(|vm| (vm.node.clone(), Arc::new(Semaphore::new(PER_NODE))))
+                .collect();
+            let turns = Arc::new(turns);
+            let mut fetched = ctx
+                .fan_out(vms, move |dispatcher, vm| {
+                    fetch(dispatcher, vm, turns.clone())
+                })
+                .await;
+            one_error_per_privilege(&mut fetched.errors);
+            fetched.map(|vms| Box::new(Mounted(vms)) as Box<dyn Families>)
+        })
+    }
+}
+
+/// A running VM whose agent is asked.
+#[derive(Clone, Debug)]
+pub struct Vm {
+    node: String,
+    vmid: u64,
+    name: String,
+}
+
+impl Target for Vm {
+    fn node(&self) -> &str {
+        &self.node
+    }
+    fn path(&self) -> String {
+        format!("/nodes/{}/qemu/{}/agent/get-fsinfo", self.node, self.vmid)
+    }
+}
+
+/// The running VMs (templates aside) on the `online` nodes.
+fn running_vms(rows: &Rows, online: &[String]) -> Vec<Vm> {
+    rows.iter()
+        .filter(|r| kind(r) == "qemu" && r.template.known() != Some(true))
+        .filter(|r| r.status.known() == Some("running"))
+        .filter_map(|r| {
+            let node = named(r.node.known()).filter(|n| online.iter().any(|o| o == n))?;
+            Some(Vm {
+                node: node.to_owned(),
+                vmid: vmid(r).parse().ok()?,
+                name: r.name.known().unwrap_or("").to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// The agent paths this collector asks for these rows.
+pub fn paths(rows: &Rows, online: &[String]) -> Vec<String> {
+    running_vms(rows, online).iter().map(Target::path).collect()
+}
+
+/// Whether PVE's answer says the VM has no answering agent: its state, not a failure.
+pub fn agent_absent(kind: &ErrorKind) -> bool {
+    match kind {
+        ErrorKind::Refused { reason, .. } => {
+            let reason = reason.to_ascii_lowercase();
+            reason.contains("no qemu guest agent configured")
+                || reason.contains("qemu guest agent is not running")
+                || reason.contains("guest-get-fsinfo' failed - got timeout")
+                || reason.contains("guest agent command 'guest-get-fsinfo' not")
+        }
+        _ => false,
+    }
+}
+
+/// A VM's file systems; `None` when it has no answering agent.
+async fn fetch(
+    dispatcher: Arc<Dispatcher>,
+    vm: Vm,
+    turns: Arc<HashMap<String, Arc<Semaphore>>>,
+) -> Result<Option<Vec<FsInfo>>, ApiError> {
+    // The node's turn: one agent request at a time per node. Never closed, so this only waits.
+    let _turn = match turns.get(&vm.node) {
+        Some(turn) => turn.clone().acquire_owned().await.ok(),
+        None => None,
+    };
+    let path = vm.path();
+    let call = dispatcher.call(&path, |c| {
+        let (node, vmid) = (vm.node.clone(), vm.vmid);
+        async move {
+            c.get_nodes_node_qemu_vmid_agent_get_fsinfo()
+                .node(node)
+                .vmid(vmid)
+                .send()
+                .await
+        }
+    });
+    match tokio::time::timeout(AGENT_TIMEOUT, call).await {
+        Ok(Ok(answer)) => Ok(Some(answer.data.result.unwrap_or_default())),
+        Ok(Err(error)) if agent_absent(&error.kind) => Ok(None),
+        Ok(Err(error)) => Err(error),
+        // A hung agent: the VM has no answering agent this time.
+        Err(_) => {
+            tracing::debug!(path, "no answer from the guest agent in time");
+            Ok(None)
+        }
+    }
+}
+
+/// A missing privilege is the same for every VM: one error says it, naming the privilege.
+fn one_error_per_privilege(errors: &mut Vec<ApiError>) {
+    let forbidden = |e: &ApiError| {
+        matches!(&e.kind, ErrorKind::Status(s) | ErrorKind::Refused { status: s, .. } if s.as_u16() == 403)
+    };
+    let Some(first) = errors.iter().position(forbidden) else {
+        return;
+    };
+    let count = errors.iter().filter(|e| forbidden(e)).count();
+    let mut error = errors.remove(first);
+    errors.retain(|e| !forbidden(e));
+    error.kind = ErrorKind::Other(format!(
+        "HTTP 403 for {count} VM(s): the token needs VM.Monitor (PVE 7.x, 8.x) or \
+         VM.GuestAgent.Audit (PVE 9.x) on /vms"
+    ));
+    errors.insert(first.min(errors.len()), error);
+}
+
+/// The file systems worth a series, each device once at its shortest mount point.
+pub fn worth_reporting(filesystems: &[FsInfo]) -> Vec<&FsInfo> {
+    let mut kept: Vec<&FsInfo> = filesystems
+        .iter()
+        .filter(|fs| {
+            let fstype = fs.type_.known().unwrap_or("").to_ascii_lowercase();
+            let sized = fs.total_bytes.known().is_some_and(|t| t > 0);
+            sized
+                && named(fs.mountpoint.known()).is_some()
+                && !PSEUDO.contains(&fstype.as_str())
+                && !fstype.starts_with("fuse.")
+        })
+        .collect();
+    kept.sort_by_key(|fs| {
+        let mountpoint = fs.mountpoint.known().unwrap_or("");
+        (fs.name.known().unwrap_or("").to_owned(), mountpoint.len(), mountpoint.to_owned())
+    });
+    // A device without a name is kept at each of its mount points: nothing says they are one.
+    kept.dedup_by(|later, earlier| {
+        named(later.name.known()).is_some() && later.name.known() == earlier.name.known()
+    });
+    kept
+}
+
+#[derive(Debug)]
+struct Mounted(Vec<(Vm, Option<Vec<FsInfo>>)>);
+
+impl Families for Mounted {
+    fn encode(&self, _: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+        let mut sizes: Vec<Sample> = Vec::new();
+        let mut used: Vec<Sample> = Vec::new();
+        for (vm, filesystems) in &self.0 {
+            let Some(filesystems) = filesystems else {
+                continue;
+            };
+            for fs in worth_reporting(filesystems) {
+                let set = labels([
+                    ("fstype", fs.type_.known().unwrap_or("")),
+                    ("mountpoint", fs.mountpoint.known().unwrap_or("")),
+                    ("name", &vm.name),
+                    ("node", &vm.node),
+                    ("vmid", &vm.vmid.to_string()),
+                ]);
+                if let Some(total) = fs.total_bytes.known() {
+                    sizes.push((set.clone(), total as f64));
+                }
+                if let Some(bytes) = fs.used_bytes.known() {
+                    used.push((set, bytes as f64));
+                }
+            }
+        }
+        gauge_family(
+            encoder,
+            "proxmox_guest_filesystem_size_bytes",
+            "Size of a file system inside a running VM, as its QEMU guest agent reports it.",
+            sizes,
+        )?;
+        gauge_family(
+            encoder,
+            "proxmox_guest_filesystem_used_bytes",
+            "Bytes in use on a file system inside a running VM, as its QEMU guest agent reports \
+             it.",
+            used,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fs(name: &str, mountpoint: &str, fstype: &str, total: Option<i64>) -> FsInfo {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "mountpoint": mountpoint, "type": fstype,
+            "total-bytes": total, "used-bytes": total.map(|t| t / 2),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn pseudo_file_systems_go_and_a_device_counts_once() {
+        let list = [
+            fs("sda1", "/", "ext4", Some(100)),
+            fs("sda1", "/var/lib/docker/overlay2/x/merged", "ext4", Some(100)),
+            fs("sda2", "/boot/efi", "vfat", Some(10)),
+            fs("loop0", "/snap/core/1", "squashfs", Some(5)),
+            fs("tmpfs", "/run", "tmpfs", Some(5)),
+            fs("sdb1", "/data", "xfs", None),
+            fs("\\\\?\\Volume{a}\\", "C:\\", "NTFS", Some(1000)),
+            fs("", "/mnt/a", "nfs4", Some(7)),
+            fs("", "/mnt/b", "nfs4", Some(7)),
+        ];
+        let kept: Vec<&str> = worth_reporting(&list)
+            .iter()
+            .map(|f| f.mountpoint.known().unwrap_or(""))
+            .collect();
+        assert_eq!(kept, ["/mnt/a", "/mnt/b", "C:\\", "/", "/boot/efi"]);
+    }
+
+    #[test]
+    fn the_agents_absence_is_the_guests_state() {
+        let refused = |reason: &str| ErrorKind::Refused {
+            status: reqwest::StatusCode::INTERNAL_SERVER_ERROR,
+            reason: reason.into(),
+        };
+        assert!(agent_absent(&refused("No QEMU guest agent configured")));
+        assert!(agent_absent(&refused("QEMU guest agent is not running")));
+        assert!(agent_absent(&refused(
+            "VM 101 qmp command 'guest-get-fsinfo' failed - got timeout"
+        )));
+        assert!(!agent_absent(&refused("VM 101 not running")));
+        assert!(!agent_absent(&ErrorKind::Status(reqwest::StatusCode::FORBIDDEN)));
+    }
+
+    #[test]
+    fn a_missing_privilege_is_one_error() {
+        let forbidden = |vmid: u32| ApiError {
+            endpoint: "https://pve1:8006".into(),
+            path: format!("/nodes/pve1/qemu/{vmid}/agent/get-fsinfo"),
+            kind: ErrorKind::Status(reqwest::StatusCode::FORBIDDEN),
+        };
+        let mut errors = vec![forbidden(100), forbidden(101), forbidden(102)];
+        one_error_per_privilege(&mut errors);
+        assert_eq!(errors.len(), 1);
+        let said = errors[0].to_string();
+        assert!(said.contains("3 VM(s)") && said.contains("VM.GuestAgent.Audit"), "{said}");
+    }
+}
