@@ -78,6 +78,7 @@ registry!(
     ceph,
     backup,
     guest_filesystems,
+    guest_network,
 );
 
 /// A future a collector returns; boxed so collectors can sit in one list.
