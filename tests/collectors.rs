@@ -100,6 +100,7 @@ fn cost(collector: &str, (n, g, s, v): (u64, u64, u64, u64)) -> u64 {
             "G" => g,
             "S" => s,
             "V" => v,
+            "2N" => 2 * n,
             number => number
                 .parse()
                 .unwrap_or_else(|_| panic!("README cost of {collector}: `{cell}`")),
@@ -132,6 +133,7 @@ async fn each_collector_costs_what_the_readme_says() {
             Cost::Nothing => 0,
             Cost::One => 1,
             Cost::PerNode => n,
+            Cost::TwoPerNode => 2 * n,
             Cost::PerGuest => g,
             Cost::PerRunningVm => v,
             Cost::BackupStorages => 2 + s,

@@ -121,6 +121,7 @@ fn every_collectors_cost(n: u64, g: u64, s: u64, v: u64) -> u64 {
             Cost::Nothing => 0,
             Cost::One => 1,
             Cost::PerNode => n,
+            Cost::TwoPerNode => 2 * n,
             Cost::PerGuest => g,
             Cost::PerRunningVm => v,
             Cost::BackupStorages => 2 + s,

@@ -76,9 +76,9 @@ async fn records_an_anonymised_scenario_that_serves_the_same_metrics() {
         absent.is_some_and(|t| t.starts_with("500 ") && t.contains("QEMU guest agent")),
         "{absent:?}"
     );
-    // The inventory; cluster, HA and Ceph status, guests without backup, tasks; seven answers
+    // The inventory; cluster, HA and Ceph status, guests without backup, tasks; nine answers
     // per node and its backup storage; one per guest, and one per running VM's agent.
-    assert_eq!(names.len(), 6 + 8 * 4 + snapshots + agents, "{names:?}");
+    assert_eq!(names.len(), 6 + 10 * 4 + snapshots + agents, "{names:?}");
     assert!(names.contains(&"cluster/resources.json"));
     assert!(names.contains(&"cluster/status.json"));
     assert!(

@@ -79,6 +79,7 @@ registry!(
     backup,
     guest_filesystems,
     guest_network,
+    guest_pressure,
 );
 
 /// A future a collector returns; boxed so collectors can sit in one list.
@@ -100,6 +101,8 @@ pub enum Cost {
     /// nodes ([`each_online_node`]): it may start on the last collection's nodes before the
     /// inventory has come (see [`Collectors::collect`]).
     PerNode,
+    /// Two requests per online node.
+    TwoPerNode,
     /// One request per guest (templates aside) on an online node.
     PerGuest,
     /// One request per running VM (templates aside) on an online node.
@@ -259,7 +262,11 @@ pub fn default_concurrency(enabled: &[Enabled]) -> usize {
         .filter(|e| {
             matches!(
                 e.collector.cost(),
-                Cost::PerNode | Cost::PerGuest | Cost::PerRunningVm | Cost::BackupStorages
+                Cost::PerNode
+                    | Cost::TwoPerNode
+                    | Cost::PerGuest
+                    | Cost::PerRunningVm
+                    | Cost::BackupStorages
             )
         })
         .count();

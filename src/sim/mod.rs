@@ -821,7 +821,31 @@ fn other_exporters_paths(
                     body(config),
                 );
             }
-            answers.insert(format!("/nodes/{name}/{kind}"), body(json!(guests)));
+            // PVE 9's lists carry each running guest's pressure (percent, over 10 s).
+            let listed: Vec<Value> = guests
+                .iter()
+                .map(|g| {
+                    let mut g = (*g).clone();
+                    if g["status"] == "running" {
+                        let seed = g["vmid"]
+                            .to_string()
+                            .trim_matches('"')
+                            .parse::<u64>()
+                            .unwrap_or(0);
+                        let percent = |n: u64| ((seed * n) % 400) as f64 / 100.0;
+                        g["pressurecpusome"] = json!(percent(7));
+                        g["pressureiosome"] = json!(percent(11));
+                        g["pressureiofull"] = json!(percent(3));
+                        g["pressurememorysome"] = json!(percent(5) / 4.0);
+                        g["pressurememoryfull"] = json!(0.0);
+                        if kind == "qemu" {
+                            g["pressurecpufull"] = json!(percent(2) / 2.0);
+                        }
+                    }
+                    g
+                })
+                .collect();
+            answers.insert(format!("/nodes/{name}/{kind}"), body(json!(listed)));
         }
     }
 }
