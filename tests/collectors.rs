@@ -656,3 +656,48 @@ async fn guest_agents_are_asked_one_per_node_and_their_absence_is_no_failure() {
         "{took:?} for {busiest} VMs on one node"
     );
 }
+
+/// An agent that never answers costs its VM's series for this sweep and at most the agent
+/// timeout of the scrape: the other VMs, and the node's other VMs after it, are still asked.
+#[tokio::test]
+async fn a_hung_guest_agent_costs_its_vm_and_the_agent_timeout_only() {
+    use proxmox_exporter::collectors::guest_filesystems::AGENT_TIMEOUT;
+    let answers = cluster();
+    let api = FakeEndpoint::serve(answers.clone()).await;
+    // The first running VM with an agent answer hangs far beyond the agent timeout.
+    let hung = answers
+        .0
+        .iter()
+        .filter(|(path, answer)| {
+            path.ends_with("/agent/get-fsinfo") && matches!(answer, Answer::Json(_))
+        })
+        .map(|(path, _)| path.clone())
+        .min()
+        .unwrap();
+    let original = answers.0[&hung].clone();
+    api.api.set_answer(
+        &hung,
+        Answer::Delayed(AGENT_TIMEOUT * 6, Box::new(original)),
+    );
+    let (url, _) = exporter_with(
+        vec![api.url.clone()],
+        Duration::from_secs(60),
+        only("guest_filesystems", None),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let text = scrape(&url).await;
+    let took = started.elapsed();
+    assert!(
+        took < AGENT_TIMEOUT * 3,
+        "the scrape waited {took:?} for the hung agent"
+    );
+    assert!(success(&text, "guest_filesystems"), "{text}");
+    let vmid = hung.split('/').nth(4).unwrap();
+    assert!(!text.contains(&format!("vmid=\"{vmid}\"")), "{text}");
+    assert!(
+        text.contains("proxmox_guest_filesystem_used_bytes{"),
+        "{text}"
+    );
+    assert_eq!(api.hits(), 1 + running_vms(&answers) as usize);
+}

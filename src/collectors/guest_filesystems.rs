@@ -9,7 +9,7 @@
 //!   makes it [`ErrorKind::Refused`]). The next sweep asks it again (refresh: 5 minutes).
 //! - **One agent request per node at a time.** An agent call can hold one of the node's three
 //!   pveproxy workers until the agent answers; a hung agent holds it until this collector's
-//!   own timeout ([`AGENT_TIMEOUT`]), and meanwhile the node's other VMs wait for their turn,
+//!   own timeout ([`AGENT_TIMEOUT`], 4 s), and meanwhile the node's other VMs wait for their turn,
 //!   not the node's other API users.
 //! - **What is reported.** File systems with a size: pseudo and read-only image file systems
 //!   (`tmpfs`, `squashfs`, `overlay`, …, and anything reporting no size) are left out. A
@@ -34,8 +34,10 @@ use crate::pve::{ApiError, Dispatcher, ErrorKind, Known, named};
 
 pub const NAME: &str = "guest_filesystems";
 
-/// How long one agent request may take before the VM counts as having no answering agent.
-pub const AGENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one agent request may take before the VM counts as having no answering agent:
+/// below the API timeout (`--api-timeout`, 10 s by default), so that a hung agent is the
+/// VM's state and not a timeout held against the endpoint.
+pub const AGENT_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Agent requests under way at once on one node.
 pub const PER_NODE: usize = 1;
@@ -161,6 +163,8 @@ async fn fetch(
     match tokio::time::timeout(AGENT_TIMEOUT, call).await {
         Ok(Ok(answer)) => Ok(Some(answer.data.result.unwrap_or_default())),
         Ok(Err(error)) if agent_absent(&error.kind) => Ok(None),
+        // `--api-timeout` set below the agent timeout ran out first: the same hung agent.
+        Ok(Err(error)) if matches!(error.kind, ErrorKind::Timeout) => Ok(None),
         Ok(Err(error)) => Err(error),
         // A hung agent: the VM has no answering agent this time.
         Err(_) => {
