@@ -21,16 +21,8 @@ fn cluster() -> Answers {
 /// (online nodes, guests whose snapshots are asked: templates aside, on online nodes,
 /// storages holding backups on online nodes, a shared one once).
 fn sizes(answers: &Answers) -> (u64, u64, u64) {
-    let Some(Answer::Json(body)) = answers.0.get("/cluster/resources") else {
-        panic!("no resources");
-    };
-    let rows: Value = serde_json::from_slice(body).unwrap();
-    let rows = rows["data"].as_array().unwrap();
-    let online: Vec<&Value> = rows
-        .iter()
-        .filter(|r| r["type"] == "node" && r["status"] == "online")
-        .map(|r| &r["node"])
-        .collect();
+    let (rows, online) = rows_and_online(answers);
+    let online: Vec<&Value> = online.iter().collect();
     let guests = rows
         .iter()
         .filter(|r| r["type"] == "qemu" || r["type"] == "lxc")
@@ -50,21 +42,27 @@ fn sizes(answers: &Answers) -> (u64, u64, u64) {
     (online.len() as u64, guests as u64, stores as u64)
 }
 
-/// Running VMs (templates aside) on online nodes: the ones whose guest agent is asked.
-fn running_vms(answers: &Answers) -> u64 {
+/// The inventory's rows, and the names of its online nodes.
+fn rows_and_online(answers: &Answers) -> (Vec<Value>, Vec<Value>) {
     let Some(Answer::Json(body)) = answers.0.get("/cluster/resources") else {
         panic!("no resources");
     };
     let rows: Value = serde_json::from_slice(body).unwrap();
-    let rows = rows["data"].as_array().unwrap();
-    let online: Vec<&Value> = rows
+    let rows = rows["data"].as_array().unwrap().clone();
+    let online = rows
         .iter()
         .filter(|r| r["type"] == "node" && r["status"] == "online")
-        .map(|r| &r["node"])
+        .map(|r| r["node"].clone())
         .collect();
+    (rows, online)
+}
+
+/// Running VMs (templates aside) on online nodes: the ones whose guest agent is asked.
+fn running_vms(answers: &Answers) -> u64 {
+    let (rows, online) = rows_and_online(answers);
     rows.iter()
         .filter(|r| r["type"] == "qemu" && r["template"] != 1 && r["status"] == "running")
-        .filter(|r| online.contains(&&r["node"]))
+        .filter(|r| online.contains(&r["node"]))
         .count() as u64
 }
 
@@ -628,24 +626,11 @@ async fn guest_agents_are_asked_one_per_node_and_their_absence_is_no_failure() {
     assert!(!text.contains("status=\"connection_error\""), "{text}");
     // One at a time per node: the busiest node's VMs take their latencies in a row (a lower
     // bound, which a loaded machine can only exceed).
-    let Some(Answer::Json(body)) = answers.0.get("/cluster/resources") else {
-        panic!("no resources");
-    };
-    let rows: Value = serde_json::from_slice(body).unwrap();
+    let (rows, online) = rows_and_online(&answers);
     let mut per_node = std::collections::BTreeMap::<String, u32>::new();
-    let online: Vec<&Value> = rows["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["type"] == "node" && r["status"] == "online")
-        .map(|r| &r["node"])
-        .collect();
-    for r in rows["data"].as_array().unwrap() {
-        if r["type"] == "qemu"
-            && r["template"] != 1
-            && r["status"] == "running"
-            && online.contains(&&r["node"])
-        {
+    for r in &rows {
+        let running_vm = r["type"] == "qemu" && r["template"] != 1 && r["status"] == "running";
+        if running_vm && online.contains(&r["node"]) {
             *per_node.entry(r["node"].to_string()).or_default() += 1;
         }
     }
