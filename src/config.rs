@@ -276,10 +276,8 @@ impl Reloader {
             Some(path) => Some(crate::http::web::WebConfig::load(path)?),
             None => None,
         };
-        if let Some(web) = &web {
-            self.web.check(web)?;
-        }
-        // Everything read well: now use it.
+        // Everything read well: now use it. `replace` refuses a TLS switch before anything
+        // is changed.
         if let Some(web) = web {
             self.web.replace(web)?;
         }
@@ -668,11 +666,9 @@ fn plain_text_endpoints(endpoints: &[reqwest::Url]) -> Vec<String> {
     endpoints
         .iter()
         .filter(|url| url.scheme() == "http")
-        .filter(|url| match url.host() {
-            Some(url::Host::Ipv4(ip)) => !ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => !ip.is_loopback(),
-            Some(url::Host::Domain(name)) => name != "localhost",
-            None => true,
+        .filter(|url| {
+            !url.host_str()
+                .is_some_and(crate::compat::target::on_this_machine)
         })
         .map(|url| {
             format!(

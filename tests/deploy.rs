@@ -126,11 +126,7 @@ async fn the_systemd_drop_in_serves_pve_from_the_credential() {
     )
     .await;
     let running = support::run_exporter(&[], &envs);
-    let target = api
-        .url
-        .as_str()
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
+    let target = api.target();
     let (status, body) =
         support::get_text(&format!("http://{}/pve?target={target}", running.address)).await;
     let _ = std::fs::remove_dir_all(&credentials);

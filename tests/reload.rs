@@ -96,11 +96,7 @@ async fn a_modules_rotated_token_value_file_is_used_by_its_targets() {
     // The window: 1 s.
     let kept = targets_with(&yaml, 10, Duration::from_secs(600), Duration::from_secs(1));
     let base = serve_targets(kept).await;
-    let target = api
-        .url
-        .as_str()
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
+    let target = api.target();
     let pve = format!("{base}/pve?target={target}");
     let (status, text) = get_text(&pve).await;
     assert_eq!(status, 200, "{text}");
@@ -147,12 +143,7 @@ async fn reloaded(metrics: &str, successful: bool) -> String {
 #[tokio::test]
 async fn sighup_and_post_reload_use_a_good_file_and_refuse_a_broken_one() {
     let api = FakeEndpoint::scenario(&three_node_dir()).await;
-    let target = api
-        .url
-        .as_str()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
+    let target = api.target();
     let dir = folder("reload");
     let pve_yml = dir.join("pve.yml");
     let module = |name: &str| {
@@ -270,11 +261,7 @@ async fn a_rotated_password_file_is_used_for_the_next_login() {
         Duration::from_secs(1),
     ))
     .await;
-    let target = api
-        .url
-        .as_str()
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
+    let target = api.target();
     let pve = format!("{base}/pve?module=legacy&target={target}");
     assert!(
         get_text(&pve)
@@ -305,12 +292,7 @@ async fn a_rotated_password_file_is_used_for_the_next_login() {
 #[tokio::test]
 async fn a_reload_starts_changed_modules_afresh_and_takes_new_users() {
     let api = FakeEndpoint::scenario(&three_node_dir()).await;
-    let target = api
-        .url
-        .as_str()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
+    let target = api.target();
     let dir = folder("afresh");
     let (pve_yml, web_yml) = (dir.join("pve.yml"), dir.join("web.yml"));
     let module = |name: &str, timeout: u32| {

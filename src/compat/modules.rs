@@ -433,20 +433,17 @@ impl Modules {
             if module.allowed.is_none() {
                 module.allowed = allowed.cloned();
             }
-            match &module.allowed {
-                None => open.push(name.as_str()),
-                Some(list) if module.plain_http && !list.only_loopback() => {
-                    self.warnings.push(format!(
-                        "module {name}: `scheme: http` sends its credentials unencrypted to \
-                         every target off this machine"
-                    ));
-                }
-                Some(_) => {}
+            if module.allowed.is_none() {
+                open.push(name.as_str());
             }
-            if module.allowed.is_none() && module.plain_http {
+            let stays_here = module
+                .allowed
+                .as_ref()
+                .is_some_and(AllowList::only_loopback);
+            if module.plain_http && !stays_here {
                 self.warnings.push(format!(
-                    "module {name}: `scheme: http` sends its credentials unencrypted to any \
-                     target off this machine"
+                    "module {name}: `scheme: http` sends its credentials unencrypted to the \
+                     targets off this machine"
                 ));
             }
         }

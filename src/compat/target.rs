@@ -35,10 +35,20 @@ impl Host {
 
     /// A loopback address, or `localhost`: credentials sent there stay on the machine.
     pub fn is_loopback(&self) -> bool {
-        match self.ip {
-            Some(ip) => ip.is_loopback(),
-            None => self.name == "localhost" || self.name.ends_with(".localhost"),
-        }
+        on_this_machine(&self.name)
+    }
+}
+
+/// Whether a host name or address (IPv6 with or without brackets) is a loopback address or
+/// `localhost`: what is sent there stays on the machine.
+pub fn on_this_machine(host: &str) -> bool {
+    match host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host == "localhost",
     }
 }
 
@@ -207,14 +217,7 @@ impl AllowList {
     /// Whether every host the list allows is on this machine (loopback).
     pub fn only_loopback(&self) -> bool {
         self.0.iter().all(|allowed| match allowed {
-            Allowed::Exact { name, .. } => {
-                name == "localhost"
-                    || name
-                        .trim_start_matches('[')
-                        .trim_end_matches(']')
-                        .parse::<IpAddr>()
-                        .is_ok_and(|ip| ip.is_loopback())
-            }
+            Allowed::Exact { name, .. } => on_this_machine(name),
             Allowed::Below(domain) => domain == "localhost",
             Allowed::Range(range) => {
                 range.network().is_loopback() && range.broadcast().is_loopback()

@@ -72,7 +72,7 @@ impl WebHandle {
     }
 
     /// Whether `new` can replace the configuration in use; the error says why not.
-    pub fn check(&self, new: &WebConfig) -> Result<(), String> {
+    fn check(&self, new: &WebConfig) -> Result<(), String> {
         match (self.current().tls.is_some(), new.tls.is_some()) {
             (true, false) => {
                 Err("TLS cannot be switched off by a reload: restart the exporter".into())
@@ -84,7 +84,7 @@ impl WebHandle {
         }
     }
 
-    /// Uses `new` from now on, once [`WebHandle::check`] allows it.
+    /// Uses `new` from now on, unless it would switch TLS on or off (the error says so).
     pub fn replace(&self, new: WebConfig) -> Result<(), String> {
         self.check(&new)?;
         *self.0.write().unwrap_or_else(|p| p.into_inner()) = new;

@@ -69,6 +69,16 @@ impl FakeEndpoint {
         }
     }
 
+    /// `127.0.0.1:PORT`: this endpoint as a `/pve` or `/probe` target (a module with
+    /// `scheme: http` reaches it).
+    pub fn target(&self) -> String {
+        format!(
+            "{}:{}",
+            self.url.host_str().unwrap_or(""),
+            self.url.port().unwrap_or(0)
+        )
+    }
+
     pub fn hits(&self) -> usize {
         self.api.requests() as usize
     }
