@@ -137,6 +137,16 @@ pub struct Cli {
     #[arg(long, env = "PROXMOX_EXPORTER_MAX_CONCURRENT_REQUESTS")]
     pub max_concurrent_requests: Option<String>,
 
+    /// How many requests of the collectors that ask per guest or per storage (`snapshots`,
+    /// `backup`, `guest_filesystems`) may be under way at once on one node: each holds one of
+    /// the node's three pveproxy workers. Default 1.
+    #[arg(
+        long,
+        env = "PROXMOX_EXPORTER_MAX_GUEST_REQUESTS_PER_NODE",
+        value_name = "N"
+    )]
+    pub max_guest_requests_per_node: Option<String>,
+
     /// How many connections (requests under way at once) one endpoint is given; 0 for no
     /// limit. pveproxy serves with 3 workers and every new connection costs it a TLS
     /// handshake (BENCHMARKS.md has the measurements behind the default).
@@ -181,6 +191,9 @@ pub const DEFAULT_PROXMOX_API_GZIP: bool = false;
 /// the seconds-long waits other pveproxy clients see under a burst of connections.
 pub const DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT: Option<usize> = Some(32);
 
+/// One request per node at a time for the sweeping collectors: a third of pveproxy's workers.
+pub const DEFAULT_MAX_GUEST_REQUESTS_PER_NODE: usize = 1;
+
 /// What to do instead of serving metrics.
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -205,6 +218,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub cache_duration: Duration,
     pub max_concurrent_requests: usize,
+    /// Requests of the sweeping collectors under way at once on one node.
+    pub max_guest_requests_per_node: usize,
     /// Connections one endpoint is given (`None`: no limit).
     pub max_connections_per_endpoint: Option<usize>,
     /// Ask the API for gzipped answers.
@@ -563,6 +578,20 @@ impl Cli {
                     )
                 })?,
         };
+        let max_guest_requests_per_node = match &self.max_guest_requests_per_node {
+            None => DEFAULT_MAX_GUEST_REQUESTS_PER_NODE,
+            Some(text) => text
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=16).contains(n))
+                .ok_or_else(|| {
+                    invalid(
+                        "--max-guest-requests-per-node (PROXMOX_EXPORTER_MAX_GUEST_REQUESTS_PER_NODE)",
+                        format!("`{text}` is not a number from 1 to 16"),
+                    )
+                })?,
+        };
         let web = match &self.web_config_file {
             Some(path) => crate::http::web::WebConfig::load(path)
                 .map_err(|e| invalid("--web.config.file (PROXMOX_EXPORTER_WEB_CONFIG_FILE)", e))?,
@@ -639,6 +668,7 @@ impl Cli {
             listen: SocketAddr::new(address, port),
             cache_duration,
             max_concurrent_requests,
+            max_guest_requests_per_node,
             max_connections_per_endpoint,
             gzip,
             collect_ahead: self.collect_ahead.unwrap_or(false),
@@ -927,6 +957,20 @@ mod tests {
     }
 
     #[test]
+    fn guest_requests_per_node() {
+        let per_node = |extra: &[&str]| {
+            let mut args = GOOD.to_vec();
+            args.extend(extra);
+            cli(&args)
+                .into_config()
+                .unwrap()
+                .max_guest_requests_per_node
+        };
+        assert_eq!(per_node(&[]), DEFAULT_MAX_GUEST_REQUESTS_PER_NODE);
+        assert_eq!(per_node(&["--max-guest-requests-per-node", "2"]), 2);
+    }
+
+    #[test]
     fn each_bad_setting_is_named() {
         for (extra, setting) in [
             (vec!["--log-level", "loud"], "--log-level"),
@@ -941,6 +985,10 @@ mod tests {
             (
                 vec!["--max-connections-per-endpoint", "many"],
                 "--max-connections-per-endpoint",
+            ),
+            (
+                vec!["--max-guest-requests-per-node", "0"],
+                "--max-guest-requests-per-node",
             ),
             (
                 vec!["--proxmox-endpoints", "pve1:8006"],

@@ -132,6 +132,7 @@ async fn run(allocator_tuned: bool) -> ExitCode {
                 config.max_concurrent_requests,
             )
             .with_collectors(config.collectors.clone())
+            .with_requests_per_node(config.max_guest_requests_per_node)
             .with_reloads(reloads.clone()),
         )
     });
@@ -145,6 +146,7 @@ async fn run(allocator_tuned: bool) -> ExitCode {
                 cache_duration: config.cache_duration,
                 probe_collectors: config.collectors.clone(),
                 max_concurrent_requests: config.max_concurrent_requests,
+                requests_per_node: config.max_guest_requests_per_node,
                 max_connections_per_endpoint: config.max_connections_per_endpoint,
                 gzip: config.gzip,
                 extra_roots: config.extra_roots.clone(),

@@ -225,10 +225,27 @@ async fn a_failed_collector_is_asked_again_in_the_next_window() {
     let text = scrape(&url).await;
     assert!(!success(&text, "snapshots"));
     api.api.clear_answers();
+    // The next window asks the failed guest again, and only it; after the first sweep a
+    // scrape does not wait for the sweep, so its answer shows in the scrape after.
     let before = api.api.requests();
-    let text = scrape(&url).await;
+    let mut scrapes = 0u64;
+    let text = loop {
+        let text = scrape(&url).await;
+        scrapes += 1;
+        if success(&text, "snapshots") || scrapes == 100 {
+            break text;
+        }
+        // Only waiting shows when the answer has come.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(success(&text, "snapshots"), "{text}");
-    assert_eq!(api.api.requests() - before, 1 + g);
+    assert!(
+        scrapes >= 2,
+        "the retry's answer showed in the scrape that asked it"
+    );
+    // The inventory per scrape, and the one guest.
+    assert_eq!(api.api.requests() - before, scrapes + 1);
+    assert!(g > 1);
 }
 
 #[tokio::test]
@@ -685,4 +702,150 @@ async fn a_hung_guest_agent_costs_its_vm_and_the_agent_timeout_only() {
         "{text}"
     );
     assert_eq!(api.hits(), 1 + running_vms(&answers) as usize);
+}
+
+/// The snapshot list paths among `asked`, with their counts.
+fn snapshot_paths(asked: &std::collections::HashMap<String, u64>) -> Vec<(String, u64)> {
+    let mut paths: Vec<(String, u64)> = asked
+        .iter()
+        .filter(|(path, _)| path.ends_with("/snapshot"))
+        .map(|(path, n)| (path.clone(), *n))
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// After the first sweep, a per-guest collector asks each guest once per refresh, a few in
+/// each window rather than all of them when the refresh is over; a guest that appears is
+/// asked in the next window.
+#[tokio::test]
+async fn per_guest_sweeps_trickle_over_their_refresh() {
+    let answers = cluster();
+    let (_, g, _) = sizes(&answers);
+    let api = FakeEndpoint::serve(answers.clone()).await;
+    api.api.count_paths();
+    // No cache window: every scrape is a collection. The refresh is a duration this test
+    // waits out; 3 s leaves room for many collections in it on a loaded machine.
+    let refresh = Duration::from_secs(3);
+    let (url, _) = exporter_with(
+        vec![api.url.clone()],
+        Duration::ZERO,
+        only("snapshots", Some(refresh)),
+    )
+    .await;
+    let text = scrape(&url).await;
+    assert!(success(&text, "snapshots"), "{text}");
+    let first = snapshot_paths(&api.api.take_paths());
+    assert_eq!(first.len() as u64, g, "the first sweep asks every guest");
+    assert!(first.iter().all(|(_, n)| *n == 1));
+
+    // A guest created now: a row in the inventory, and its snapshot list.
+    let Some(Answer::Json(body)) = answers.0.get("/cluster/resources") else {
+        panic!("no resources");
+    };
+    let mut resources: Value = serde_json::from_slice(body).unwrap();
+    let (_, online) = rows_and_online(&answers);
+    let node = online[0].as_str().unwrap().to_owned();
+    resources["data"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "id": "qemu/9999", "type": "qemu", "vmid": 9999, "name": "new", "node": node,
+            "status": "running", "template": 0, "maxmem": 1, "maxcpu": 1, "maxdisk": 1,
+        }));
+    let new_guest = format!("/nodes/{node}/qemu/9999/snapshot");
+
+    let started = std::time::Instant::now();
+    let mut per_window: Vec<u64> = Vec::new();
+    let mut asked = std::collections::BTreeMap::<String, u64>::new();
+    let mut new_guest_after = None;
+    while started.elapsed() < refresh + Duration::from_millis(1500) {
+        if per_window.len() == 3 {
+            api.api.set_answer(
+                "/cluster/resources",
+                Answer::Json(serde_json::to_vec(&resources).unwrap().into()),
+            );
+            api.api
+                .set_answer(&new_guest, Answer::Json(r#"{"data":[]}"#.into()));
+        }
+        let text = scrape(&url).await;
+        assert!(success(&text, "snapshots"), "{text}");
+        let window = snapshot_paths(&api.api.take_paths());
+        per_window.push(window.iter().map(|(_, n)| n).sum());
+        for (path, n) in window {
+            if path == new_guest && new_guest_after.is_none() {
+                new_guest_after = Some(per_window.len() - 3);
+            }
+            *asked.entry(path).or_default() += n;
+        }
+        // Collections a tenth of the refresh apart; only waiting shows the trickle.
+        tokio::time::sleep(refresh / 30).await;
+    }
+    // Every guest asked again within the refresh (and a half), none more than twice.
+    for (path, _) in &first {
+        let n = asked.get(path).copied().unwrap_or(0);
+        assert!((1..=2).contains(&n), "{path} asked {n} times: {asked:?}");
+    }
+    // A trickle: no window asks more than half the guests (all at once would be all).
+    let most = per_window.iter().copied().max().unwrap_or(0);
+    assert!(
+        most <= g / 2,
+        "{most} of {g} guests in one window: {per_window:?}"
+    );
+    // The new guest is asked within a window or two of appearing (its answer comes in the
+    // background, so the collection that asks it may count it in the next one).
+    assert!(
+        new_guest_after.is_some_and(|w| w <= 2),
+        "new guest asked after {new_guest_after:?} windows: {per_window:?}"
+    );
+}
+
+/// A VM whose guest agent is absent is not asked again at the next refresh but after a
+/// backoff (twice the refresh at first); VMs whose agent answers are.
+#[tokio::test]
+async fn vms_without_an_agent_wait_for_a_backoff() {
+    let answers = cluster();
+    let api = FakeEndpoint::serve(answers.clone()).await;
+    api.api.count_paths();
+    let refresh = Duration::from_secs(2);
+    let (url, _) = exporter_with(
+        vec![api.url.clone()],
+        Duration::ZERO,
+        only("guest_filesystems", Some(refresh)),
+    )
+    .await;
+    let text = scrape(&url).await;
+    assert!(success(&text, "guest_filesystems"), "{text}");
+    let first = api.api.take_paths();
+    let fsinfo = |path: &&String| path.ends_with("/agent/get-fsinfo");
+    let (mut answering, mut silent) = (Vec::new(), Vec::new());
+    for path in first.keys().filter(fsinfo) {
+        match &answers.0[path] {
+            Answer::Json(_) => answering.push(path.clone()),
+            _ => silent.push(path.clone()),
+        }
+    }
+    assert!(!answering.is_empty() && !silent.is_empty());
+    // Until every answering VM has been asked again (within one refresh), or 3.5 s: less
+    // than the silent VMs' backoff of twice the refresh.
+    let started = std::time::Instant::now();
+    let mut again = std::collections::BTreeSet::new();
+    let mut silent_asked = Vec::new();
+    while started.elapsed() < Duration::from_millis(3500) && again.len() < answering.len() {
+        scrape(&url).await;
+        for path in api.api.take_paths().into_keys() {
+            if answering.contains(&path) {
+                again.insert(path);
+            } else if silent.contains(&path) {
+                silent_asked.push(path);
+            }
+        }
+        // Only waiting shows when the sweep asks.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(again.len(), answering.len(), "answering VMs asked again");
+    assert!(
+        silent_asked.is_empty(),
+        "asked before their backoff: {silent_asked:?}"
+    );
 }

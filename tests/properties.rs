@@ -130,6 +130,7 @@ fn collected<T>(data: T) -> Collected<T> {
     Collected {
         data,
         errors: vec![],
+        known: vec![],
         duration: Duration::ZERO,
         unreachable: vec![],
     }

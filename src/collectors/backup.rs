@@ -8,17 +8,18 @@
 //! - `/cluster/tasks` (1 request): each node's last finished backup (vzdump) task, when it
 //!   ended and whether it succeeded.
 //!
-//! Backups change a few times a day: the answers are kept for 5 minutes by default.
+//! Backups change a few times a day: all three are swept over 5 minutes by default
+//! ([`super::sweep`]), each storage at its own moment.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prometheus_client::encoding::DescriptorEncoder;
 
 use super::cluster_resources::kind;
-use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Sample, Spec, Target, View};
-use super::{gauge, gauge_family, labels};
+use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Reply, Sample, Spec};
+use super::{Target, View, gauge, gauge_family, labels, sweep};
 use crate::pve::client::types::{
     GetClusterBackupInfoNotBackedUpResponseDataItem, GetClusterTasksResponseDataItem,
     GetNodesNodeStorageStorageContentResponseDataItem,
@@ -96,47 +97,89 @@ pub fn backup_storages(
     stores
 }
 
+/// What the collector asks: the two cluster-wide lists and each storage's backups, all
+/// swept over the refresh ([`super::sweep`]).
+#[derive(Clone, Debug)]
+enum Asked {
+    NotBackedUp,
+    Tasks,
+    Content(Store),
+}
+
+impl Target for Asked {
+    fn node(&self) -> &str {
+        match self {
+            Asked::Content(store) => &store.node,
+            // Cluster-wide: any endpoint answers, and they take one turn of their own.
+            Asked::NotBackedUp | Asked::Tasks => "",
+        }
+    }
+    fn path(&self) -> String {
+        match self {
+            Asked::NotBackedUp => "/cluster/backup-info/not-backed-up".into(),
+            Asked::Tasks => "/cluster/tasks".into(),
+            Asked::Content(store) => store.path(),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Answer {
+    Uncovered(Arc<Vec<Uncovered>>),
+    Tasks(Arc<Vec<Task>>),
+    Content(Arc<Vec<Volume>>),
+}
+
 impl Collector for Backup {
     fn spec(&self) -> &'static Spec {
         &SPEC
     }
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
         Box::pin(async move {
-            let started = Instant::now();
-            let stores: Vec<Store> = backup_storages(&ctx.inventory.data, &ctx.online_nodes())
-                .into_iter()
-                .map(|(node, storage)| Store { node, storage })
-                .collect();
-            let dispatcher = &ctx.dispatcher;
-            let not_backed_up = dispatcher.call("/cluster/backup-info/not-backed-up", |c| async move {
-                c.get_cluster_backup_info_not_backed_up().send().await
-            });
-            let tasks = dispatcher.call("/cluster/tasks", |c| async move {
-                c.get_cluster_tasks().send().await
-            });
-            let (not_backed_up, tasks, contents) =
-                tokio::join!(not_backed_up, tasks, ctx.fan_out(stores, content));
-            let mut errors = contents.errors;
-            let uncovered = not_backed_up.map(|a| Some(a.data)).unwrap_or_else(|e| {
-                errors.push(e);
-                None
-            });
-            let tasks = tasks.map(|a| Some(a.data)).unwrap_or_else(|e| {
-                errors.push(e);
-                None
-            });
-            Collected {
-                data: Box::new(Backups {
-                    uncovered,
-                    tasks,
-                    contents: contents.data,
-                }) as Box<dyn Families>,
-                errors,
-                duration: started.elapsed(),
-                unreachable: contents.unreachable,
-            }
+            let mut asked = vec![Asked::NotBackedUp, Asked::Tasks];
+            let stores = backup_storages(&ctx.inventory.data, &ctx.online_nodes());
+            asked.extend(
+                (stores.into_iter()).map(|(node, storage)| Asked::Content(Store { node, storage })),
+            );
+            let fetched = sweep(ctx, NAME, asked, ask).await;
+            fetched.map(|answers| {
+                let mut backups = Backups::default();
+                for (asked, answer) in answers {
+                    match (asked, &*answer) {
+                        (_, Answer::Uncovered(list)) => backups.uncovered = Some(list.clone()),
+                        (_, Answer::Tasks(list)) => backups.tasks = Some(list.clone()),
+                        (Asked::Content(store), Answer::Content(list)) => {
+                            backups.contents.push((store, list.clone()))
+                        }
+                        (_, Answer::Content(_)) => {}
+                    }
+                }
+                Box::new(backups) as Box<dyn Families>
+            })
         })
     }
+}
+
+async fn ask(dispatcher: Arc<Dispatcher>, asked: Asked) -> Result<Reply<Answer>, ApiError> {
+    let path = asked.path();
+    let answer = match asked {
+        Asked::NotBackedUp => {
+            let answer = dispatcher
+                .call(&path, |c| async move {
+                    c.get_cluster_backup_info_not_backed_up().send().await
+                })
+                .await?;
+            Answer::Uncovered(Arc::new(answer.data))
+        }
+        Asked::Tasks => {
+            let answer = dispatcher
+                .call(&path, |c| async move { c.get_cluster_tasks().send().await })
+                .await?;
+            Answer::Tasks(Arc::new(answer.data))
+        }
+        Asked::Content(store) => Answer::Content(Arc::new(content(dispatcher, store).await?)),
+    };
+    Ok(Reply::Got(answer))
 }
 
 async fn content(dispatcher: Arc<Dispatcher>, store: Store) -> Result<Vec<Volume>, ApiError> {
@@ -157,11 +200,11 @@ async fn content(dispatcher: Arc<Dispatcher>, store: Store) -> Result<Vec<Volume
     Ok(answer.data)
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Backups {
-    uncovered: Option<Vec<Uncovered>>,
-    tasks: Option<Vec<Task>>,
-    contents: Vec<(Store, Vec<Volume>)>,
+    uncovered: Option<Arc<Vec<Uncovered>>>,
+    tasks: Option<Arc<Vec<Task>>>,
+    contents: Vec<(Store, Arc<Vec<Volume>>)>,
 }
 
 impl Families for Backups {
@@ -195,7 +238,7 @@ impl Families for Backups {
         // Each guest's newest backup on each storage: (storage, vmid) → (time, size).
         let mut newest: BTreeMap<(&str, String), (i64, Option<i64>)> = BTreeMap::new();
         for (store, volumes) in &self.contents {
-            for volume in volumes {
+            for volume in volumes.iter() {
                 let (Some(vmid), Some(ctime)) = (volume.vmid.known(), volume.ctime.known()) else {
                     continue;
                 };

@@ -42,6 +42,7 @@ pub fn from_inventory(ctx: &Context, families: Box<dyn Families>) -> Collected<B
     Collected {
         data: families,
         errors: ctx.inventory.errors.clone(),
+        known: Vec::new(),
         duration: ctx.inventory.duration,
         unreachable: Vec::new(),
     }
@@ -90,6 +91,7 @@ pub async fn fetch(dispatcher: &Dispatcher) -> Collected<Rows> {
     Collected {
         data,
         errors,
+        known: Vec::new(),
         duration: started.elapsed(),
         unreachable: Vec::new(),
     }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
 
 use super::{
-    Collected, Collector, Cost, Enabled, Families, Inventory, Nothing, cluster, cluster_resources,
-    registry_position,
+    Collected, Collector, Cost, Enabled, Families, Inventory, Nothing, Sweeps, cluster,
+    cluster_resources, registry_position,
 };
 use crate::lock;
 use crate::pve::{ApiError, Dispatcher};
@@ -27,6 +27,8 @@ pub struct Context {
     pub deadline: Option<tokio::time::Instant>,
     /// `/cluster/status`, asked once per collection by whichever collector needs it first.
     pub cluster_status: Arc<tokio::sync::OnceCell<Result<Arc<Vec<cluster::Entry>>, ApiError>>>,
+    /// The sweeps' kept answers and per-node turns (see [`super::sweep`]).
+    pub sweeps: Arc<Sweeps>,
 }
 
 impl Context {
@@ -116,6 +118,7 @@ where
     Collected {
         data,
         errors,
+        known: Vec::new(),
         duration: started.elapsed(),
         unreachable: Vec::new(),
     }
@@ -182,6 +185,8 @@ pub struct Collectors {
     /// The node rows of the last inventory that came without error: the per-node collectors
     /// start on them while the next inventory is on its way.
     last_nodes: Mutex<Option<Arc<Inventory>>>,
+    /// The sweeping collectors' kept answers (see [`super::sweep`]).
+    sweeps: Arc<Sweeps>,
 }
 
 impl Collectors {
@@ -192,6 +197,7 @@ impl Collectors {
         enabled.sort_by_key(|e| registry_position(e.collector).unwrap_or(usize::MAX));
         enabled.dedup_by_key(|e| e.collector.name());
         Collectors {
+            sweeps: Arc::new(Sweeps::new(&enabled, window, 1)),
             enabled,
             window,
             max_concurrent: max_concurrent.max(1),
@@ -204,6 +210,12 @@ impl Collectors {
     /// Collects without asking `/cluster/resources`: for collectors that never read it.
     pub fn without_inventory(mut self) -> Self {
         self.inventory = false;
+        self
+    }
+
+    /// Lets the sweeps have `per_node` requests under way on one node at once (1 without).
+    pub fn with_requests_per_node(mut self, per_node: usize) -> Self {
+        self.sweeps = Arc::new(Sweeps::new(&self.enabled, self.window, per_node));
         self
     }
 
@@ -238,6 +250,7 @@ impl Collectors {
                 inventory,
                 deadline,
                 cluster_status: cluster_status.clone(),
+                sweeps: self.sweeps.clone(),
             })
         };
 
@@ -248,8 +261,10 @@ impl Collectors {
             let name = e.collector.name();
             let outlives_window = self.outlives_window(e);
             let previous = lock(&self.kept).get(name).cloned();
+            // A sweep is asked in every collection: it asks only the targets due.
             if let (Some(every), Some((kept, last_success))) = (e.refresh, &previous)
                 && outlives_window
+                && !e.collector.cost().sweeps()
                 && kept.collected.succeeded()
                 && kept.fetched_at.elapsed() < every
             {
@@ -506,13 +521,17 @@ where
     Collected {
         data: data.into_iter().map(|(_, k, v)| (k, v)).collect(),
         errors,
+        known: Vec::new(),
         duration: started.elapsed(),
         unreachable,
     }
 }
 
 /// `work`'s output, or `None` when `deadline` comes first.
-async fn before<F: Future>(deadline: Option<tokio::time::Instant>, work: F) -> Option<F::Output> {
+pub(crate) async fn before<F: Future>(
+    deadline: Option<tokio::time::Instant>,
+    work: F,
+) -> Option<F::Output> {
     match deadline {
         None => Some(work.await),
         Some(at) => tokio::time::timeout_at(at, work).await.ok(),

@@ -6,11 +6,15 @@
 //!   with `No QEMU guest agent configured` or `QEMU guest agent is not running` (or the agent's
 //!   own timeout). Such a VM has no series, the collector stays successful, and the answer is
 //!   neither retried elsewhere nor held against the endpoint (PVE's reason in the status line
-//!   makes it [`ErrorKind::Refused`]). The next sweep asks it again (refresh: 5 minutes).
-//! - **One agent request per node at a time.** An agent call can hold one of the node's three
-//!   pveproxy workers until the agent answers; a hung agent holds it until this collector's
-//!   own timeout ([`AGENT_TIMEOUT`], 4 s), and meanwhile the node's other VMs wait for their turn,
-//!   not the node's other API users.
+//!   makes it [`ErrorKind::Refused`]). It is asked again after a growing backoff (10 minutes,
+//!   then 20, 40, at most an hour; see [`super::sweep`]), as is a VM whose agent hung.
+//! - **One agent request per node at a time** (the sweeps' turn, shared with `snapshots` and
+//!   `backup`; `--max-guest-requests-per-node`). An agent call can hold one of the node's
+//!   three pveproxy workers until the agent answers; a hung agent holds it until this
+//!   collector's own timeout ([`AGENT_TIMEOUT`], 4 s) and the node's turn is kept as long again
+//!   for PVE's own agent timeout. Meanwhile the node's other VMs wait for their turn, not the
+//!   node's other API users, and no scrape waits: after the first sweep, a scrape shows the
+//!   answers kept so far.
 //! - **What is reported.** File systems with a size: pseudo and read-only image file systems
 //!   (`tmpfs`, `squashfs`, `overlay`, …, and anything reporting no size) are left out. A
 //!   device mounted at several places (bind mounts, container runtimes, snap) is reported once,
@@ -19,16 +23,14 @@
 //! - **Privileges.** PVE 7.x and 8.x ask `VM.Monitor` on the VM, PVE 9.x `VM.GuestAgent.Audit`.
 //!   A 403 fails the collector with one error naming the privilege, not one per VM.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::DescriptorEncoder;
-use tokio::sync::Semaphore;
 
 use super::cluster_resources::{Rows, kind, vmid};
-use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Sample, Spec, Target, View};
-use super::{gauge_family, labels};
+use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Reply, Sample, Spec};
+use super::{Target, View, gauge_family, labels, sweep};
 use crate::pve::client::types::GetNodesNodeQemuVmidAgentGetFsinfoResponseDataResultItem;
 use crate::pve::{ApiError, Dispatcher, ErrorKind, Known, named};
 
@@ -38,9 +40,6 @@ pub const NAME: &str = "guest_filesystems";
 /// below the API timeout (`--api-timeout`, 10 s by default), so that a hung agent is the
 /// VM's state and not a timeout held against the endpoint.
 pub const AGENT_TIMEOUT: Duration = Duration::from_secs(4);
-
-/// Agent requests under way at once on one node.
-pub const PER_NODE: usize = 1;
 
 /// File system types that hold no data of the guest's own, or a read-only image of it.
 const PSEUDO: &[&str] = &[
@@ -70,17 +69,9 @@ impl Collector for GuestFilesystems {
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
         Box::pin(async move {
             let vms = running_vms(&ctx.inventory.data, &ctx.online_nodes());
-            let turns: HashMap<String, Arc<Semaphore>> = vms
-                .iter()
-                .map(|vm| (vm.node.clone(), Arc::new(Semaphore::new(PER_NODE))))
-                .collect();
-            let turns = Arc::new(turns);
-            let mut fetched = ctx
-                .fan_out(vms, move |dispatcher, vm| {
-                    fetch(dispatcher, vm, turns.clone())
-                })
-                .await;
+            let mut fetched = sweep(ctx, NAME, vms, fetch).await;
             one_error_per_privilege(&mut fetched.errors);
+            one_error_per_privilege(&mut fetched.known);
             fetched.map(|vms| Box::new(Mounted(vms)) as Box<dyn Families>)
         })
     }
@@ -138,17 +129,8 @@ pub fn agent_absent(kind: &ErrorKind) -> bool {
     }
 }
 
-/// A VM's file systems; `None` when it has no answering agent.
-async fn fetch(
-    dispatcher: Arc<Dispatcher>,
-    vm: Vm,
-    turns: Arc<HashMap<String, Arc<Semaphore>>>,
-) -> Result<Option<Vec<FsInfo>>, ApiError> {
-    // The node's turn: one agent request at a time per node. Never closed, so this only waits.
-    let _turn = match turns.get(&vm.node) {
-        Some(turn) => turn.clone().acquire_owned().await.ok(),
-        None => None,
-    };
+/// A VM's file systems; [`Reply::Silent`] when it has no answering agent.
+async fn fetch(dispatcher: Arc<Dispatcher>, vm: Vm) -> Result<Reply<Vec<FsInfo>>, ApiError> {
     let path = vm.path();
     let call = dispatcher.call(&path, |c| {
         let (node, vmid) = (vm.node.clone(), vm.vmid);
@@ -161,17 +143,22 @@ async fn fetch(
         }
     });
     match tokio::time::timeout(AGENT_TIMEOUT, call).await {
-        Ok(Ok(answer)) => Ok(Some(answer.data.result.unwrap_or_default())),
-        Ok(Err(error)) if agent_absent(&error.kind) => Ok(None),
+        Ok(Ok(answer)) => Ok(Reply::Got(answer.data.result.unwrap_or_default())),
+        Ok(Err(error)) if agent_absent(&error.kind) => Ok(Reply::Silent),
         // `--api-timeout` set below the agent timeout ran out first: the same hung agent.
-        Ok(Err(error)) if matches!(error.kind, ErrorKind::Timeout) => Ok(None),
+        Ok(Err(error)) if matches!(error.kind, ErrorKind::Timeout) => hung(&path).await,
         Ok(Err(error)) => Err(error),
-        // A hung agent: the VM has no answering agent this time.
-        Err(_) => {
-            tracing::debug!(path, "no answer from the guest agent in time");
-            Ok(None)
-        }
+        Err(_) => hung(&path).await,
     }
+}
+
+/// A hung agent: the VM has no answering agent this time. The pveproxy worker that took the
+/// request may still wait for the agent until PVE's own timeout: the node's turn (held by the
+/// caller) is kept as long again, so that the next VM does not take a second worker.
+async fn hung(path: &str) -> Result<Reply<Vec<FsInfo>>, ApiError> {
+    tracing::debug!(path, "no answer from the guest agent in time");
+    tokio::time::sleep(AGENT_TIMEOUT).await;
+    Ok(Reply::Silent)
 }
 
 /// A missing privilege is the same for every VM: one error says it, naming the privilege.
@@ -217,16 +204,13 @@ pub fn worth_reporting(filesystems: &[FsInfo]) -> Vec<&FsInfo> {
 }
 
 #[derive(Debug)]
-struct Mounted(Vec<(Vm, Option<Vec<FsInfo>>)>);
+struct Mounted(Vec<(Vm, Arc<Vec<FsInfo>>)>);
 
 impl Families for Mounted {
     fn encode(&self, _: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
         let mut sizes: Vec<Sample> = Vec::new();
         let mut used: Vec<Sample> = Vec::new();
         for (vm, filesystems) in &self.0 {
-            let Some(filesystems) = filesystems else {
-                continue;
-            };
             for fs in worth_reporting(filesystems) {
                 let set = labels([
                     ("fstype", fs.type_.known().unwrap_or("")),

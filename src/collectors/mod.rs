@@ -25,12 +25,14 @@ use crate::pve::ApiError;
 
 pub mod collection;
 pub mod encode;
+pub mod sweep;
 
 pub use collection::{
     Collectors, Context, Kept, Outcome, PerNode, Snapshot, Target, cluster_wide,
     cluster_wide_unless, each_online_node, fan_out,
 };
 pub use encode::{Sample, View, gauge, gauge_family, labels, sorted_family, unix_seconds};
+pub use sweep::{Reply, Sweeps, sweep};
 
 /// `async fn NAME(dispatcher, node) -> Result<TYPE, ApiError>`: one node's
 /// `GET /nodes/{node}/WHAT` through the generated `CALL`, its answer's `data`.
@@ -109,6 +111,17 @@ pub enum Cost {
     PerRunningVm,
     /// Two cluster-wide requests and one per storage holding backups (a shared one once).
     BackupStorages,
+}
+
+impl Cost {
+    /// Whether the collector sweeps its targets over its refresh ([`sweep`]) rather than
+    /// asking them all when the refresh is over.
+    pub fn sweeps(self) -> bool {
+        matches!(
+            self,
+            Cost::PerGuest | Cost::PerRunningVm | Cost::BackupStorages
+        )
+    }
 }
 
 /// What a collector is: its name, default, the operations it calls, its cost and refresh.
@@ -191,7 +204,11 @@ pub(crate) fn registry_position(collector: &dyn Collector) -> Option<usize> {
 #[derive(Debug)]
 pub struct Collected<T> {
     pub data: T,
+    /// Errors that came in this collection (they are logged).
     pub errors: Vec<ApiError>,
+    /// Errors that came earlier and still stand (a sweep's target that has not answered
+    /// since): they count against the collector but were logged when they came.
+    pub known: Vec<ApiError>,
     pub duration: Duration,
     /// Nodes whose own requests answered 595/596: unreachable from the cluster right now.
     pub unreachable: Vec<String>,
@@ -199,7 +216,7 @@ pub struct Collected<T> {
 
 impl<T> Collected<T> {
     pub fn succeeded(&self) -> bool {
-        self.errors.is_empty()
+        self.errors.is_empty() && self.known.is_empty()
     }
 
     /// `data` as given, with no error and no time spent (nothing was asked for it).
@@ -207,6 +224,7 @@ impl<T> Collected<T> {
         Collected {
             data,
             errors: Vec::new(),
+            known: Vec::new(),
             duration: Duration::ZERO,
             unreachable: Vec::new(),
         }
@@ -217,6 +235,7 @@ impl<T> Collected<T> {
         Collected {
             data,
             errors: vec![error],
+            known: Vec::new(),
             duration,
             unreachable: Vec::new(),
         }
@@ -227,6 +246,7 @@ impl<T> Collected<T> {
         Collected {
             data: f(self.data),
             errors: self.errors,
+            known: self.known,
             duration: self.duration,
             unreachable: self.unreachable,
         }

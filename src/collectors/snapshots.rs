@@ -1,6 +1,6 @@
 //! `snapshots`: `/nodes/{node}/{qemu|lxc}/{vmid}/snapshot` for every guest (templates aside)
 //! on an online node: how many snapshots each guest has and how old each one is. One request
-//! per guest, so its answers are kept for 5 minutes by default.
+//! per guest, swept over 5 minutes by default ([`super::sweep`]).
 
 use std::sync::Arc;
 
@@ -10,7 +10,8 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use super::cluster_resources::{Rows, is_guest, kind, vmid};
 use super::guest::sorted_tags;
-use super::{BoxFuture, Collected, Collector, Context, Cost, Spec, Families, Sample, Target, View};
+use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Reply, Sample, Spec};
+use super::{Target, View, sweep};
 use super::{gauge_family, unix_seconds};
 use crate::pve::{ApiError, Dispatcher, ErrorKind, Known};
 
@@ -37,7 +38,7 @@ impl Collector for Snapshots {
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
         Box::pin(async move {
             let guests = guests(&ctx.inventory.data, &ctx.online_nodes());
-            let fetched = ctx.fan_out(guests, fetch).await;
+            let fetched = sweep(ctx, NAME, guests, fetch).await;
             fetched.map(|guests| Box::new(Lists(guests)) as Box<dyn Families>)
         })
     }
@@ -91,7 +92,10 @@ impl Target for GuestRef {
 /// A snapshot's name and when it was taken (Unix time).
 type Snapshot = (String, Option<i64>);
 
-async fn fetch(dispatcher: Arc<Dispatcher>, guest: GuestRef) -> Result<Vec<Snapshot>, ApiError> {
+async fn fetch(
+    dispatcher: Arc<Dispatcher>,
+    guest: GuestRef,
+) -> Result<Reply<Vec<Snapshot>>, ApiError> {
     let path = guest.path();
     let g = guest.0.clone();
     // The same request and answer shape for VMs and containers, by different generated calls.
@@ -104,9 +108,10 @@ async fn fetch(dispatcher: Arc<Dispatcher>, guest: GuestRef) -> Result<Vec<Snaps
                 })
                 .await?;
             let list = answer.data.iter();
-            Ok(list
-                .map(|s| (s.name.known().unwrap_or("").to_owned(), s.snaptime.known()))
-                .collect())
+            Ok(Reply::Got(
+                list.map(|s| (s.name.known().unwrap_or("").to_owned(), s.snaptime.known()))
+                    .collect(),
+            ))
         }};
     }
     match g.kind.as_str() {
@@ -121,7 +126,7 @@ async fn fetch(dispatcher: Arc<Dispatcher>, guest: GuestRef) -> Result<Vec<Snaps
 }
 
 #[derive(Debug)]
-struct Lists(Vec<(GuestRef, Vec<Snapshot>)>);
+struct Lists(Vec<(GuestRef, Arc<Vec<Snapshot>>)>);
 
 /// The labels the seed's later versions give snapshot families.
 fn guest_labels(g: &GuestInfo) -> Vec<(&'static str, String)> {

@@ -226,6 +226,7 @@ where
         Ok(families) => Collected {
             data: families,
             errors: Vec::new(),
+            known: Vec::new(),
             duration: started.elapsed(),
             unreachable: Vec::new(),
         },
@@ -283,6 +284,7 @@ async fn status(ctx: &Context) -> Collected<Box<dyn Families>> {
     Collected {
         data: Box::new(Up(up)),
         errors,
+        known: Vec::new(),
         duration: started.elapsed(),
         unreachable: Vec::new(),
     }

@@ -66,6 +66,8 @@ pub struct Exporter {
     cache: quick_cache::sync::Cache<(), Arc<Collection>>,
     cache_duration: Duration,
     max_concurrent_requests: usize,
+    /// Requests of the sweeping collectors under way at once on one node.
+    requests_per_node: usize,
     collectors: Collectors,
     clock: fn() -> SystemTime,
     /// The last plain exposition's size in each format: the next one's buffer is made that
@@ -90,6 +92,7 @@ impl Exporter {
             cache: quick_cache::sync::Cache::new(4),
             cache_duration,
             max_concurrent_requests,
+            requests_per_node: 1,
             collectors: Collectors::new(
                 crate::collectors::defaults(),
                 cache_duration,
@@ -156,7 +159,16 @@ impl Exporter {
     /// Runs these collectors instead of the default ones.
     pub fn with_collectors(mut self, enabled: Vec<Enabled>) -> Self {
         self.collectors =
-            Collectors::new(enabled, self.cache_duration, self.max_concurrent_requests);
+            Collectors::new(enabled, self.cache_duration, self.max_concurrent_requests)
+                .with_requests_per_node(self.requests_per_node);
+        self
+    }
+
+    /// Lets the sweeping collectors (`snapshots`, `backup`, `guest_filesystems`) have
+    /// `per_node` requests under way on one node at once (`--max-guest-requests-per-node`).
+    pub fn with_requests_per_node(mut self, per_node: usize) -> Self {
+        self.requests_per_node = per_node;
+        self.collectors = self.collectors.with_requests_per_node(per_node);
         self
     }
 

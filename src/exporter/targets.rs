@@ -20,6 +20,8 @@ pub struct TargetSettings {
     /// The collectors `/probe` runs (the flags' choice).
     pub probe_collectors: Vec<Enabled>,
     pub max_concurrent_requests: usize,
+    /// Requests of the sweeping collectors under way at once on one node.
+    pub requests_per_node: usize,
     /// Connections one target's collection may have open to one endpoint.
     pub max_connections_per_endpoint: Option<usize>,
     /// Ask for gzipped answers.
@@ -213,7 +215,8 @@ impl Targets {
                         self.settings.cache_duration,
                         self.settings.max_concurrent_requests,
                     )
-                    .with_collectors(self.settings.probe_collectors.clone()),
+                    .with_collectors(self.settings.probe_collectors.clone())
+                    .with_requests_per_node(self.settings.requests_per_node),
                 )
             })
             .clone()

@@ -869,6 +869,8 @@ struct Shared {
     hang_ups: AtomicU64,
     /// Bumped to close every idle connection at once (as 30 s without a scrape would).
     close_idle: tokio::sync::watch::Sender<u64>,
+    /// Requests by path (query aside), once [`SimApi::count_paths`] asked for it.
+    asked: Mutex<Option<HashMap<String, u64>>>,
 }
 
 /// One node's pveproxy: its workers and what it has done.
@@ -943,6 +945,7 @@ impl SimApi {
             nodes: Mutex::new(HashMap::new()),
             hang_ups: AtomicU64::new(0),
             close_idle: tokio::sync::watch::Sender::new(0),
+            asked: Mutex::new(None),
         });
         SimApi::endpoint_of(shared, local)
     }
@@ -1044,6 +1047,19 @@ impl SimApi {
     }
 
     /// Requests this endpoint received so far.
+    /// Counts the requests by path (query aside) from now on, at every endpoint.
+    pub fn count_paths(&self) {
+        lock(&self.shared.asked).get_or_insert_with(HashMap::new);
+    }
+
+    /// The requests by path since [`SimApi::count_paths`], and forgets them.
+    pub fn take_paths(&self) -> HashMap<String, u64> {
+        lock(&self.shared.asked)
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     pub fn requests(&self) -> u64 {
         self.endpoint.counters.requests.load(Ordering::SeqCst)
     }
@@ -1152,6 +1168,10 @@ async fn answer(api: &SimApi, request: Request) -> Response {
         return json_response(&json!(api.cluster_stats()));
     }
     api.counters().requests.fetch_add(1, Ordering::SeqCst);
+    if let Some(asked) = lock(&shared.asked).as_mut() {
+        let path = uri.path().strip_prefix("/api2/json").unwrap_or(uri.path());
+        *asked.entry(path.to_owned()).or_default() += 1;
+    }
     let behaviour = api.behaviour();
     let latency = *lock(&shared.latency);
     if !latency.is_zero() {

@@ -306,6 +306,7 @@ pub fn targets_with(
             cache_duration: cache,
             probe_collectors: proxmox_exporter::collectors::defaults(),
             max_concurrent_requests: 100,
+            requests_per_node: proxmox_exporter::config::DEFAULT_MAX_GUEST_REQUESTS_PER_NODE,
             max_connections_per_endpoint:
                 proxmox_exporter::config::DEFAULT_MAX_CONNECTIONS_PER_ENDPOINT,
             gzip: proxmox_exporter::config::DEFAULT_PROXMOX_API_GZIP,

@@ -1,0 +1,360 @@
+//! Sweeps: the collectors that ask once per guest or per storage (`snapshots`, `backup`'s
+//! storage contents, `guest_filesystems`) keep each target's last answer and ask each target
+//! once per refresh, spread over it, instead of everything at once when the refresh is over.
+//!
+//! - **The first sweep** asks every target, and the collection waits for it (up to the
+//!   scrape's deadline), so the first scrape shows everything. Each answer is then due again
+//!   at its own moment within the next refresh: a node's targets are spread evenly over it.
+//! - **After that**, each collection starts the targets that are due and does not wait for
+//!   them: a scrape shows the answers kept so far, and what arrives meanwhile shows in the
+//!   next one. A new target (a guest just created or migrated) is due at once.
+//! - **Per node**, at most [`Sweeps::per_node`] requests of all sweeps are under way at once
+//!   (`--max-guest-requests-per-node`, 1 by default): each holds one of the node's three
+//!   pveproxy workers, so the sweeps never take more than a third of them.
+//! - **A target with nothing to say** ([`Reply::Silent`]: a VM without an answering guest
+//!   agent) is asked again after a growing backoff: twice the refresh, then four times, up to
+//!   an hour. **A failed request** is asked again in the next window, then after a growing
+//!   backoff up to the refresh; its error is logged when it comes and counts against the
+//!   collector until the target answers.
+//! - Should the refresh be no longer than the cache window, every collection asks every
+//!   target and waits for them, as the other collectors do.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use super::collection::{Target, before};
+use super::{Collected, Context, Enabled};
+use crate::lock;
+use crate::pve::{ApiError, Dispatcher, ErrorKind};
+
+/// What a target answered.
+#[derive(Debug)]
+pub enum Reply<T> {
+    /// Something to report.
+    Got(T),
+    /// Nothing to report, and nothing wrong: ask again after a growing backoff.
+    Silent,
+}
+
+/// The longest a silent target waits before it is asked again (unless the refresh is longer).
+pub const LONGEST_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// The sweeps of one cluster: each sweeping collector's targets and answers, and the turns
+/// that bound their requests per node.
+pub struct Sweeps {
+    window: Duration,
+    per_node: usize,
+    /// Each enabled collector's refresh.
+    refresh: HashMap<&'static str, Duration>,
+    /// Each node's turns, shared by every sweep.
+    turns: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Each sweep's state, by collector name (typed by the collector's target and answer).
+    states: Mutex<HashMap<&'static str, Arc<dyn std::any::Any + Send + Sync>>>,
+}
+
+impl Sweeps {
+    pub fn new(enabled: &[Enabled], window: Duration, per_node: usize) -> Self {
+        Sweeps {
+            window,
+            per_node: per_node.max(1),
+            refresh: enabled
+                .iter()
+                .map(|e| (e.collector.name(), e.refresh.unwrap_or(Duration::ZERO)))
+                .collect(),
+            turns: Mutex::default(),
+            states: Mutex::default(),
+        }
+    }
+
+    /// Requests of all sweeps under way at once on one node.
+    pub fn per_node(&self) -> usize {
+        self.per_node
+    }
+
+    fn turn(&self, node: &str) -> Arc<Semaphore> {
+        lock(&self.turns)
+            .entry(node.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_node)))
+            .clone()
+    }
+
+    fn state<K: Target, T: Send + Sync + 'static>(&self, name: &'static str) -> Shared<K, T> {
+        let mut states = lock(&self.states);
+        if let Some(state) = states.get(name)
+            && let Ok(state) = state.clone().downcast::<Mutex<State<K, T>>>()
+        {
+            return state;
+        }
+        let state: Shared<K, T> = Arc::new(Mutex::new(State {
+            entries: HashMap::new(),
+            started: false,
+        }));
+        states.insert(name, state.clone());
+        state
+    }
+}
+
+type Shared<K, T> = Arc<Mutex<State<K, T>>>;
+
+struct State<K, T> {
+    /// By the target's path.
+    entries: HashMap<String, Entry<K, T>>,
+    /// The first sweep has been started.
+    started: bool,
+}
+
+struct Entry<K, T> {
+    target: K,
+    answer: Option<Arc<T>>,
+    /// The last request's error, and whether it has been reported (logged) yet.
+    error: Option<(ApiError, bool)>,
+    /// When it is due again.
+    next: Instant,
+    in_flight: bool,
+    /// Silent answers in a row.
+    silent: u32,
+    /// Failed requests in a row.
+    failures: u32,
+}
+
+/// The wait after `n` silent answers in a row: twice the refresh, then four times, … up to
+/// [`LONGEST_BACKOFF`] (or the refresh, if that is longer).
+pub fn silent_backoff(refresh: Duration, n: u32) -> Duration {
+    let grown = refresh.saturating_mul(1 << n.min(16));
+    grown.min(LONGEST_BACKOFF.max(refresh))
+}
+
+/// The wait after `n` failed requests in a row: the window, then twice that, … up to the
+/// refresh.
+fn failure_backoff(window: Duration, refresh: Duration, n: u32) -> Duration {
+    let grown = window.saturating_mul(1 << n.saturating_sub(1).min(16));
+    grown.min(refresh)
+}
+
+/// Asks `fetch` of the due `targets` (see the module's text) and gives every target's kept
+/// answer, in the order of `targets`. `name` is the collector's: its refresh and state.
+pub async fn sweep<K, T, F, Fut>(
+    ctx: &Context,
+    name: &'static str,
+    targets: Vec<K>,
+    fetch: F,
+) -> Collected<Vec<(K, Arc<T>)>>
+where
+    K: Target,
+    T: Send + Sync + 'static,
+    F: Fn(Arc<Dispatcher>, K) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Reply<T>, ApiError>> + Send + 'static,
+{
+    let started = Instant::now();
+    let sweeps = &ctx.sweeps;
+    let refresh = sweeps.refresh.get(name).copied().unwrap_or_default();
+    let every_time = refresh <= sweeps.window;
+    let state = sweeps.state::<K, T>(name);
+    let order: Vec<String> = targets.iter().map(Target::path).collect();
+    let (due, wait) = {
+        let mut st = lock(&state);
+        let first = !st.started;
+        st.started = true;
+        let now = Instant::now();
+        for (target, key) in targets.into_iter().zip(&order) {
+            match st.entries.get_mut(key) {
+                Some(entry) => entry.target = target,
+                None => {
+                    st.entries.insert(
+                        key.clone(),
+                        Entry {
+                            target,
+                            answer: None,
+                            error: None,
+                            next: now,
+                            in_flight: false,
+                            silent: 0,
+                            failures: 0,
+                        },
+                    );
+                }
+            }
+        }
+        let current: HashSet<&String> = order.iter().collect();
+        st.entries.retain(|key, _| current.contains(key));
+        // The due targets by node, each node's in the order given.
+        let mut due: BTreeMap<String, VecDeque<String>> = BTreeMap::new();
+        for key in &order {
+            let Some(entry) = st.entries.get_mut(key) else {
+                continue;
+            };
+            if entry.in_flight || entry.next > now {
+                continue;
+            }
+            entry.in_flight = true;
+            due.entry(entry.target.node().to_owned())
+                .or_default()
+                .push_back(key.clone());
+        }
+        // When each is due again if it answers: one refresh on; in the first sweep, a node's
+        // targets spread evenly over the next refresh.
+        for keys in due.values() {
+            for (position, key) in keys.iter().enumerate() {
+                let Some(entry) = st.entries.get_mut(key) else {
+                    continue;
+                };
+                entry.next = if first && !every_time {
+                    now + refresh.mul_f64((position + 1) as f64 / keys.len() as f64)
+                } else {
+                    let kept_phase = entry.next + refresh;
+                    if kept_phase > now {
+                        kept_phase
+                    } else {
+                        now + refresh
+                    }
+                };
+            }
+        }
+        (due, first || every_time)
+    };
+
+    let fetch = Arc::new(fetch);
+    let mut workers = Vec::new();
+    for (node, keys) in due {
+        let turn = sweeps.turn(&node);
+        let workers_here = sweeps.per_node.min(keys.len());
+        let queue = Arc::new(Mutex::new(keys));
+        for _ in 0..workers_here {
+            workers.push(tokio::spawn(work(
+                queue.clone(),
+                turn.clone(),
+                state.clone(),
+                ctx.dispatcher.clone(),
+                fetch.clone(),
+                (sweeps.window, refresh),
+            )));
+        }
+    }
+    if wait {
+        // What has not answered by the deadline goes on in the background and shows later.
+        before(ctx.deadline, async {
+            for worker in workers {
+                let _ = worker.await;
+            }
+        })
+        .await;
+    }
+
+    let mut st = lock(&state);
+    let mut data = Vec::new();
+    let mut errors = Vec::new();
+    let mut known = Vec::new();
+    let mut unreachable = Vec::new();
+    for key in &order {
+        let Some(entry) = st.entries.get_mut(key) else {
+            continue;
+        };
+        if let Some(answer) = &entry.answer {
+            data.push((entry.target.clone(), answer.clone()));
+        }
+        if let Some((error, reported)) = &mut entry.error {
+            if error.kind.is_node_unreachable() {
+                unreachable.push(entry.target.node().to_owned());
+            }
+            if *reported {
+                known.push(error.clone());
+            } else {
+                *reported = true;
+                errors.push(error.clone());
+            }
+        }
+    }
+    unreachable.sort();
+    unreachable.dedup();
+    Collected {
+        data,
+        errors,
+        known,
+        duration: started.elapsed(),
+        unreachable,
+    }
+}
+
+/// One worker of a node: asks the node's due targets one after another, each in its turn.
+async fn work<K, T, F, Fut>(
+    queue: Arc<Mutex<VecDeque<String>>>,
+    turn: Arc<Semaphore>,
+    state: Shared<K, T>,
+    dispatcher: Arc<Dispatcher>,
+    fetch: Arc<F>,
+    (window, refresh): (Duration, Duration),
+) where
+    K: Target,
+    T: Send + Sync + 'static,
+    F: Fn(Arc<Dispatcher>, K) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Reply<T>, ApiError>> + Send + 'static,
+{
+    loop {
+        let Some(key) = lock(&queue).pop_front() else {
+            return;
+        };
+        // Gone from the inventory meanwhile: nothing to ask.
+        let Some(target) = lock(&state).entries.get(&key).map(|e| e.target.clone()) else {
+            continue;
+        };
+        // The semaphore is never closed, so acquiring only waits.
+        let _turn = turn.clone().acquire_owned().await;
+        // In a task of its own: a panic costs this target's answer, not the node's sweep.
+        let outcome = tokio::spawn(fetch(dispatcher.clone(), target.clone())).await;
+        let now = Instant::now();
+        let mut st = lock(&state);
+        let Some(entry) = st.entries.get_mut(&key) else {
+            continue;
+        };
+        entry.in_flight = false;
+        let failed = match outcome {
+            Ok(Ok(Reply::Got(answer))) => {
+                entry.answer = Some(Arc::new(answer));
+                entry.error = None;
+                entry.silent = 0;
+                entry.failures = 0;
+                continue;
+            }
+            Ok(Ok(Reply::Silent)) => {
+                entry.answer = None;
+                entry.error = None;
+                entry.failures = 0;
+                entry.silent += 1;
+                entry.next = now + silent_backoff(refresh, entry.silent);
+                continue;
+            }
+            Ok(Err(error)) => error,
+            Err(panicked) => ApiError {
+                endpoint: "-".into(),
+                path: target.path(),
+                kind: ErrorKind::Other(format!("collector task failed: {panicked}")),
+            },
+        };
+        entry.answer = None;
+        entry.failures += 1;
+        entry.error = Some((failed, false));
+        entry.next = now + failure_backoff(window, refresh, entry.failures);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoffs_grow_and_stop_growing() {
+        let five = Duration::from_secs(300);
+        let silent: Vec<u64> = (1..=5).map(|n| silent_backoff(five, n).as_secs()).collect();
+        assert_eq!(silent, [600, 1200, 2400, 3600, 3600]);
+        // A refresh longer than the longest backoff is kept.
+        assert_eq!(silent_backoff(Duration::from_secs(7200), 3).as_secs(), 7200);
+        let window = Duration::from_secs(30);
+        let failed: Vec<u64> = (1..=5)
+            .map(|n| failure_backoff(window, five, n).as_secs())
+            .collect();
+        assert_eq!(failed, [30, 60, 120, 240, 300]);
+    }
+}
