@@ -49,6 +49,11 @@ struct Options {
     /// The scale goals: the exporter alone, every scrape cold, one and three endpoints; see
     /// [`scale`].
     scale: bool,
+    /// The sweeps' goals: every collector, half of the running VMs with an agent, pveproxy's
+    /// workers watched per node; see [`sweeps`].
+    sweeps: bool,
+    /// With --sweeps: how long each run scrapes, in seconds.
+    seconds: u64,
 }
 
 fn options() -> Options {
@@ -69,6 +74,8 @@ fn options() -> Options {
         interval_ms: None,
         cache_seconds: 2,
         scale: false,
+        sweeps: false,
+        seconds: 150,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -101,6 +108,8 @@ fn options() -> Options {
             "--pve" => o.pve = true,
             "--realistic" => o.realistic = true,
             "--scale" => o.scale = true,
+            "--sweeps" => o.sweeps = true,
+            "--seconds" => o.seconds = args.next().and_then(|n| n.parse().ok()).unwrap_or(150),
             "--bandwidth" => o.bandwidth = args.next().and_then(|n| n.parse().ok()),
             "--only-defaults" => o.only_defaults = true,
             "--interval-ms" => o.interval_ms = args.next().and_then(|n| n.parse().ok()),
@@ -545,6 +554,10 @@ fn main() {
         runtime.block_on(scale(&o));
         return;
     }
+    if o.sweeps {
+        runtime.block_on(sweeps(&o));
+        return;
+    }
     println!(
         "| nodes/guests | latency | cold scrape ms (first / p50 / p99) | API requests per cold scrape | 4 scrapes at once: API requests | warm p50 / p99 ms | CPU ms per cold scrape | peak RSS MB | exposition bytes (gzip) | prometheus-pve-exporter: scrape ms p50, API requests, CPU ms, RSS MB, bytes | speed-up |"
     );
@@ -733,6 +746,9 @@ const ALL_COLLECTORS: &[&str] = &[
     "--collector.zfs",
     "--collector.ceph",
     "--collector.backup",
+    "--collector.guest_filesystems",
+    "--collector.guest_network",
+    "--collector.guest_pressure",
 ];
 
 /// What one row of the realistic table scrapes.
@@ -981,4 +997,179 @@ async fn web_ui_requests(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     (took, cost)
+}
+
+/// The sweeping collectors, whose refresh `--sweeps` shortens.
+const SWEEPING: &[&str] = &["snapshots", "backup", "guest_filesystems"];
+
+/// Half of the running VMs' agents answer (after holding the node's worker for `agent`, the
+/// guest's round trip); the other half have none configured. `hung`: every agent of that
+/// node hangs instead (PVE holds the worker for its own timeout, then answers 500).
+fn agents(answers: &mut Answers, agent: Duration, hung: Option<&str>) {
+    use proxmox_exporter::sim::Answer;
+    let mut paths: Vec<String> = answers
+        .0
+        .keys()
+        .filter(|p| p.ends_with("/agent/get-fsinfo"))
+        .cloned()
+        .collect();
+    paths.sort();
+    let sample = paths
+        .iter()
+        .find_map(|p| match &answers.0[p] {
+            Answer::Json(body) => Some(body.clone()),
+            _ => None,
+        })
+        .expect("an agent answer");
+    for (i, path) in paths.iter().enumerate() {
+        let node = path.split('/').nth(2).unwrap_or("");
+        let answer = if hung == Some(node) {
+            let vmid = path.split('/').nth(4).unwrap_or("");
+            Answer::Held(
+                Duration::from_secs(6),
+                Box::new(Answer::Message(
+                    500,
+                    format!("VM {vmid} qmp command 'guest-get-fsinfo' failed - got timeout"),
+                )),
+            )
+        } else if i % 2 == 0 {
+            let body = match &answers.0[path] {
+                Answer::Json(body) => body.clone(),
+                _ => sample.clone(),
+            };
+            Answer::Held(agent, Box::new(Answer::Json(body)))
+        } else {
+            Answer::Message(500, "No QEMU guest agent configured".into())
+        };
+        answers.0.insert(path.clone(), answer);
+    }
+}
+
+/// The sweeps' goals (#23): at 500 nodes / 50,000 guests with every collector on and half of
+/// the running VMs with an agent, on the pveproxy-like simulator (3 workers per node, the
+/// proxy hop, three endpoints, 20 ms latency): the exporter's peak RSS; each node's pveproxy
+/// worker time in every 10 s interval, as a share of its 3 workers (the busiest node and
+/// interval, during the first sweep and after); the scrape times. Then the same with every
+/// agent of one node hung (PVE holding a worker 6 s per call before its own timeout answer).
+/// Sweeps run with a 60 s refresh and scrapes every 5 s (cache 5 s): 12 windows per sweep,
+/// as 5 minutes and 30 s scrapes give 10.
+async fn sweeps(o: &Options) {
+    proxmox_exporter::pve::dispatcher::install_crypto_provider();
+    let (nodes, guests) = o.sizes.last().copied().unwrap_or((500, 50_000));
+    println!(
+        "| nodes/guests | agents | scrape ms: first / p50 / p99 after | requests per scrape after the first (p50 / max) | busiest node, share of its 3 workers in 10 s: first sweep / after | peak RSS MB |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let base = Answers::generate(nodes, guests, 1, SystemTime::now());
+    let mut p50s = Vec::new();
+    for hung in [None, Some("pve07")] {
+        let mut answers = base.clone();
+        agents(&mut answers, Duration::from_millis(20), hung);
+        let api = SimApi::new(answers, TOKEN_ID, TOKEN_SECRET);
+        api.set_behaviour(Behaviour::pveproxy());
+        api.set_latency(Duration::from_millis(20));
+        let (servers, addresses) = serve_endpoints(&api, 3).await;
+        let joined: Vec<String> = addresses.iter().map(|a| format!("https://{a}/")).collect();
+        let mut args: Vec<String> = ALL_COLLECTORS.iter().map(|a| (*a).to_owned()).collect();
+        for name in SWEEPING {
+            args.extend([format!("--collector.{name}.refresh"), "60s".into()]);
+        }
+        let reach = Reach::Flags {
+            endpoint: &joined.join(","),
+        };
+        let (process, url) = start_exporter(&reach, "5", &args);
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .no_gzip()
+            .build()
+            .expect("client");
+        // Each node's worker time, every second.
+        let sampler = {
+            let api = api.clone();
+            tokio::spawn(async move {
+                let mut samples: Vec<(Instant, std::collections::BTreeMap<String, u64>)> =
+                    Vec::new();
+                loop {
+                    let stats = api.cluster_stats();
+                    let micros = stats
+                        .into_iter()
+                        .map(|(n, s)| (n, s.worker_micros))
+                        .collect();
+                    samples.push((Instant::now(), micros));
+                    if samples.len() > 3600 {
+                        return samples;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            })
+        };
+        let started = Instant::now();
+        let total = |api: &SimApi| Stats::total(api.cluster_stats().values()).requests;
+        let mut ms = Vec::new();
+        let mut requests = Vec::new();
+        let mut first_sweep_done = None;
+        while started.elapsed() < Duration::from_secs(o.seconds) {
+            let at = Instant::now();
+            let before = total(&api);
+            let (took, _) = scrape(&client, &url, false).await;
+            ms.push(took);
+            requests.push(total(&api) - before);
+            first_sweep_done.get_or_insert_with(Instant::now);
+            tokio::time::sleep(
+                (at + Duration::from_secs(5)).saturating_duration_since(Instant::now()),
+            )
+            .await;
+        }
+        sampler.abort();
+        let samples = sampler.await.unwrap_or_default();
+        let rss = peak_rss_mb(process.pid());
+        drop(process);
+        for server in servers {
+            server.abort();
+        }
+        // The busiest node in any 10 s interval (samples 1 s apart), first sweep and after.
+        let first_end = first_sweep_done.unwrap_or(started) + Duration::from_secs(10);
+        let (mut during, mut after) = (0.0f64, 0.0f64);
+        for pair in samples.windows(11) {
+            let (t0, a) = &pair[0];
+            let (t1, b) = &pair[10];
+            let span = t1.duration_since(*t0).as_secs_f64() * 1e6 * 3.0;
+            let busiest = b
+                .iter()
+                .map(|(node, micros)| micros.saturating_sub(a.get(node).copied().unwrap_or(0)))
+                .max()
+                .unwrap_or(0) as f64
+                / span;
+            if *t0 < first_end {
+                during = during.max(busiest);
+            } else {
+                after = after.max(busiest);
+            }
+        }
+        let first = ms.remove(0);
+        requests.remove(0);
+        let later = sorted(ms);
+        let counts = sorted(requests.iter().map(|&r| r as f64).collect());
+        p50s.push(percentile(&later, 0.5));
+        println!(
+            "| {nodes}/{guests} | {} | {first:.0} / {:.0} / {:.0} | {:.0} / {:.0} | {:.0} % / {:.0} % | {rss:.1} |",
+            match hung {
+                None => "half answer".to_owned(),
+                Some(node) => format!("half answer, every one of {node} hung"),
+            },
+            percentile(&later, 0.5),
+            percentile(&later, 0.99),
+            percentile(&counts, 0.5),
+            counts.last().copied().unwrap_or(0.0),
+            during * 100.0,
+            after * 100.0,
+        );
+    }
+    if let [calm, hung] = p50s[..] {
+        println!();
+        println!(
+            "Scrape time p50 with a hung node: {:+.1} % of the calm run's.",
+            (hung / calm - 1.0) * 100.0
+        );
+    }
 }

@@ -115,6 +115,26 @@ async fn each_collector_costs_what_the_readme_says() {
     assert!(g > 40, "{g} guests");
     assert!(s >= n, "{s} backup storages");
     assert!(v > 10 && v < g, "{v} running VMs");
+    costs_as_the_readme_says(&answers).await;
+}
+
+/// The same count on the fixtures in the shapes of PVE 7.4, 8.4 and 9.1.
+#[tokio::test]
+async fn each_collector_costs_what_the_readme_says_on_each_pve_version() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for version in ["pve7-strings", "pve8-ceph", "pve9"] {
+        let answers = Answers::from_dir(&fixtures.join(version)).unwrap();
+        let (n, g, _) = sizes(&answers);
+        assert!(n > 0 && g > 0 && running_vms(&answers) > 0, "{version}");
+        costs_as_the_readme_says(&answers).await;
+    }
+}
+
+/// Each collector alone asks the inventory and its README cost on `answers`, the second
+/// scrape of a window nothing; all together, the sum.
+async fn costs_as_the_readme_says(answers: &Answers) {
+    let (n, g, s) = sizes(answers);
+    let v = running_vms(answers);
     for collector in REGISTRY {
         let name = collector.name();
         let api = FakeEndpoint::serve(answers.clone()).await;

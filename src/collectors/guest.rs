@@ -109,6 +109,13 @@ impl Families for Usage {
             &|r| bytes(r.mem.known()),
         )?;
         family(
+            "proxmox_guest_memory_host_bytes",
+            "Memory a running VM takes on its host, in bytes (PVE 9 and later; KSM sharing not \
+             counted).",
+            gauge,
+            &|r| bytes(r.memhost.known()).filter(|_| kind(r) == "qemu"),
+        )?;
+        family(
             "proxmox_guest_memory_size_bytes",
             "Memory allocated to a guest, in bytes.",
             gauge,

@@ -10,7 +10,8 @@
 //!   next one. A new target (a guest just created or migrated) is due at once.
 //! - **Per node**, at most [`Sweeps::per_node`] requests of all sweeps are under way at once
 //!   (`--max-guest-requests-per-node`, 1 by default): each holds one of the node's three
-//!   pveproxy workers, so the sweeps never take more than a third of them.
+//!   pveproxy workers, so the sweeps never take more than a third of them. Over the cluster,
+//!   they take at most a third of the connections the endpoints are given ([`SHARE`]).
 //! - **A target with nothing to say** ([`Reply::Silent`]: a VM without an answering guest
 //!   agent) is asked again after a growing backoff: twice the refresh, then four times, up to
 //!   an hour. **A failed request** is asked again in the next window, then after a growing
@@ -39,6 +40,14 @@ pub enum Reply<T> {
     Silent,
 }
 
+/// The sweeps take at most one in this many of the dispatcher's connections (32 of the 96 that
+/// three endpoints have by default): their requests come in a burst at each collection's start,
+/// and the collection's own requests must not queue behind them.
+pub const SHARE: usize = 3;
+
+/// Sweep requests under way at once when the endpoints' connections are not limited.
+const UNLIMITED_SHARE: usize = 64;
+
 /// The longest a silent target waits before it is asked again (unless the refresh is longer).
 pub const LONGEST_BACKOFF: Duration = Duration::from_secs(3600);
 
@@ -53,6 +62,9 @@ pub struct Sweeps {
     turns: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Each sweep's state, by collector name (typed by the collector's target and answer).
     states: Mutex<HashMap<&'static str, Arc<dyn std::any::Any + Send + Sync>>>,
+    /// Sweep requests under way over the whole cluster: a third of the dispatcher's
+    /// connections, so that the other collectors' requests find the rest free.
+    share: std::sync::OnceLock<Arc<Semaphore>>,
 }
 
 impl Sweeps {
@@ -66,7 +78,20 @@ impl Sweeps {
                 .collect(),
             turns: Mutex::default(),
             states: Mutex::default(),
+            share: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The permits of sweep requests under way over the whole cluster (see [`SHARE`]).
+    fn share(&self, dispatcher: &Dispatcher) -> Arc<Semaphore> {
+        self.share
+            .get_or_init(|| {
+                let permits = dispatcher
+                    .capacity()
+                    .map_or(UNLIMITED_SHARE, |all| (all / SHARE).max(2));
+                Arc::new(Semaphore::new(permits))
+            })
+            .clone()
     }
 
     /// Requests of all sweeps under way at once on one node.
@@ -217,9 +242,10 @@ where
     };
 
     let fetch = Arc::new(fetch);
+    let share = sweeps.share(&ctx.dispatcher);
     let mut workers = Vec::new();
     for (node, keys) in due {
-        let turn = sweeps.turn(&node);
+        let turn = (sweeps.turn(&node), share.clone());
         let workers_here = sweeps.per_node.min(keys.len());
         let queue = Arc::new(Mutex::new(keys));
         for _ in 0..workers_here {
@@ -281,7 +307,7 @@ where
 /// One worker of a node: asks the node's due targets one after another, each in its turn.
 async fn work<K, T, F, Fut>(
     queue: Arc<Mutex<VecDeque<String>>>,
-    turn: Arc<Semaphore>,
+    (turn, share): (Arc<Semaphore>, Arc<Semaphore>),
     state: Shared<K, T>,
     dispatcher: Arc<Dispatcher>,
     fetch: Arc<F>,
@@ -300,8 +326,10 @@ async fn work<K, T, F, Fut>(
         let Some(target) = lock(&state).entries.get(&key).map(|e| e.target.clone()) else {
             continue;
         };
-        // The semaphore is never closed, so acquiring only waits.
+        // The node's turn first, then a share of the connections: a node waiting for its turn
+        // holds none. The semaphores are never closed, so acquiring only waits.
         let _turn = turn.clone().acquire_owned().await;
+        let _share = share.clone().acquire_owned().await;
         // In a task of its own: a panic costs this target's answer, not the node's sweep.
         let outcome = tokio::spawn(fetch(dispatcher.clone(), target.clone())).await;
         let now = Instant::now();

@@ -46,17 +46,43 @@ impl Exposition {
 
     /// [`Exposition::render`] into a buffer made `capacity` bytes big to start with.
     pub fn render_with_capacity(self, format: Format, capacity: usize) -> String {
-        let mut registry = prometheus_client::registry::Registry::default();
-        registry.register_collector(Box::new(self));
         let mut out = String::with_capacity(capacity);
         // Writing into a String cannot fail.
-        let _ = match format {
-            Format::Text => {
-                prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
-            }
-            Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &registry),
-        };
+        let _ = self.write(format, &mut out);
         out
+    }
+
+    /// The exposition gzipped at `level`, compressed as it is written: the plain text is never
+    /// whole in memory (at 50,000 guests with every collector it is tens of MB, its gzip a
+    /// tenth of that).
+    pub fn render_gzipped(self, format: Format, level: flate2::Compression) -> Vec<u8> {
+        let encoder = flate2::write::GzEncoder::new(Vec::new(), level);
+        let mut out = Gzipping(std::io::BufWriter::with_capacity(64 * 1024, encoder));
+        // Writing into a Vec cannot fail.
+        let _ = self.write(format, &mut out);
+        match out.0.into_inner() {
+            Ok(encoder) => encoder.finish().unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn write(self, format: Format, out: &mut impl std::fmt::Write) -> std::fmt::Result {
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(self));
+        match format {
+            Format::Text => prometheus_client::encoding::prometheus_text::encode(out, &registry),
+            Format::OpenMetrics => prometheus_client::encoding::text::encode(out, &registry),
+        }
+    }
+}
+
+/// Text written into a gzip stream, 64 KiB at a time.
+struct Gzipping(std::io::BufWriter<flate2::write::GzEncoder<Vec<u8>>>);
+
+impl std::fmt::Write for Gzipping {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        use std::io::Write;
+        self.0.write_all(s.as_bytes()).map_err(|_| std::fmt::Error)
     }
 }
 

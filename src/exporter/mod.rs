@@ -228,14 +228,15 @@ impl Exporter {
         let collection = self.collection(deadline).await;
         // Planned from the collection this scrape got (none is in the cache while one runs).
         self.wake.notify_one();
+        let exposition = || Exposition {
+            snapshot: collection.snapshot.clone(),
+            requests: self.dispatcher.request_counts(),
+            reloads: self.reloads.clone(),
+        };
         let plain = || {
             collection.encoded[Collection::slot(format, false)]
                 .get_or_init(|| {
-                    let exposition = Exposition {
-                        snapshot: collection.snapshot.clone(),
-                        requests: self.dispatcher.request_counts(),
-                        reloads: self.reloads.clone(),
-                    };
+                    let exposition = exposition();
                     let last = &self.last_sizes[Collection::slot(format, false) / 2];
                     let hint = last.load(std::sync::atomic::Ordering::Relaxed);
                     let text = exposition.render_with_capacity(format, hint + hint / 32);
@@ -247,8 +248,16 @@ impl Exporter {
         if !gzip {
             return plain();
         }
+        // Compressed as it is written, unless the plain text is there already.
         collection.encoded[Collection::slot(format, true)]
-            .get_or_init(|| gzipped(&plain(), flate2::Compression::fast()))
+            .get_or_init(
+                || match collection.encoded[Collection::slot(format, false)].get() {
+                    Some(plain) => gzipped(plain, flate2::Compression::fast()),
+                    None => Bytes::from(
+                        exposition().render_gzipped(format, flate2::Compression::fast()),
+                    ),
+                },
+            )
             .clone()
     }
 }

@@ -241,6 +241,13 @@ struct Endpoint {
     connections: Option<Arc<tokio::sync::Semaphore>>,
 }
 
+impl Dispatcher {
+    /// Requests that may be under way at once over all endpoints (`None`: no limit).
+    pub fn capacity(&self) -> Option<usize> {
+        self.capacity
+    }
+}
+
 #[derive(Default)]
 struct Health {
     failures: u32,
@@ -264,6 +271,8 @@ pub struct Dispatcher {
     logins: std::sync::atomic::AtomicU64,
     backoff: Backoff,
     requests: Mutex<BTreeMap<(usize, String), u64>>,
+    /// The connection limits' sum over the endpoints.
+    capacity: Option<usize>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -318,7 +327,11 @@ impl Dispatcher {
             Credentials::Password(login) => (None, Some(login.password.clone())),
         };
         let secret_version = config.secret_file.as_ref().map_or(0, |f| f.version());
+        let capacity = config
+            .max_connections_per_endpoint
+            .map(|n| n.max(1) * endpoints.len());
         Ok(Dispatcher {
+            capacity,
             endpoints,
             auth,
             login,

@@ -33,6 +33,10 @@ pub enum Answer {
     Message(u16, String),
     /// This answer after a pause, like PVE's 595 for an unreachable node.
     Delayed(Duration, Box<Answer>),
+    /// This answer after holding the node's worker this long besides its usual work: an
+    /// agent call waiting for the guest (PVE waits up to its QMP timeout, 3 s by default for
+    /// agent commands, plus the agent's sync). The worker stays held if the client gives up.
+    Held(Duration, Box<Answer>),
     /// This answer after the simulator's latency once more for each of this many nodes: the
     /// node asked collects the others' parts one after the other (`/cluster/metrics/export`).
     FanOut(usize, Box<Answer>),
@@ -45,7 +49,9 @@ impl Answer {
             Answer::Json(body) => body.len(),
             Answer::Message(_, message) => message.len(),
             Answer::Status(_) => 0,
-            Answer::Delayed(_, inner) | Answer::FanOut(_, inner) => inner.size(),
+            Answer::Delayed(_, inner) | Answer::FanOut(_, inner) | Answer::Held(_, inner) => {
+                inner.size()
+            }
         }
     }
 }
@@ -892,14 +898,24 @@ impl Shared {
             .clone()
     }
 
-    /// Holds one of `node`'s workers for the work an answer of `bytes` costs.
-    async fn work(&self, node: &Node, bytes: usize) {
+    /// Holds one of `node`'s workers for the work an answer of `bytes` costs, and `waiting`
+    /// more (an agent call). A wait is not cut short when the client leaves.
+    async fn work(&self, node: &Arc<Node>, bytes: usize, waiting: Duration) {
         let spent = lock(&self.behaviour).work(bytes);
-        self.hold(node, spent).await;
+        if waiting.is_zero() {
+            self.hold(node, spent).await;
+            return;
+        }
+        let node = node.clone();
+        let _ = tokio::spawn(async move { Shared::hold_node(&node, spent + waiting).await }).await;
     }
 
     /// Holds one of `node`'s workers for `spent`.
     pub(crate) async fn hold(&self, node: &Node, spent: Duration) {
+        Shared::hold_node(node, spent).await;
+    }
+
+    async fn hold_node(node: &Node, spent: Duration) {
         let _worker = match &node.workers {
             Some(workers) => workers.clone().acquire_owned().await.ok(),
             None => None,
@@ -1214,6 +1230,10 @@ async fn answer(api: &SimApi, request: Request) -> Response {
         .or_else(|| with_query.and_then(|k| shared.answers.0.get(&k)))
         .or_else(|| shared.answers.0.get(path));
     let size = found.map_or(0, Answer::size);
+    let waiting = match found {
+        Some(Answer::Held(waiting, _)) => *waiting,
+        _ => Duration::ZERO,
+    };
     // The receiving node's worker handles the request; one for another node is passed on to
     // that node's pveproxy, whose worker then does the work.
     let owner = path
@@ -1222,13 +1242,13 @@ async fn answer(api: &SimApi, request: Request) -> Response {
         .filter(|owner| api.node().is_some_and(|local| local != *owner));
     match (behaviour.proxy_hop, owner) {
         (Some(hop), Some(owner)) => {
-            shared.work(&shared.node_of(api), 0).await;
+            shared.work(&shared.node_of(api), 0, Duration::ZERO).await;
             tokio::time::sleep(hop).await;
             let node = shared.node(owner);
             node.counters.proxied.fetch_add(1, Ordering::SeqCst);
-            shared.work(&node, size).await;
+            shared.work(&node, size, waiting).await;
         }
-        _ => shared.work(&shared.node_of(api), size).await,
+        _ => shared.work(&shared.node_of(api), size, waiting).await,
     }
     let response = match found {
         Some(Answer::FanOut(others, inner)) => {
@@ -1352,9 +1372,16 @@ fn json_response(body: &Value) -> Response {
 
 async fn respond(answer: &Answer) -> Response {
     let mut answer = answer;
-    while let Answer::Delayed(pause, inner) = answer {
-        tokio::time::sleep(*pause).await;
-        answer = inner;
+    loop {
+        match answer {
+            Answer::Delayed(pause, inner) => {
+                tokio::time::sleep(*pause).await;
+                answer = inner;
+            }
+            // The worker was held for it already.
+            Answer::Held(_, inner) => answer = inner,
+            _ => break,
+        }
     }
     match answer {
         Answer::Json(body) => (
@@ -1370,7 +1397,7 @@ async fn respond(answer: &Answer) -> Response {
             }
             response
         }
-        Answer::Delayed(..) | Answer::FanOut(..) => status(500),
+        Answer::Delayed(..) | Answer::FanOut(..) | Answer::Held(..) => status(500),
     }
 }
 
