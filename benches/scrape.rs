@@ -1084,8 +1084,10 @@ async fn sweeps(o: &Options) {
             .build()
             .expect("client");
         // Each node's worker time, every second.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let sampler = {
             let api = api.clone();
+            let stop = stop.clone();
             tokio::spawn(async move {
                 let mut samples: Vec<(Instant, std::collections::BTreeMap<String, u64>)> =
                     Vec::new();
@@ -1096,7 +1098,7 @@ async fn sweeps(o: &Options) {
                         .map(|(n, s)| (n, s.worker_micros))
                         .collect();
                     samples.push((Instant::now(), micros));
-                    if samples.len() > 3600 {
+                    if samples.len() > 3600 || stop.load(std::sync::atomic::Ordering::SeqCst) {
                         return samples;
                     }
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -1111,7 +1113,8 @@ async fn sweeps(o: &Options) {
         while started.elapsed() < Duration::from_secs(o.seconds) {
             let at = Instant::now();
             let before = total(&api);
-            let (took, _) = scrape(&client, &url, false).await;
+            // As Prometheus asks: gzipped.
+            let (took, _) = scrape(&client, &url, true).await;
             ms.push(took);
             requests.push(total(&api) - before);
             first_sweep_done.get_or_insert_with(Instant::now);
@@ -1120,7 +1123,7 @@ async fn sweeps(o: &Options) {
             )
             .await;
         }
-        sampler.abort();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
         let samples = sampler.await.unwrap_or_default();
         let rss = peak_rss_mb(process.pid());
         drop(process);

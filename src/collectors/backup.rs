@@ -19,7 +19,8 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use super::cluster_resources::kind;
 use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Reply, Sample, Spec};
-use super::{Target, View, gauge, gauge_family, labels, sweep};
+use super::{Target, View, gauge, gauge_family, labels, sorted_family, sweep};
+use prometheus_client::metrics::MetricType;
 use crate::pve::client::types::{
     GetClusterBackupInfoNotBackedUpResponseDataItem, GetClusterTasksResponseDataItem,
     GetNodesNodeStorageStorageContentResponseDataItem,
@@ -127,7 +128,7 @@ impl Target for Asked {
 enum Answer {
     Uncovered(Arc<Vec<Uncovered>>),
     Tasks(Arc<Vec<Task>>),
-    Content(Arc<Vec<Volume>>),
+    Content(Arc<Vec<Newest>>),
 }
 
 impl Collector for Backup {
@@ -177,7 +178,9 @@ async fn ask(dispatcher: Arc<Dispatcher>, asked: Asked) -> Result<Reply<Answer>,
                 .await?;
             Answer::Tasks(Arc::new(answer.data))
         }
-        Asked::Content(store) => Answer::Content(Arc::new(content(dispatcher, store).await?)),
+        Asked::Content(store) => {
+            Answer::Content(Arc::new(newest(&content(dispatcher, store).await?)))
+        }
     };
     Ok(Reply::Got(answer))
 }
@@ -200,11 +203,37 @@ async fn content(dispatcher: Arc<Dispatcher>, store: Store) -> Result<Vec<Volume
     Ok(answer.data)
 }
 
+/// A guest's newest backup on a storage: its vmid, when it was made, its size.
+type Newest = (i64, i64, Option<i64>);
+
+/// Each guest's newest backup among `volumes`, by vmid: what is kept of a storage's list (a
+/// few numbers a guest, not every volume's fields).
+fn newest(volumes: &[Volume]) -> Vec<Newest> {
+    let mut newest: BTreeMap<i64, (i64, Option<i64>)> = BTreeMap::new();
+    for volume in volumes {
+        let (Some(vmid), Some(ctime)) = (volume.vmid.known(), volume.ctime.known()) else {
+            continue;
+        };
+        let entry = newest.entry(vmid).or_insert((i64::MIN, None));
+        if ctime > entry.0 {
+            *entry = (ctime, volume.size.known());
+        }
+    }
+    newest.into_iter().map(|(vmid, (at, size))| (vmid, at, size)).collect()
+}
+
+/// A storage's name and a guest's vmid as text.
+type StoredGuest<'a> = (&'a str, compact_str::CompactString);
+
+fn by_storage<'a>((storage, vmid): &'a StoredGuest<'_>) -> [(&'static str, &'a str); 2] {
+    [("storage", storage), ("vmid", vmid.as_str())]
+}
+
 #[derive(Debug, Default)]
 struct Backups {
     uncovered: Option<Arc<Vec<Uncovered>>>,
     tasks: Option<Arc<Vec<Task>>>,
-    contents: Vec<(Store, Arc<Vec<Volume>>)>,
+    contents: Vec<(Store, Arc<Vec<Newest>>)>,
 }
 
 impl Families for Backups {
@@ -235,44 +264,35 @@ impl Families for Backups {
                 each,
             )?;
         }
-        // Each guest's newest backup on each storage: (storage, vmid) → (time, size).
-        let mut newest: BTreeMap<(&str, String), (i64, Option<i64>)> = BTreeMap::new();
+        // Each guest's newest backup on each storage: (storage, vmid) → (time, size), in the
+        // order of the label values (vmids as text), written without copying them.
+        let mut newest: BTreeMap<StoredGuest<'_>, (i64, Option<i64>)> = BTreeMap::new();
         for (store, volumes) in &self.contents {
-            for volume in volumes.iter() {
-                let (Some(vmid), Some(ctime)) = (volume.vmid.known(), volume.ctime.known()) else {
-                    continue;
-                };
+            for &(vmid, ctime, size) in volumes.iter() {
+                use compact_str::ToCompactString;
                 let entry = newest
-                    .entry((store.storage.as_str(), vmid.to_string()))
+                    .entry((store.storage.as_str(), vmid.to_compact_string()))
                     .or_insert((i64::MIN, None));
                 if ctime > entry.0 {
-                    *entry = (ctime, volume.size.known());
+                    *entry = (ctime, size);
                 }
             }
         }
-        let at: Vec<Sample> = newest
-            .iter()
-            .map(|((storage, vmid), (ctime, _))| {
-                (labels([("storage", storage), ("vmid", vmid)]), *ctime as f64)
-            })
-            .collect();
-        gauge_family(
+        sorted_family(
             encoder,
             "proxmox_backup_newest_timestamp_seconds",
             "When a guest's newest backup on a storage was made, as a Unix time.",
-            at,
+            MetricType::Gauge,
+            newest.iter().map(|(k, (at, _))| (by_storage(k), *at as f64)),
         )?;
-        let sizes: Vec<Sample> = newest
-            .iter()
-            .filter_map(|((storage, vmid), (_, size))| {
-                Some((labels([("storage", storage), ("vmid", vmid)]), (*size)? as f64))
-            })
-            .collect();
-        gauge_family(
+        sorted_family(
             encoder,
             "proxmox_backup_newest_size_bytes",
             "Size of a guest's newest backup on a storage, in bytes.",
-            sizes,
+            MetricType::Gauge,
+            newest
+                .iter()
+                .filter_map(|(k, (_, size))| Some((by_storage(k), (*size)? as f64))),
         )?;
         let Some(tasks) = &self.tasks else {
             return Ok(());

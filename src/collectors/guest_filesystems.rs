@@ -29,8 +29,10 @@ use std::time::Duration;
 use prometheus_client::encoding::DescriptorEncoder;
 
 use super::cluster_resources::{Rows, kind, vmid};
-use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Reply, Sample, Spec};
-use super::{Target, View, gauge_family, labels, sweep};
+use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Reply, Spec};
+use super::{Target, View, sorted_family, sweep};
+use compact_str::CompactString;
+use prometheus_client::metrics::MetricType;
 use crate::pve::client::types::GetNodesNodeQemuVmidAgentGetFsinfoResponseDataResultItem;
 use crate::pve::{ApiError, Dispatcher, ErrorKind, Known, named};
 
@@ -80,9 +82,11 @@ impl Collector for GuestFilesystems {
 /// A running VM whose agent is asked.
 #[derive(Clone, Debug)]
 pub struct Vm {
-    node: String,
+    node: CompactString,
     vmid: u64,
-    name: String,
+    /// `vmid` as its label value.
+    vmid_text: CompactString,
+    name: CompactString,
 }
 
 impl Target for Vm {
@@ -96,15 +100,17 @@ impl Target for Vm {
 
 /// The running VMs (templates aside) on the `online` nodes.
 fn running_vms(rows: &Rows, online: &[String]) -> Vec<Vm> {
+    let online: std::collections::HashSet<&str> = online.iter().map(String::as_str).collect();
     rows.iter()
         .filter(|r| kind(r) == "qemu" && r.template.known() != Some(true))
         .filter(|r| r.status.known() == Some("running"))
         .filter_map(|r| {
-            let node = named(r.node.known()).filter(|n| online.iter().any(|o| o == n))?;
+            let node = named(r.node.known()).filter(|n| online.contains(n))?;
             Some(Vm {
-                node: node.to_owned(),
+                node: node.into(),
                 vmid: vmid(r).parse().ok()?,
-                name: r.name.known().unwrap_or("").to_owned(),
+                vmid_text: vmid(r),
+                name: r.name.known().unwrap_or("").into(),
             })
         })
         .collect()
@@ -130,10 +136,10 @@ pub fn agent_absent(kind: &ErrorKind) -> bool {
 }
 
 /// A VM's file systems; [`Reply::Silent`] when it has no answering agent.
-async fn fetch(dispatcher: Arc<Dispatcher>, vm: Vm) -> Result<Reply<Vec<FsInfo>>, ApiError> {
+async fn fetch(dispatcher: Arc<Dispatcher>, vm: Vm) -> Result<Reply<Vec<Mount>>, ApiError> {
     let path = vm.path();
     let call = dispatcher.call(&path, |c| {
-        let (node, vmid) = (vm.node.clone(), vm.vmid);
+        let (node, vmid) = (vm.node.to_string(), vm.vmid);
         async move {
             c.get_nodes_node_qemu_vmid_agent_get_fsinfo()
                 .node(node)
@@ -143,7 +149,10 @@ async fn fetch(dispatcher: Arc<Dispatcher>, vm: Vm) -> Result<Reply<Vec<FsInfo>>
         }
     });
     match tokio::time::timeout(AGENT_TIMEOUT, call).await {
-        Ok(Ok(answer)) => Ok(Reply::Got(answer.data.result.unwrap_or_default())),
+        Ok(Ok(answer)) => {
+            let all = answer.data.result.unwrap_or_default();
+            Ok(Reply::Got(worth_reporting(&all).into_iter().map(Mount::from).collect()))
+        }
         Ok(Err(error)) if agent_absent(&error.kind) => Ok(Reply::Silent),
         // `--api-timeout` set below the agent timeout ran out first: the same hung agent.
         Ok(Err(error)) if matches!(error.kind, ErrorKind::Timeout) => hung(&path).await,
@@ -155,7 +164,7 @@ async fn fetch(dispatcher: Arc<Dispatcher>, vm: Vm) -> Result<Reply<Vec<FsInfo>>
 /// A hung agent: the VM has no answering agent this time. The pveproxy worker that took the
 /// request may still wait for the agent until PVE's own timeout: the node's turn (held by the
 /// caller) is kept as long again, so that the next VM does not take a second worker.
-async fn hung(path: &str) -> Result<Reply<Vec<FsInfo>>, ApiError> {
+async fn hung(path: &str) -> Result<Reply<Vec<Mount>>, ApiError> {
     tracing::debug!(path, "no answer from the guest agent in time");
     tokio::time::sleep(AGENT_TIMEOUT).await;
     Ok(Reply::Silent)
@@ -203,42 +212,67 @@ pub fn worth_reporting(filesystems: &[FsInfo]) -> Vec<&FsInfo> {
     kept
 }
 
+/// What is kept of a reported file system: a few short strings and two numbers, not the
+/// agent's whole answer (its disks, serials, bus addresses).
 #[derive(Debug)]
-struct Mounted(Vec<(Vm, Arc<Vec<FsInfo>>)>);
+pub struct Mount {
+    fstype: CompactString,
+    mountpoint: CompactString,
+    total: Option<i64>,
+    used: Option<i64>,
+}
+
+impl From<&FsInfo> for Mount {
+    fn from(fs: &FsInfo) -> Mount {
+        Mount {
+            fstype: fs.type_.known().unwrap_or("").into(),
+            mountpoint: fs.mountpoint.known().unwrap_or("").into(),
+            total: fs.total_bytes.known(),
+            used: fs.used_bytes.known(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Mounted(Vec<(Vm, Arc<Vec<Mount>>)>);
+
+/// A file system's labels, in their order.
+fn mount_labels<'a>(vm: &'a Vm, fs: &'a Mount) -> [(&'static str, &'a str); 5] {
+    [
+        ("fstype", &fs.fstype),
+        ("mountpoint", &fs.mountpoint),
+        ("name", &vm.name),
+        ("node", &vm.node),
+        ("vmid", &vm.vmid_text),
+    ]
+}
 
 impl Families for Mounted {
     fn encode(&self, _: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
-        let mut sizes: Vec<Sample> = Vec::new();
-        let mut used: Vec<Sample> = Vec::new();
-        for (vm, filesystems) in &self.0 {
-            for fs in worth_reporting(filesystems) {
-                let set = labels([
-                    ("fstype", fs.type_.known().unwrap_or("")),
-                    ("mountpoint", fs.mountpoint.known().unwrap_or("")),
-                    ("name", &vm.name),
-                    ("node", &vm.node),
-                    ("vmid", &vm.vmid.to_string()),
-                ]);
-                if let Some(total) = fs.total_bytes.known() {
-                    sizes.push((set.clone(), total as f64));
-                }
-                if let Some(bytes) = fs.used_bytes.known() {
-                    used.push((set, bytes as f64));
-                }
-            }
-        }
-        gauge_family(
+        // Sorted by their label values once, then written without copying them.
+        let mut all: Vec<(&Vm, &Mount)> = (self.0.iter())
+            .flat_map(|(vm, mounts)| mounts.iter().map(move |fs| (vm, fs)))
+            .collect();
+        all.sort_by(|a, b| mount_labels(a.0, a.1).cmp(&mount_labels(b.0, b.1)));
+        all.dedup_by(|later, earlier| {
+            mount_labels(later.0, later.1) == mount_labels(earlier.0, earlier.1)
+        });
+        sorted_family(
             encoder,
             "proxmox_guest_filesystem_size_bytes",
             "Size of a file system inside a running VM, as its QEMU guest agent reports it.",
-            sizes,
+            MetricType::Gauge,
+            all.iter()
+                .filter_map(|(vm, fs)| Some((mount_labels(vm, fs), fs.total? as f64))),
         )?;
-        gauge_family(
+        sorted_family(
             encoder,
             "proxmox_guest_filesystem_used_bytes",
             "Bytes in use on a file system inside a running VM, as its QEMU guest agent reports \
              it.",
-            used,
+            MetricType::Gauge,
+            all.iter()
+                .filter_map(|(vm, fs)| Some((mount_labels(vm, fs), fs.used? as f64))),
         )
     }
 }

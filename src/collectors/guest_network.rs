@@ -13,7 +13,8 @@ use prometheus_client::metrics::MetricType;
 
 use super::cluster_resources::{is_guest, vmid};
 use super::{BoxFuture, Collected, Collector, Context, Cost, Families, View};
-use super::{each_online_node, labels, sorted_family};
+use super::{each_online_node, sorted_family};
+use compact_str::CompactString;
 use crate::pve::client::types::GetNodesNodeNetstatResponseDataItem;
 use crate::pve::{Known, named};
 
@@ -41,10 +42,44 @@ impl Collector for GuestNetwork {
     }
 }
 
-node_get!(fetch, "netstat", get_nodes_node_netstat, Vec<Device>);
+node_get!(netstat, "netstat", get_nodes_node_netstat, Vec<Device>);
+
+/// A guest interface's counters, kept small: vmid and interface as short strings, the bytes
+/// in and out (negative: none).
+#[derive(Debug)]
+struct Interface {
+    vmid: CompactString,
+    interface: CompactString,
+    received: i64,
+    sent: i64,
+}
+
+/// A node's guest interfaces.
+async fn fetch(
+    dispatcher: std::sync::Arc<crate::pve::Dispatcher>,
+    node: String,
+) -> Result<Vec<Interface>, crate::pve::ApiError> {
+    use compact_str::ToCompactString;
+    let devices = netstat(dispatcher, node).await?;
+    Ok(devices
+        .iter()
+        .filter_map(|device| {
+            let (Some(id), Some(interface)) = (device.vmid.known(), named(device.dev.known()))
+            else {
+                return None;
+            };
+            Some(Interface {
+                vmid: id.to_compact_string(),
+                interface: interface.into(),
+                received: device.in_.known().unwrap_or(-1),
+                sent: device.out.known().unwrap_or(-1),
+            })
+        })
+        .collect())
+}
 
 #[derive(Debug)]
-struct Devices(Vec<(String, Vec<Device>)>);
+struct Devices(Vec<(String, Vec<Interface>)>);
 
 impl Families for Devices {
     fn encode(&self, view: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
@@ -56,51 +91,39 @@ impl Families for Devices {
             .filter(|r| is_guest(r))
             .map(|r| (vmid(r), r.name.known().unwrap_or("")))
             .collect();
-        let mut received = Vec::new();
-        let mut sent = Vec::new();
-        for (node, devices) in &self.0 {
-            for device in devices {
-                let (Some(id), Some(interface)) = (device.vmid.known(), named(device.dev.known()))
-                else {
-                    continue;
-                };
-                let id = id.to_string();
-                let name = names.get(id.as_str()).copied().unwrap_or("");
-                let set = labels([
-                    ("interface", interface),
+        // Sorted by their label values once, then written without copying them.
+        let mut all: Vec<([(&'static str, &str); 4], &Interface)> = (self.0.iter())
+            .flat_map(|(node, interfaces)| interfaces.iter().map(move |i| (node, i)))
+            .map(|(node, i)| {
+                let name = names.get(i.vmid.as_str()).copied().unwrap_or("");
+                let set = [
+                    ("interface", i.interface.as_str()),
                     ("name", name),
-                    ("node", node),
-                    ("vmid", &id),
-                ]);
-                if let Some(bytes) = device.in_.known() {
-                    received.push((set.clone(), bytes as f64));
-                }
-                if let Some(bytes) = device.out.known() {
-                    sent.push((set, bytes as f64));
-                }
-            }
-        }
-        for (name, help, mut samples) in [
+                    ("node", node.as_str()),
+                    ("vmid", i.vmid.as_str()),
+                ];
+                (set, i)
+            })
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.dedup_by(|later, earlier| later.0 == earlier.0);
+        for (name, help, bytes) in [
             (
                 "proxmox_guest_interface_receive_bytes",
                 "Bytes a guest received on a network interface (PVE's `in`).",
-                received,
+                (|i: &Interface| i.received) as fn(&Interface) -> i64,
             ),
             (
                 "proxmox_guest_interface_transmit_bytes",
                 "Bytes a guest sent on a network interface (PVE's `out`).",
-                sent,
+                |i: &Interface| i.sent,
             ),
         ] {
-            samples.sort_by(|a, b| a.0.cmp(&b.0));
-            samples.dedup_by(|later, earlier| later.0 == earlier.0);
-            sorted_family(
-                encoder,
-                name,
-                help,
-                MetricType::Counter,
-                samples.into_iter(),
-            )?;
+            let samples = all.iter().filter_map(|(set, i)| {
+                let n = bytes(i);
+                (n >= 0).then_some((set.as_slice(), n as f64))
+            });
+            sorted_family(encoder, name, help, MetricType::Counter, samples)?;
         }
         Ok(())
     }

@@ -10,8 +10,11 @@
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Sample, Spec, Target, View};
-use super::{gauge_family, labels};
+use compact_str::CompactString;
+use prometheus_client::metrics::MetricType;
+
+use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Spec, Target, View};
+use super::sorted_family;
 use crate::pve::{ApiError, Dispatcher, Known};
 
 pub const NAME: &str = "guest_pressure";
@@ -83,13 +86,25 @@ const RESOURCES: [(&str, &str); 6] = [
 ];
 
 /// A guest of a node's list with its pressures, in percent as PVE sends them.
+/// Kept small (short strings inline, no pressure as NaN): one per running guest.
 #[derive(Debug)]
 struct Guest {
-    node: String,
+    node: CompactString,
     kind: &'static str,
-    vmid: i64,
-    name: String,
-    pressures: [Option<f64>; 6],
+    vmid: CompactString,
+    name: CompactString,
+    pressures: [f64; 6],
+}
+
+impl Guest {
+    fn labels(&self) -> [(&'static str, &str); 4] {
+        [
+            ("name", &self.name),
+            ("node", &self.node),
+            ("type", self.kind),
+            ("vmid", &self.vmid),
+        ]
+    }
 }
 
 async fn fetch(dispatcher: std::sync::Arc<Dispatcher>, list: List) -> Result<Vec<Guest>, ApiError> {
@@ -108,19 +123,25 @@ async fn fetch(dispatcher: std::sync::Arc<Dispatcher>, list: List) -> Result<Vec
                 .data
                 .iter()
                 .filter_map(|g| {
+                    let pressures = [
+                        g.pressurecpusome.known(),
+                        g.pressurecpufull.known(),
+                        g.pressureiosome.known(),
+                        g.pressureiofull.known(),
+                        g.pressurememorysome.known(),
+                        g.pressurememoryfull.known(),
+                    ];
+                    // Stopped guests, and every guest before PVE 9: nothing to keep.
+                    if pressures.iter().all(Option::is_none) {
+                        return None;
+                    }
+                    use compact_str::ToCompactString;
                     Some(Guest {
-                        node: list.node.clone(),
+                        node: list.node.as_str().into(),
                         kind: list.kind,
-                        vmid: g.vmid.known()?,
-                        name: g.name.known().unwrap_or("").to_owned(),
-                        pressures: [
-                            g.pressurecpusome.known(),
-                            g.pressurecpufull.known(),
-                            g.pressureiosome.known(),
-                            g.pressureiofull.known(),
-                            g.pressurememorysome.known(),
-                            g.pressurememoryfull.known(),
-                        ],
+                        vmid: g.vmid.known()?.to_compact_string(),
+                        name: g.name.known().unwrap_or("").into(),
+                        pressures: pressures.map(|p| p.unwrap_or(f64::NAN)),
                     })
                 })
                 .collect())
@@ -138,24 +159,24 @@ struct Pressures(Vec<Guest>);
 
 impl Families for Pressures {
     fn encode(&self, _: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+        // Sorted by their label values once, then written without copying them: `kind`
+        // first, so each family is every guest's `full`, then every guest's `some`.
+        let mut guests: Vec<&Guest> = self.0.iter().collect();
+        guests.sort_by(|a, b| a.labels().cmp(&b.labels()));
+        guests.dedup_by(|later, earlier| later.labels() == earlier.labels());
         for resource in ["cpu", "io", "memory"] {
-            let mut samples: Vec<Sample> = Vec::new();
-            for guest in &self.0 {
-                for (i, (r, kind)) in RESOURCES.iter().enumerate() {
-                    let Some(percent) = guest.pressures[i].filter(|_| *r == resource) else {
-                        continue;
-                    };
-                    let set = labels([
-                        ("kind", kind),
-                        ("name", &guest.name),
-                        ("node", &guest.node),
-                        ("type", guest.kind),
-                        ("vmid", &guest.vmid.to_string()),
-                    ]);
-                    samples.push((set, percent / 100.0));
-                }
-            }
-            gauge_family(
+            let samples = ["full", "some"].into_iter().flat_map(|kind| {
+                let i = RESOURCES
+                    .iter()
+                    .position(|r| *r == (resource, kind))
+                    .unwrap_or(0);
+                guests.iter().filter_map(move |g| {
+                    let percent = g.pressures[i];
+                    (!percent.is_nan())
+                        .then(|| (([("kind", kind)], g.labels()), percent / 100.0))
+                })
+            });
+            sorted_family(
                 encoder,
                 &format!("proxmox_guest_pressure_{resource}_ratio"),
                 &format!(
@@ -163,6 +184,7 @@ impl Families for Pressures {
                      (`kind=\"full\"`) of a guest's tasks stalled waiting for {resource} \
                      (PVE 9 and later)."
                 ),
+                MetricType::Gauge,
                 samples,
             )?;
         }

@@ -125,8 +125,8 @@ impl Sweeps {
 type Shared<K, T> = Arc<Mutex<State<K, T>>>;
 
 struct State<K, T> {
-    /// By the target's path.
-    entries: HashMap<String, Entry<K, T>>,
+    /// By a hash of the target's path ([`key`]): 8 bytes a target instead of its path.
+    entries: HashMap<u64, Entry<K, T>>,
     /// The first sweep has been started.
     started: bool,
 }
@@ -134,8 +134,9 @@ struct State<K, T> {
 struct Entry<K, T> {
     target: K,
     answer: Option<Arc<T>>,
-    /// The last request's error, and whether it has been reported (logged) yet.
-    error: Option<(ApiError, bool)>,
+    /// The last request's error, and whether it has been reported (logged) yet; boxed, as
+    /// most targets have none.
+    error: Option<Box<(ApiError, bool)>>,
     /// When it is due again.
     next: Instant,
     in_flight: bool,
@@ -143,6 +144,14 @@ struct Entry<K, T> {
     silent: u32,
     /// Failed requests in a row.
     failures: u32,
+}
+
+/// A target's key: a hash of its path.
+fn key(path: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The wait after `n` silent answers in a row: twice the refresh, then four times, … up to
@@ -178,7 +187,7 @@ where
     let refresh = sweeps.refresh.get(name).copied().unwrap_or_default();
     let every_time = refresh <= sweeps.window;
     let state = sweeps.state::<K, T>(name);
-    let order: Vec<String> = targets.iter().map(Target::path).collect();
+    let order: Vec<u64> = targets.iter().map(|t| key(&t.path())).collect();
     let (due, wait) = {
         let mut st = lock(&state);
         let first = !st.started;
@@ -189,7 +198,7 @@ where
                 Some(entry) => entry.target = target,
                 None => {
                     st.entries.insert(
-                        key.clone(),
+                        *key,
                         Entry {
                             target,
                             answer: None,
@@ -203,10 +212,10 @@ where
                 }
             }
         }
-        let current: HashSet<&String> = order.iter().collect();
+        let current: HashSet<&u64> = order.iter().collect();
         st.entries.retain(|key, _| current.contains(key));
         // The due targets by node, each node's in the order given.
-        let mut due: BTreeMap<String, VecDeque<String>> = BTreeMap::new();
+        let mut due: BTreeMap<String, VecDeque<u64>> = BTreeMap::new();
         for key in &order {
             let Some(entry) = st.entries.get_mut(key) else {
                 continue;
@@ -217,7 +226,7 @@ where
             entry.in_flight = true;
             due.entry(entry.target.node().to_owned())
                 .or_default()
-                .push_back(key.clone());
+                .push_back(*key);
         }
         // When each is due again if it answers: one refresh on; in the first sweep, a node's
         // targets spread evenly over the next refresh.
@@ -281,7 +290,7 @@ where
         if let Some(answer) = &entry.answer {
             data.push((entry.target.clone(), answer.clone()));
         }
-        if let Some((error, reported)) = &mut entry.error {
+        if let Some((error, reported)) = entry.error.as_deref_mut() {
             if error.kind.is_node_unreachable() {
                 unreachable.push(entry.target.node().to_owned());
             }
@@ -306,7 +315,7 @@ where
 
 /// One worker of a node: asks the node's due targets one after another, each in its turn.
 async fn work<K, T, F, Fut>(
-    queue: Arc<Mutex<VecDeque<String>>>,
+    queue: Arc<Mutex<VecDeque<u64>>>,
     (turn, share): (Arc<Semaphore>, Arc<Semaphore>),
     state: Shared<K, T>,
     dispatcher: Arc<Dispatcher>,
@@ -363,7 +372,7 @@ async fn work<K, T, F, Fut>(
         };
         entry.answer = None;
         entry.failures += 1;
-        entry.error = Some((failed, false));
+        entry.error = Some(Box::new((failed, false)));
         entry.next = now + failure_backoff(window, refresh, entry.failures);
     }
 }

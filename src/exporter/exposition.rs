@@ -55,8 +55,14 @@ impl Exposition {
     /// The exposition gzipped at `level`, compressed as it is written: the plain text is never
     /// whole in memory (at 50,000 guests with every collector it is tens of MB, its gzip a
     /// tenth of that).
-    pub fn render_gzipped(self, format: Format, level: flate2::Compression) -> Vec<u8> {
-        let encoder = flate2::write::GzEncoder::new(Vec::new(), level);
+    /// `capacity`: the gzipped size expected (the last one's), to grow into no more than that.
+    pub fn render_gzipped(
+        self,
+        format: Format,
+        level: flate2::Compression,
+        capacity: usize,
+    ) -> Vec<u8> {
+        let encoder = flate2::write::GzEncoder::new(Vec::with_capacity(capacity), level);
         let mut out = Gzipping(std::io::BufWriter::with_capacity(64 * 1024, encoder));
         // Writing into a Vec cannot fail.
         let _ = self.write(format, &mut out);

@@ -72,7 +72,8 @@ pub struct Exporter {
     clock: fn() -> SystemTime,
     /// The last plain exposition's size in each format: the next one's buffer is made that
     /// big at once instead of growing by doubling (a 4 MB exposition would peak at 12 MB).
-    last_sizes: [std::sync::atomic::AtomicUsize; 2],
+    /// The same for the gzipped exposition (the last two).
+    last_sizes: [std::sync::atomic::AtomicUsize; 4],
     /// When scrapes came, for collecting ahead of them.
     scrapes: Arc<std::sync::Mutex<ahead::Scrapes>>,
     /// Tells the planning loop of collecting ahead that a scrape came.
@@ -153,6 +154,8 @@ impl Exporter {
             .collectors
             .collect(&self.dispatcher, (self.clock)(), deadline)
             .await;
+        // The answers decoded meanwhile are freed: their pages go back.
+        crate::malloc::trim();
         Arc::new(Collection::new(snapshot, started))
     }
 
@@ -253,9 +256,20 @@ impl Exporter {
             .get_or_init(
                 || match collection.encoded[Collection::slot(format, false)].get() {
                     Some(plain) => gzipped(plain, flate2::Compression::fast()),
-                    None => Bytes::from(
-                        exposition().render_gzipped(format, flate2::Compression::fast()),
-                    ),
+                    None => {
+                        let last = &self.last_sizes[2 + Collection::slot(format, false) / 2];
+                        let hint = last.load(std::sync::atomic::Ordering::Relaxed);
+                        let mut body = exposition().render_gzipped(
+                            format,
+                            flate2::Compression::fast(),
+                            hint + hint / 16,
+                        );
+                        last.store(body.len(), std::sync::atomic::Ordering::Relaxed);
+                        // Kept for the window: without the room it grew into.
+                        body.shrink_to_fit();
+                        crate::malloc::trim();
+                        Bytes::from(body)
+                    }
                 },
             )
             .clone()
