@@ -75,7 +75,7 @@ fn options() -> Options {
         cache_seconds: 2,
         scale: false,
         sweeps: false,
-        seconds: 150,
+        seconds: 300,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -109,7 +109,7 @@ fn options() -> Options {
             "--realistic" => o.realistic = true,
             "--scale" => o.scale = true,
             "--sweeps" => o.sweeps = true,
-            "--seconds" => o.seconds = args.next().and_then(|n| n.parse().ok()).unwrap_or(150),
+            "--seconds" => o.seconds = args.next().and_then(|n| n.parse().ok()).unwrap_or(300),
             "--bandwidth" => o.bandwidth = args.next().and_then(|n| n.parse().ok()),
             "--only-defaults" => o.only_defaults = true,
             "--interval-ms" => o.interval_ms = args.next().and_then(|n| n.parse().ok()),
@@ -999,8 +999,8 @@ async fn web_ui_requests(
     (took, cost)
 }
 
-/// The sweeping collectors, whose refresh `--sweeps` shortens.
-const SWEEPING: &[&str] = &["snapshots", "backup", "guest_filesystems"];
+/// How often `--sweeps` scrapes, and the exporter's cache window.
+const INTERVAL: Duration = Duration::from_secs(15);
 
 /// Half of the running VMs' agents answer (after holding the node's worker for `agent`, the
 /// guest's round trip); the other half have none configured. `hung`: every agent of that
@@ -1051,15 +1051,15 @@ fn agents(answers: &mut Answers, agent: Duration, hung: Option<&str>) {
 /// worker time in every 10 s interval, as a share of its 3 workers (the busiest node and
 /// interval, during the first sweep and after); the scrape times. Then the same with every
 /// agent of one node hung (PVE holding a worker 6 s per call before its own timeout answer).
-/// Sweeps run with a 60 s refresh and scrapes every 5 s (cache 5 s): 12 windows per sweep,
-/// as 5 minutes and 30 s scrapes give 10.
+/// Scrapes every 15 s (cache 15 s) with Prometheus' headers (gzip, 10 s timeout); the sweeps
+/// keep their default refresh of 5 minutes: 20 windows per sweep.
 async fn sweeps(o: &Options) {
     proxmox_exporter::pve::dispatcher::install_crypto_provider();
     let (nodes, guests) = o.sizes.last().copied().unwrap_or((500, 50_000));
     println!(
-        "| nodes/guests | agents | scrape ms: first / p50 / p99 after | requests per scrape after the first (p50 / max) | busiest node, share of its 3 workers in 10 s: first sweep / after | peak RSS MB |"
+        "| nodes/guests | agents | scrape ms: first / p50 / p99 after the first sweep | first sweep: 15 s intervals | API requests per 15 s after it (p50 / max) | busiest node, share of its 3 workers in 10 s: first sweep / after | peak RSS MB |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     let base = Answers::generate(nodes, guests, 1, SystemTime::now());
     let mut p50s = Vec::new();
     for hung in [None, Some("pve07")] {
@@ -1070,14 +1070,11 @@ async fn sweeps(o: &Options) {
         api.set_latency(Duration::from_millis(20));
         let (servers, addresses) = serve_endpoints(&api, 3).await;
         let joined: Vec<String> = addresses.iter().map(|a| format!("https://{a}/")).collect();
-        let mut args: Vec<String> = ALL_COLLECTORS.iter().map(|a| (*a).to_owned()).collect();
-        for name in SWEEPING {
-            args.extend([format!("--collector.{name}.refresh"), "60s".into()]);
-        }
+        let args: Vec<String> = ALL_COLLECTORS.iter().map(|a| (*a).to_owned()).collect();
         let reach = Reach::Flags {
             endpoint: &joined.join(","),
         };
-        let (process, url) = start_exporter(&reach, "5", &args);
+        let (process, url) = start_exporter(&reach, &INTERVAL.as_secs().to_string(), &args);
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(120))
             .no_gzip()
@@ -1110,18 +1107,33 @@ async fn sweeps(o: &Options) {
         let mut ms = Vec::new();
         let mut requests = Vec::new();
         let mut first_sweep_done = None;
+        let mut last_total = total(&api);
         while started.elapsed() < Duration::from_secs(o.seconds) {
             let at = Instant::now();
-            let before = total(&api);
-            // As Prometheus asks: gzipped.
-            let (took, _) = scrape(&client, &url, true).await;
-            ms.push(took);
-            requests.push(total(&api) - before);
-            first_sweep_done.get_or_insert_with(Instant::now);
-            tokio::time::sleep(
-                (at + Duration::from_secs(5)).saturating_duration_since(Instant::now()),
-            )
-            .await;
+            // As Prometheus asks: gzipped, with its scrape timeout (10 s by default).
+            let response = client
+                .get(&url)
+                .header("accept", PROMETHEUS_ACCEPT)
+                .header("accept-encoding", "gzip")
+                .header("x-prometheus-scrape-timeout-seconds", "10")
+                .send()
+                .await
+                .expect("scrape");
+            let _ = response.bytes().await.expect("body");
+            ms.push(at.elapsed().as_secs_f64() * 1000.0);
+            tokio::time::sleep((at + INTERVAL).saturating_duration_since(Instant::now())).await;
+            // Requests in the interval, the sweeps' background work included.
+            let now_total = total(&api);
+            requests.push(now_total - last_total);
+            last_total = now_total;
+            // The first sweep is over once an interval asks under a third of the busiest.
+            let busiest = requests.iter().copied().max().unwrap_or(0);
+            if first_sweep_done.is_none()
+                && requests.len() > 1
+                && requests[requests.len() - 1] * 3 < busiest
+            {
+                first_sweep_done = Some(requests.len());
+            }
         }
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         let samples = sampler.await.unwrap_or_default();
@@ -1131,7 +1143,8 @@ async fn sweeps(o: &Options) {
             server.abort();
         }
         // The busiest node in any 10 s interval (samples 1 s apart), first sweep and after.
-        let first_end = first_sweep_done.unwrap_or(started) + Duration::from_secs(10);
+        let first_end =
+            started + INTERVAL * u32::try_from(first_sweep_done.unwrap_or(1)).unwrap_or(1);
         let (mut during, mut after) = (0.0f64, 0.0f64);
         for pair in samples.windows(11) {
             let (t0, a) = &pair[0];
@@ -1149,19 +1162,24 @@ async fn sweeps(o: &Options) {
                 after = after.max(busiest);
             }
         }
-        let first = ms.remove(0);
-        requests.remove(0);
-        let later = sorted(ms);
+        // Scrapes and intervals after the first sweep.
+        let skip = first_sweep_done
+            .unwrap_or(1)
+            .min(ms.len().saturating_sub(1));
+        let first = ms[0];
+        let later = sorted(ms[skip..].to_vec());
+        let requests = requests[skip.min(requests.len())..].to_vec();
         let counts = sorted(requests.iter().map(|&r| r as f64).collect());
         p50s.push(percentile(&later, 0.5));
         println!(
-            "| {nodes}/{guests} | {} | {first:.0} / {:.0} / {:.0} | {:.0} / {:.0} | {:.0} % / {:.0} % | {rss:.1} |",
+            "| {nodes}/{guests} | {} | {first:.0} / {:.0} / {:.0} | {} | {:.0} / {:.0} | {:.0} % / {:.0} % | {rss:.1} |",
             match hung {
                 None => "half answer".to_owned(),
                 Some(node) => format!("half answer, every one of {node} hung"),
             },
             percentile(&later, 0.5),
             percentile(&later, 0.99),
+            first_sweep_done.map_or("not over".to_owned(), |n| n.to_string()),
             percentile(&counts, 0.5),
             counts.last().copied().unwrap_or(0.0),
             during * 100.0,
