@@ -144,6 +144,8 @@ struct Entry<K, T> {
     silent: u32,
     /// Failed requests in a row.
     failures: u32,
+    /// In the first sweep: when it is due again after its answer, as a share of the refresh.
+    phase: Option<f32>,
 }
 
 /// A target's key: a hash of its path.
@@ -207,6 +209,7 @@ where
                             in_flight: false,
                             silent: 0,
                             failures: 0,
+                            phase: None,
                         },
                     );
                 }
@@ -236,7 +239,10 @@ where
                     continue;
                 };
                 entry.next = if first && !every_time {
-                    now + refresh.mul_f64((position + 1) as f64 / keys.len() as f64)
+                    // Counted from its answer (a first sweep of thousands of targets takes
+                    // a while): a share of the refresh, the node's targets evenly apart.
+                    entry.phase = Some((position + 1) as f32 / keys.len() as f32);
+                    now + refresh
                 } else {
                     let kept_phase = entry.next + refresh;
                     if kept_phase > now {
@@ -347,8 +353,12 @@ async fn work<K, T, F, Fut>(
             continue;
         };
         entry.in_flight = false;
+        let phase = entry.phase.take();
         let failed = match outcome {
             Ok(Ok(Reply::Got(answer))) => {
+                if let Some(phase) = phase {
+                    entry.next = now + refresh.mul_f64(f64::from(phase));
+                }
                 entry.answer = Some(Arc::new(answer));
                 entry.error = None;
                 entry.silent = 0;
