@@ -735,6 +735,27 @@ fn snapshot_paths(asked: &std::collections::HashMap<String, u64>) -> Vec<(String
     paths
 }
 
+/// `collector` alone, with `refresh`, on `answers`, without a cache window (every scrape is a
+/// collection): its first sweep scraped (and successful), and the paths it asked.
+async fn first_sweep(
+    answers: &Answers,
+    collector: &str,
+    refresh: Duration,
+) -> (FakeEndpoint, String, std::collections::HashMap<String, u64>) {
+    let api = FakeEndpoint::serve(answers.clone()).await;
+    api.api.count_paths();
+    let (url, _) = exporter_with(
+        vec![api.url.clone()],
+        Duration::ZERO,
+        only(collector, Some(refresh)),
+    )
+    .await;
+    let text = scrape(&url).await;
+    assert!(success(&text, collector), "{text}");
+    let asked = api.api.take_paths();
+    (api, url, asked)
+}
+
 /// After the first sweep, a per-guest collector asks each guest once per refresh, a few in
 /// each window rather than all of them when the refresh is over; a guest that appears is
 /// asked in the next window.
@@ -742,20 +763,11 @@ fn snapshot_paths(asked: &std::collections::HashMap<String, u64>) -> Vec<(String
 async fn per_guest_sweeps_trickle_over_their_refresh() {
     let answers = cluster();
     let (_, g, _) = sizes(&answers);
-    let api = FakeEndpoint::serve(answers.clone()).await;
-    api.api.count_paths();
-    // No cache window: every scrape is a collection. The refresh is a duration this test
-    // waits out; 3 s leaves room for many collections in it on a loaded machine.
+    // The refresh is a duration this test waits out; 3 s leaves room for many collections
+    // in it on a loaded machine.
     let refresh = Duration::from_secs(3);
-    let (url, _) = exporter_with(
-        vec![api.url.clone()],
-        Duration::ZERO,
-        only("snapshots", Some(refresh)),
-    )
-    .await;
-    let text = scrape(&url).await;
-    assert!(success(&text, "snapshots"), "{text}");
-    let first = snapshot_paths(&api.api.take_paths());
+    let (api, url, first) = first_sweep(&answers, "snapshots", refresh).await;
+    let first = snapshot_paths(&first);
     assert_eq!(first.len() as u64, g, "the first sweep asks every guest");
     assert!(first.iter().all(|(_, n)| *n == 1));
 
@@ -825,18 +837,8 @@ async fn per_guest_sweeps_trickle_over_their_refresh() {
 #[tokio::test]
 async fn vms_without_an_agent_wait_for_a_backoff() {
     let answers = cluster();
-    let api = FakeEndpoint::serve(answers.clone()).await;
-    api.api.count_paths();
     let refresh = Duration::from_secs(2);
-    let (url, _) = exporter_with(
-        vec![api.url.clone()],
-        Duration::ZERO,
-        only("guest_filesystems", Some(refresh)),
-    )
-    .await;
-    let text = scrape(&url).await;
-    assert!(success(&text, "guest_filesystems"), "{text}");
-    let first = api.api.take_paths();
+    let (api, url, first) = first_sweep(&answers, "guest_filesystems", refresh).await;
     let fsinfo = |path: &&String| path.ends_with("/agent/get-fsinfo");
     let (mut answering, mut silent) = (Vec::new(), Vec::new());
     for path in first.keys().filter(fsinfo) {

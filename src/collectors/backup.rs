@@ -214,12 +214,19 @@ fn newest(volumes: &[Volume]) -> Vec<Newest> {
         let (Some(vmid), Some(ctime)) = (volume.vmid.known(), volume.ctime.known()) else {
             continue;
         };
-        let entry = newest.entry(vmid).or_insert((i64::MIN, None));
-        if ctime > entry.0 {
-            *entry = (ctime, volume.size.known());
-        }
+        keep_newer(newest.entry(vmid).or_insert(NONE_YET), (ctime, volume.size.known()));
     }
     newest.into_iter().map(|(vmid, (at, size))| (vmid, at, size)).collect()
+}
+
+/// A backup's time and size, before any is seen.
+const NONE_YET: (i64, Option<i64>) = (i64::MIN, None);
+
+/// Keeps in `kept` whichever of it and `seen` was made later.
+fn keep_newer(kept: &mut (i64, Option<i64>), seen: (i64, Option<i64>)) {
+    if seen.0 > kept.0 {
+        *kept = seen;
+    }
 }
 
 /// A storage's name and a guest's vmid as text.
@@ -270,12 +277,8 @@ impl Families for Backups {
         for (store, volumes) in &self.contents {
             for &(vmid, ctime, size) in volumes.iter() {
                 use compact_str::ToCompactString;
-                let entry = newest
-                    .entry((store.storage.as_str(), vmid.to_compact_string()))
-                    .or_insert((i64::MIN, None));
-                if ctime > entry.0 {
-                    *entry = (ctime, size);
-                }
+                let kept = newest.entry((store.storage.as_str(), vmid.to_compact_string()));
+                keep_newer(kept.or_insert(NONE_YET), (ctime, size));
             }
         }
         sorted_family(

@@ -40,8 +40,7 @@ impl Collector for Snapshots {
     }
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
         Box::pin(async move {
-            let online = ctx.online_nodes();
-            let guests = guests(&ctx.inventory.data, &online.iter().map(String::as_str).collect());
+            let guests = guests(&ctx.inventory.data, &ctx.online_nodes());
             let fetched = sweep(ctx, NAME, guests, fetch).await;
             fetched.map(|guests| Box::new(Lists(guests)) as Box<dyn Families>)
         })
@@ -49,7 +48,8 @@ impl Collector for Snapshots {
 }
 
 /// The guests whose snapshots are asked: templates aside, on the `online` nodes.
-fn guests(rows: &Rows, online: &HashSet<&str>) -> Vec<GuestRef> {
+fn guests(rows: &Rows, online: &[String]) -> Vec<GuestRef> {
+    let online: HashSet<&str> = online.iter().map(String::as_str).collect();
     rows.iter()
         .filter(|r| is_guest(r))
         .filter(|r| r.node.known().is_some_and(|n| online.contains(n)))
@@ -68,8 +68,7 @@ fn guests(rows: &Rows, online: &HashSet<&str>) -> Vec<GuestRef> {
 
 /// The snapshot list paths this collector asks for these rows.
 pub fn paths(rows: &Rows, online: &[String]) -> Vec<String> {
-    let online = online.iter().map(String::as_str).collect();
-    guests(rows, &online).iter().map(Target::path).collect()
+    guests(rows, online).iter().map(Target::path).collect()
 }
 
 /// A guest whose snapshots are asked for.

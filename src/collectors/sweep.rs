@@ -8,7 +8,7 @@
 //! - **After that**, each collection starts the targets that are due and does not wait for
 //!   them: a scrape shows the answers kept so far, and what arrives meanwhile shows in the
 //!   next one. A new target (a guest just created or migrated) is due at once.
-//! - **Per node**, at most [`Sweeps::per_node`] requests of all sweeps are under way at once
+//! - **Per node**, at most a given number of requests of all sweeps are under way at once
 //!   (`--max-guest-requests-per-node`, 1 by default): each holds one of the node's three
 //!   pveproxy workers, so the sweeps never take more than a third of them. Over the cluster,
 //!   they take at most a third of the connections the endpoints are given ([`SHARE`]).
@@ -92,11 +92,6 @@ impl Sweeps {
                 Arc::new(Semaphore::new(permits))
             })
             .clone()
-    }
-
-    /// Requests of all sweeps under way at once on one node.
-    pub fn per_node(&self) -> usize {
-        self.per_node
     }
 
     fn turn(&self, node: &str) -> Arc<Semaphore> {
