@@ -4,6 +4,8 @@
 //!
 //! Templates do not run: they have only `proxmox_guest_info` (with `template="1"`).
 
+use std::borrow::Cow;
+
 use prometheus_client::encoding::DescriptorEncoder;
 
 use super::cluster_resources::{Resource, from_inventory, is_guest, kind, vmid};
@@ -52,8 +54,15 @@ pub fn sorted_tags(tags: Option<&str>) -> String {
     all.join(";")
 }
 
-/// A guest's identifying labels, borrowed: `name`, `node`, `type`, `vmid`.
-type Names<'a> = [(&'static str, &'a str); 4];
+/// A guest's identifying labels, borrowed from its row: `name`, `node`, `type`, `vmid`.
+fn names<'a>(r: &'a Resource, vmid: &'a str) -> [(&'static str, &'a str); 4] {
+    [
+        ("name", r.name.known().unwrap_or("")),
+        ("node", r.node.known().unwrap_or("")),
+        ("type", kind(r)),
+        ("vmid", vmid),
+    ]
+}
 
 impl Families for Usage {
     fn encode(&self, view: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
@@ -67,28 +76,17 @@ impl Families for Usage {
             .filter(|r| matches!(kind(r), "qemu" | "lxc"))
             .collect();
         let vmids: Vec<compact_str::CompactString> = rows.iter().map(|r| vmid(r)).collect();
-        // Every family has a series per guest: the label sets are made and sorted once.
-        let mut all: Vec<(Names<'_>, &Resource)> = rows
-            .iter()
-            .zip(&vmids)
-            .map(|(r, vmid)| {
-                let names = [
-                    ("name", r.name.known().unwrap_or("")),
-                    ("node", r.node.known().unwrap_or("")),
-                    ("type", kind(r)),
-                    ("vmid", vmid.as_str()),
-                ];
-                (names, *r)
-            })
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all.dedup_by(|later, earlier| later.0 == earlier.0);
-        let guests: Vec<&(Names<'_>, &Resource)> =
-            all.iter().filter(|(_, r)| is_guest(r)).collect();
+        // Every family has a series per guest: sorted by their label values once, the labels
+        // borrowed from the rows as each series is written.
+        let mut all: Vec<(&Resource, &str)> =
+            rows.iter().zip(&vmids).map(|(r, vmid)| (*r, vmid.as_str())).collect();
+        all.sort_by(|a, b| names(a.0, a.1).cmp(&names(b.0, b.1)));
+        all.dedup_by(|later, earlier| names(later.0, later.1) == names(earlier.0, earlier.1));
+        let guests: Vec<&(&Resource, &str)> = all.iter().filter(|(r, _)| is_guest(r)).collect();
         let mut family = |name: &str, help: &str, kind: MetricType, value: &dyn Fn(&Resource) -> Option<f64>| {
             let samples = guests
                 .iter()
-                .filter_map(|(names, r)| Some((names.as_slice(), value(r)?)));
+                .filter_map(|(r, id)| Some((names(r, id), value(r)?)));
             sorted_family(encoder, name, help, kind, samples)
         };
         let bytes = |v: Option<i64>| v.map(|v| v as f64);
@@ -165,9 +163,9 @@ impl Families for Usage {
             MetricType::Counter,
             &|r| counter(r.netout.known()),
         )?;
-        let locks = guests.iter().filter_map(|(names, r)| {
+        let locks = guests.iter().filter_map(|(r, id)| {
             let lock = r.lock().filter(|l| !l.is_empty())?;
-            Some(((names.as_slice(), [("lock", lock)]), 1.0))
+            Some(((names(r, id), [("lock", lock)]), 1.0))
         });
         sorted_family(
             encoder,
@@ -177,15 +175,15 @@ impl Families for Usage {
             gauge,
             locks,
         )?;
-        let tags: Vec<String> = all.iter().map(|(_, r)| sorted_tags(r.tags())).collect();
-        let infos = all.iter().zip(&tags).map(|((names, r), tags)| {
+        let infos = all.iter().map(|(r, id)| {
+            let tags = sorted_tags(r.tags());
             let template = if r.template.known() == Some(true) { "1" } else { "0" };
             let extra = [
-                ("pool", r.pool().unwrap_or("")),
-                ("tags", tags.as_str()),
-                ("template", template),
+                ("pool", Cow::Borrowed(r.pool().unwrap_or(""))),
+                ("tags", Cow::Owned(tags)),
+                ("template", Cow::Borrowed(template)),
             ];
-            ((names.as_slice(), extra), 1.0)
+            ((names(r, id), extra), 1.0)
         });
         sorted_family(
             encoder,

@@ -79,14 +79,12 @@ impl Collector for GuestFilesystems {
     }
 }
 
-/// A running VM whose agent is asked.
+/// A running VM whose agent is asked: what its path needs, and no more (its name comes from
+/// the inventory when the families are written).
 #[derive(Clone, Debug)]
 pub struct Vm {
     node: CompactString,
-    vmid: u64,
-    /// `vmid` as its label value.
-    vmid_text: CompactString,
-    name: CompactString,
+    vmid: u32,
 }
 
 impl Target for Vm {
@@ -109,8 +107,6 @@ fn running_vms(rows: &Rows, online: &[String]) -> Vec<Vm> {
             Some(Vm {
                 node: node.into(),
                 vmid: vmid(r).parse().ok()?,
-                vmid_text: vmid(r),
-                name: r.name.known().unwrap_or("").into(),
             })
         })
         .collect()
@@ -136,10 +132,10 @@ pub fn agent_absent(kind: &ErrorKind) -> bool {
 }
 
 /// A VM's file systems; [`Reply::Silent`] when it has no answering agent.
-async fn fetch(dispatcher: Arc<Dispatcher>, vm: Vm) -> Result<Reply<Vec<Mount>>, ApiError> {
+async fn fetch(dispatcher: Arc<Dispatcher>, vm: Vm) -> Result<Reply<Box<[Mount]>>, ApiError> {
     let path = vm.path();
     let call = dispatcher.call(&path, |c| {
-        let (node, vmid) = (vm.node.to_string(), vm.vmid);
+        let (node, vmid) = (vm.node.to_string(), u64::from(vm.vmid));
         async move {
             c.get_nodes_node_qemu_vmid_agent_get_fsinfo()
                 .node(node)
@@ -164,7 +160,7 @@ async fn fetch(dispatcher: Arc<Dispatcher>, vm: Vm) -> Result<Reply<Vec<Mount>>,
 /// A hung agent: the VM has no answering agent this time. The pveproxy worker that took the
 /// request may still wait for the agent until PVE's own timeout: the node's turn (held by the
 /// caller) is kept as long again, so that the next VM does not take a second worker.
-async fn hung(path: &str) -> Result<Reply<Vec<Mount>>, ApiError> {
+async fn hung(path: &str) -> Result<Reply<Box<[Mount]>>, ApiError> {
     tracing::debug!(path, "no answer from the guest agent in time");
     tokio::time::sleep(AGENT_TIMEOUT).await;
     Ok(Reply::Silent)
@@ -234,24 +230,45 @@ impl From<&FsInfo> for Mount {
 }
 
 #[derive(Debug)]
-struct Mounted(Vec<(Vm, Arc<Vec<Mount>>)>);
+struct Mounted(Vec<(Vm, Arc<Box<[Mount]>>)>);
+
+/// A VM as its file systems are labelled: its node, name and vmid.
+struct Named<'a> {
+    vm: &'a Vm,
+    name: &'a str,
+    vmid: CompactString,
+}
 
 /// A file system's labels, in their order.
-fn mount_labels<'a>(vm: &'a Vm, fs: &'a Mount) -> [(&'static str, &'a str); 5] {
+fn mount_labels<'a>(vm: &'a Named<'_>, fs: &'a Mount) -> [(&'static str, &'a str); 5] {
     [
         ("fstype", &fs.fstype),
         ("mountpoint", &fs.mountpoint),
-        ("name", &vm.name),
-        ("node", &vm.node),
-        ("vmid", &vm.vmid_text),
+        ("name", vm.name),
+        ("node", &vm.vm.node),
+        ("vmid", &vm.vmid),
     ]
 }
 
 impl Families for Mounted {
-    fn encode(&self, _: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+    fn encode(&self, view: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+        use compact_str::ToCompactString;
+        // Names from the inventory (a VM it no longer lists goes nameless).
+        let names: std::collections::HashMap<u32, &str> = (view.inventory.data.iter())
+            .filter(|r| kind(r) == "qemu")
+            .filter_map(|r| Some((vmid(r).parse().ok()?, r.name.known().unwrap_or(""))))
+            .collect();
+        let vms: Vec<Named<'_>> = (self.0.iter())
+            .map(|(vm, _)| Named {
+                vm,
+                name: names.get(&vm.vmid).copied().unwrap_or(""),
+                vmid: vm.vmid.to_compact_string(),
+            })
+            .collect();
+        drop(names);
         // Sorted by their label values once, then written without copying them.
-        let mut all: Vec<(&Vm, &Mount)> = (self.0.iter())
-            .flat_map(|(vm, mounts)| mounts.iter().map(move |fs| (vm, fs)))
+        let mut all: Vec<(&Named<'_>, &Mount)> = (vms.iter().zip(&self.0))
+            .flat_map(|(vm, (_, mounts))| mounts.iter().map(move |fs| (vm, fs)))
             .collect();
         all.sort_by(|a, b| mount_labels(a.0, a.1).cmp(&mount_labels(b.0, b.1)));
         all.dedup_by(|later, earlier| {

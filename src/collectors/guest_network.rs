@@ -61,7 +61,7 @@ async fn fetch(
 ) -> Result<Vec<Interface>, crate::pve::ApiError> {
     use compact_str::ToCompactString;
     let devices = netstat(dispatcher, node).await?;
-    Ok(devices
+    let mut interfaces: Vec<Interface> = devices
         .iter()
         .filter_map(|device| {
             let (Some(id), Some(interface)) = (device.vmid.known(), named(device.dev.known()))
@@ -75,11 +75,32 @@ async fn fetch(
                 sent: device.out.known().unwrap_or(-1),
             })
         })
-        .collect())
+        .collect();
+    // Kept for the window: without the room a collect may leave.
+    interfaces.shrink_to_fit();
+    Ok(interfaces)
 }
 
 #[derive(Debug)]
 struct Devices(Vec<(String, Vec<Interface>)>);
+
+/// An interface with its guest's node and name, as written.
+struct Labelled<'a> {
+    node: &'a str,
+    name: &'a str,
+    interface: &'a Interface,
+}
+
+impl Labelled<'_> {
+    fn labels(&self) -> [(&'static str, &str); 4] {
+        [
+            ("interface", self.interface.interface.as_str()),
+            ("name", self.name),
+            ("node", self.node),
+            ("vmid", self.interface.vmid.as_str()),
+        ]
+    }
+}
 
 impl Families for Devices {
     fn encode(&self, view: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
@@ -92,21 +113,16 @@ impl Families for Devices {
             .map(|r| (vmid(r), r.name.known().unwrap_or("")))
             .collect();
         // Sorted by their label values once, then written without copying them.
-        let mut all: Vec<([(&'static str, &str); 4], &Interface)> = (self.0.iter())
+        let mut all: Vec<Labelled<'_>> = (self.0.iter())
             .flat_map(|(node, interfaces)| interfaces.iter().map(move |i| (node, i)))
             .map(|(node, i)| {
                 let name = names.get(i.vmid.as_str()).copied().unwrap_or("");
-                let set = [
-                    ("interface", i.interface.as_str()),
-                    ("name", name),
-                    ("node", node.as_str()),
-                    ("vmid", i.vmid.as_str()),
-                ];
-                (set, i)
+                Labelled { node, name, interface: i }
             })
             .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all.dedup_by(|later, earlier| later.0 == earlier.0);
+        drop(names);
+        all.sort_by(|a, b| a.labels().cmp(&b.labels()));
+        all.dedup_by(|later, earlier| later.labels() == earlier.labels());
         for (name, help, bytes) in [
             (
                 "proxmox_guest_interface_receive_bytes",
@@ -119,9 +135,9 @@ impl Families for Devices {
                 |i: &Interface| i.sent,
             ),
         ] {
-            let samples = all.iter().filter_map(|(set, i)| {
-                let n = bytes(i);
-                (n >= 0).then_some((set.as_slice(), n as f64))
+            let samples = all.iter().filter_map(|each| {
+                let n = bytes(each.interface);
+                (n >= 0).then(|| (each.labels(), n as f64))
             });
             sorted_family(encoder, name, help, MetricType::Counter, samples)?;
         }

@@ -50,10 +50,7 @@ impl Collector for GuestPressure {
                 })
                 .collect();
             let fetched = ctx.fan_out(lists, fetch).await;
-            fetched.map(|lists| {
-                let guests = lists.into_iter().flat_map(|(_, guests)| guests).collect();
-                Box::new(Pressures(guests)) as Box<dyn Families>
-            })
+            fetched.map(|lists| Box::new(Pressures(lists)) as Box<dyn Families>)
         })
     }
 }
@@ -86,25 +83,23 @@ const RESOURCES: [(&str, &str); 6] = [
 ];
 
 /// A guest of a node's list with its pressures, in percent as PVE sends them.
-/// Kept small (short strings inline, no pressure as NaN): one per running guest.
+/// Kept small (short strings inline, no pressure as NaN, its node and type those of its
+/// list): one per running guest.
 #[derive(Debug)]
 struct Guest {
-    node: CompactString,
-    kind: &'static str,
     vmid: CompactString,
     name: CompactString,
     pressures: [f64; 6],
 }
 
-impl Guest {
-    fn labels(&self) -> [(&'static str, &str); 4] {
-        [
-            ("name", &self.name),
-            ("node", &self.node),
-            ("type", self.kind),
-            ("vmid", &self.vmid),
-        ]
-    }
+/// A guest's labels; `list` is the list it came in.
+fn labels<'a>(list: &'a List, guest: &'a Guest) -> [(&'static str, &'a str); 4] {
+    [
+        ("name", &guest.name),
+        ("node", &list.node),
+        ("type", list.kind),
+        ("vmid", &guest.vmid),
+    ]
 }
 
 async fn fetch(dispatcher: std::sync::Arc<Dispatcher>, list: List) -> Result<Vec<Guest>, ApiError> {
@@ -119,7 +114,7 @@ async fn fetch(dispatcher: std::sync::Arc<Dispatcher>, list: List) -> Result<Vec
                     async move { c.$call().node(node).send().await }
                 })
                 .await?;
-            Ok(answer
+            let mut guests: Vec<Guest> = answer
                 .data
                 .iter()
                 .filter_map(|g| {
@@ -137,14 +132,15 @@ async fn fetch(dispatcher: std::sync::Arc<Dispatcher>, list: List) -> Result<Vec
                     }
                     use compact_str::ToCompactString;
                     Some(Guest {
-                        node: list.node.as_str().into(),
-                        kind: list.kind,
                         vmid: g.vmid.known()?.to_compact_string(),
                         name: g.name.known().unwrap_or("").into(),
                         pressures: pressures.map(|p| p.unwrap_or(f64::NAN)),
                     })
                 })
-                .collect())
+                .collect();
+            // Kept for the window: without the room a collect may leave.
+            guests.shrink_to_fit();
+            Ok(guests)
         }};
     }
     if list.kind == "qemu" {
@@ -154,26 +150,32 @@ async fn fetch(dispatcher: std::sync::Arc<Dispatcher>, list: List) -> Result<Vec
     }
 }
 
+/// Each list's guests, as they came (not copied into one list: at 50,000 guests that held
+/// both at once).
 #[derive(Debug)]
-struct Pressures(Vec<Guest>);
+struct Pressures(Vec<(List, Vec<Guest>)>);
 
 impl Families for Pressures {
     fn encode(&self, _: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
         // Sorted by their label values once, then written without copying them: `kind`
         // first, so each family is every guest's `full`, then every guest's `some`.
-        let mut guests: Vec<&Guest> = self.0.iter().collect();
-        guests.sort_by(|a, b| a.labels().cmp(&b.labels()));
-        guests.dedup_by(|later, earlier| later.labels() == earlier.labels());
+        let mut guests: Vec<(&List, &Guest)> = (self.0.iter())
+            .flat_map(|(list, guests)| guests.iter().map(move |g| (list, g)))
+            .collect();
+        guests.sort_by(|a, b| labels(a.0, a.1).cmp(&labels(b.0, b.1)));
+        guests.dedup_by(|later, earlier| {
+            labels(later.0, later.1) == labels(earlier.0, earlier.1)
+        });
         for resource in ["cpu", "io", "memory"] {
             let samples = ["full", "some"].into_iter().flat_map(|kind| {
                 let i = RESOURCES
                     .iter()
                     .position(|r| *r == (resource, kind))
                     .unwrap_or(0);
-                guests.iter().filter_map(move |g| {
+                guests.iter().filter_map(move |(list, g)| {
                     let percent = g.pressures[i];
                     (!percent.is_nan())
-                        .then(|| (([("kind", kind)], g.labels()), percent / 100.0))
+                        .then(|| (([("kind", kind)], labels(list, g)), percent / 100.0))
                 })
             });
             sorted_family(

@@ -2,7 +2,7 @@
 //! on an online node: how many snapshots each guest has and how old each one is. One request
 //! per guest, swept over 5 minutes by default ([`super::sweep`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use compact_str::CompactString;
@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::cluster_resources::{Rows, is_guest, kind, vmid};
+use super::cluster_resources::{Resource, Rows, is_guest, kind, vmid};
 use super::guest::sorted_tags;
 use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Reply, Spec};
 use super::{Target, View, sorted_family, sweep, unix_seconds};
 use prometheus_client::metrics::MetricType;
-use crate::pve::{ApiError, Dispatcher, ErrorKind, Known};
+use crate::pve::{ApiError, Dispatcher, Known};
 
 pub const NAME: &str = "snapshots";
 
@@ -48,20 +48,17 @@ impl Collector for Snapshots {
 }
 
 /// The guests whose snapshots are asked: templates aside, on the `online` nodes.
-fn guests(rows: &Rows, online: &[String]) -> Vec<GuestRef> {
+fn guests(rows: &Rows, online: &[String]) -> Vec<Guest> {
     let online: HashSet<&str> = online.iter().map(String::as_str).collect();
     rows.iter()
         .filter(|r| is_guest(r))
         .filter(|r| r.node.known().is_some_and(|n| online.contains(n)))
         .filter_map(|r| {
-            Some(GuestRef(Arc::new(GuestInfo {
+            Some(Guest {
                 node: r.node.known()?.into(),
-                kind: kind(r).into(),
+                container: kind(r) == "lxc",
                 vmid: vmid(r).parse().ok()?,
-                vmid_text: vmid(r),
-                name: r.name.known().unwrap_or("").into(),
-                tags: sorted_tags(r.tags()).into(),
-            })))
+            })
         })
         .collect()
 }
@@ -71,125 +68,127 @@ pub fn paths(rows: &Rows, online: &[String]) -> Vec<String> {
     guests(rows, online).iter().map(Target::path).collect()
 }
 
-/// A guest whose snapshots are asked for.
-#[derive(Debug)]
-struct GuestInfo {
+/// A guest whose snapshots are asked for: what its path needs, and no more (its labels come
+/// from the inventory when the families are written).
+#[derive(Clone, Debug)]
+struct Guest {
     node: CompactString,
-    kind: CompactString,
-    vmid: u64,
-    /// `vmid` as its label value.
-    vmid_text: CompactString,
-    name: CompactString,
-    tags: CompactString,
+    vmid: u32,
+    container: bool,
 }
 
-#[derive(Clone, Debug)]
-struct GuestRef(Arc<GuestInfo>);
+impl Guest {
+    fn kind(&self) -> &'static str {
+        if self.container { "lxc" } else { "qemu" }
+    }
+}
 
-impl Target for GuestRef {
+impl Target for Guest {
     fn node(&self) -> &str {
-        &self.0.node
+        &self.node
     }
     fn path(&self) -> String {
-        let g = &self.0;
-        format!("/nodes/{}/{}/{}/snapshot", g.node, g.kind, g.vmid)
+        format!("/nodes/{}/{}/{}/snapshot", self.node, self.kind(), self.vmid)
     }
 }
 
-/// A snapshot's name and when it was taken (Unix time).
+/// A snapshot's name and when it was taken (Unix time). PVE's `current` (where the guest is
+/// now) is not one, and is not kept.
 type Snapshot = (CompactString, Option<i64>);
 
 async fn fetch(
     dispatcher: Arc<Dispatcher>,
-    guest: GuestRef,
-) -> Result<Reply<Vec<Snapshot>>, ApiError> {
+    guest: Guest,
+) -> Result<Reply<Box<[Snapshot]>>, ApiError> {
     let path = guest.path();
-    let g = guest.0.clone();
     // The same request and answer shape for VMs and containers, by different generated calls.
     macro_rules! snapshots_by {
         ($call:ident) => {{
             let answer = dispatcher
                 .call(&path, |c| {
-                    let g = g.clone();
-                    async move { c.$call().node(g.node.clone()).vmid(g.vmid).send().await }
+                    let node = guest.node.to_string();
+                    async move { c.$call().node(node).vmid(u64::from(guest.vmid)).send().await }
                 })
                 .await?;
             let list = answer.data.iter();
             Ok(Reply::Got(
                 list.map(|s| (s.name.known().unwrap_or("").into(), s.snaptime.known()))
+                    .filter(|s: &Snapshot| s.0 != "current")
                     .collect(),
             ))
         }};
     }
-    match g.kind.as_str() {
-        "qemu" => snapshots_by!(get_nodes_node_qemu_vmid_snapshot),
-        "lxc" => snapshots_by!(get_nodes_node_lxc_vmid_snapshot),
-        other => Err(ApiError {
-            endpoint: "-".into(),
-            path,
-            kind: ErrorKind::Other(format!("no snapshots for guests of type {other}")),
-        }),
+    if guest.container {
+        snapshots_by!(get_nodes_node_lxc_vmid_snapshot)
+    } else {
+        snapshots_by!(get_nodes_node_qemu_vmid_snapshot)
     }
 }
 
 #[derive(Debug)]
-struct Lists(Vec<(GuestRef, Arc<Vec<Snapshot>>)>);
+struct Lists(Vec<(Guest, Arc<Box<[Snapshot]>>)>);
 
-/// The labels the seed's later versions give snapshot families, in their order.
-fn guest_labels(g: &GuestInfo) -> [(&'static str, &str); 5] {
+/// The labels the seed's later versions give snapshot families, in their order, from the
+/// guest's inventory row, its vmid and its sorted tags.
+fn guest_labels<'a>(row: &'a Resource, vmid: &'a str, tags: &'a str) -> [(&'static str, &'a str); 5] {
     [
-        ("node", &g.node),
-        ("type", &g.kind),
-        ("name", &g.name),
-        ("vmid", &g.vmid_text),
-        ("tags", &g.tags),
+        ("node", row.node.known().unwrap_or("")),
+        ("type", kind(row)),
+        ("name", row.name.known().unwrap_or("")),
+        ("vmid", vmid),
+        ("tags", tags),
     ]
 }
 
-/// `current` is where the guest is now, not a snapshot.
-fn count(list: &[Snapshot]) -> usize {
-    list.iter().filter(|s| s.0 != "current").count()
-}
-
-/// The real snapshots by name, each name once (the first given).
+/// The snapshots by name, each name once (the first given).
 fn by_name(list: &[Snapshot]) -> Vec<(&str, Option<i64>)> {
-    let mut real: Vec<(&str, Option<i64>)> = list
-        .iter()
-        .filter(|s| s.0 != "current")
-        .map(|s| (s.0.as_str(), s.1))
-        .collect();
+    let mut real: Vec<(&str, Option<i64>)> = list.iter().map(|s| (s.0.as_str(), s.1)).collect();
     real.sort_by_key(|s| s.0);
     real.dedup_by(|later, earlier| later.0 == earlier.0);
     real
 }
 
+/// A guest with its snapshots, as written: its row, vmid and sorted tags, and the list.
+type Listed<'a> = (&'a Resource, CompactString, String, &'a [Snapshot]);
+
+fn labels<'a>(g: &'a Listed<'_>) -> [(&'static str, &'a str); 5] {
+    guest_labels(g.0, &g.1, &g.2)
+}
+
 impl Families for Lists {
     fn encode(&self, view: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
         let now = unix_seconds(view.taken_at);
-        // Sorted by their label values once, then written without copying them: at 50,000
-        // guests a sample with its own label strings for each series took tens of MB.
-        let mut guests: Vec<(&GuestInfo, &Vec<Snapshot>)> =
-            self.0.iter().map(|(g, list)| (&*g.0, &**list)).collect();
-        guests.sort_by(|a, b| guest_labels(a.0).cmp(&guest_labels(b.0)));
-        guests.dedup_by(|later, earlier| guest_labels(later.0) == guest_labels(earlier.0));
+        let lists: HashMap<u32, &[Snapshot]> =
+            self.0.iter().map(|(g, list)| (g.vmid, &***list)).collect();
+        // The guests with a list, labelled from the inventory; sorted by their label values
+        // once, then written without copying them.
+        let mut guests: Vec<Listed<'_>> = (view.inventory.data.iter())
+            .filter(|r| is_guest(r))
+            .filter_map(|r| {
+                let id = vmid(r);
+                let list = lists.get(&id.parse().ok()?)?;
+                Some((r, id, sorted_tags(r.tags()), *list))
+            })
+            .collect();
+        drop(lists);
+        guests.sort_by(|a, b| labels(a).cmp(&labels(b)));
+        guests.dedup_by(|later, earlier| labels(later) == labels(earlier));
         sorted_family(
             encoder,
             "proxmox_guest_snapshots",
             "Snapshots a guest has (the `current` state not counted).",
             MetricType::Gauge,
-            guests
-                .iter()
-                .map(|(g, list)| (guest_labels(g), count(list) as f64)),
+            guests.iter().map(|g| (labels(g), g.3.len() as f64)),
         )?;
         sorted_family(
             encoder,
             "proxmox_guest_snapshot_age_seconds",
             "Seconds since a guest's snapshot was taken.",
             MetricType::Gauge,
-            guests.iter().flat_map(|(g, list)| {
-                by_name(list).into_iter().filter_map(move |(name, taken)| {
+            guests.iter().flat_map(|g| {
+                by_name(g.3).into_iter().filter_map(move |(name, taken)| {
                     let age = (now - taken? as f64).max(0.0).floor();
-                    Some(((guest_labels(g), [("snapshot", name)]), age))
+                    Some(((labels(g), [("snapshot", name)]), age))
                 })
             }),
         )

@@ -4,7 +4,8 @@
 //! A collection is reused for `cache_duration`: scrapes in that window cost no API request,
 //! so a highly available Prometheus pair costs one set of requests per window. Scrapes that
 //! arrive while a collection is under way wait for it instead of starting their own. The
-//! encoded exposition is kept with the collection, once per format.
+//! encoded exposition is kept with the collection, once per format, when it is small enough;
+//! a bigger one is encoded for each scrape while it is sent ([`body`]).
 //!
 //! Beside it: [`ahead`] plans collections ahead of the scrapes (`--collect-ahead`),
 //! [`targets`] keeps one exporter per `/pve` and `/probe` target, and [`exposition`] writes a
@@ -21,10 +22,12 @@ use crate::lock;
 use crate::pve::Dispatcher;
 
 pub mod ahead;
+pub mod body;
 pub mod exposition;
 pub mod reloads;
 pub mod targets;
 
+pub use body::Body;
 pub use exposition::{Exposition, Format, accepts_gzip, negotiate};
 
 /// One collection and its encodings, each made on first use: the exposition in either
@@ -70,10 +73,10 @@ pub struct Exporter {
     requests_per_node: usize,
     collectors: Collectors,
     clock: fn() -> SystemTime,
-    /// The last plain exposition's size in each format: the next one's buffer is made that
-    /// big at once instead of growing by doubling (a 4 MB exposition would peak at 12 MB).
-    /// The same for the gzipped exposition (the last two).
-    last_sizes: [std::sync::atomic::AtomicUsize; 4],
+    /// The last exposition's size in each [`Collection::slot`]: a copy to keep is made that
+    /// big at once instead of growing by doubling, and none is made when the last one was too
+    /// big to keep.
+    last_sizes: Arc<[std::sync::atomic::AtomicUsize; 4]>,
     /// When scrapes came, for collecting ahead of them.
     scrapes: Arc<std::sync::Mutex<ahead::Scrapes>>,
     /// Tells the planning loop of collecting ahead that a scrape came.
@@ -219,60 +222,57 @@ impl Exporter {
         }
     }
 
-    /// The exposition of the current collection in `format`, gzipped when `gzip`; encoded
-    /// once per collection.
+    /// The exposition of the current collection in `format`, gzipped when `gzip`. It is
+    /// encoded while it is sent, and kept with the collection for the window's other scrapes
+    /// when it is small enough ([`body::KEPT_AT_MOST`]).
     pub async fn exposition(
         &self,
         format: Format,
         gzip: bool,
         deadline: Option<tokio::time::Instant>,
-    ) -> Bytes {
+    ) -> Body {
         lock(&self.scrapes).record(Instant::now(), self.cache_duration);
         let collection = self.collection(deadline).await;
         // Planned from the collection this scrape got (none is in the cache while one runs).
         self.wake.notify_one();
-        let exposition = || Exposition {
+        let slot = Collection::slot(format, gzip);
+        if let Some(kept) = collection.encoded[slot].get() {
+            return Body::Whole(kept.clone());
+        }
+        if gzip {
+            // The plain text is kept: its gzip is too (it is smaller).
+            if let Some(plain) = collection.encoded[Collection::slot(format, false)].get() {
+                let body = collection.encoded[slot]
+                    .get_or_init(|| gzipped(plain, flate2::Compression::fast()))
+                    .clone();
+                return Body::Whole(body);
+            }
+        }
+        let exposition = Exposition {
             snapshot: collection.snapshot.clone(),
             requests: self.dispatcher.request_counts(),
             reloads: self.reloads.clone(),
         };
-        let plain = || {
-            collection.encoded[Collection::slot(format, false)]
-                .get_or_init(|| {
-                    let exposition = exposition();
-                    let last = &self.last_sizes[Collection::slot(format, false) / 2];
-                    let hint = last.load(std::sync::atomic::Ordering::Relaxed);
-                    let text = exposition.render_with_capacity(format, hint + hint / 32);
-                    last.store(text.len(), std::sync::atomic::Ordering::Relaxed);
-                    Bytes::from(text)
-                })
-                .clone()
-        };
-        if !gzip {
-            return plain();
-        }
-        // Compressed as it is written, unless the plain text is there already.
-        collection.encoded[Collection::slot(format, true)]
-            .get_or_init(
-                || match collection.encoded[Collection::slot(format, false)].get() {
-                    Some(plain) => gzipped(plain, flate2::Compression::fast()),
-                    None => {
-                        let last = &self.last_sizes[2 + Collection::slot(format, false) / 2];
-                        let hint = last.load(std::sync::atomic::Ordering::Relaxed);
-                        let mut body = exposition().render_gzipped(
-                            format,
-                            flate2::Compression::fast(),
-                            hint + hint / 16,
-                        );
-                        last.store(body.len(), std::sync::atomic::Ordering::Relaxed);
-                        // Kept for the window: without the room it grew into.
-                        body.shrink_to_fit();
-                        crate::malloc::trim();
-                        Bytes::from(body)
-                    }
-                },
-            )
-            .clone()
+        let last_sizes = self.last_sizes.clone();
+        let (to, chunks) = tokio::sync::mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            let expected = last_sizes[slot].load(std::sync::atomic::Ordering::Relaxed);
+            let out = body::Chunks::new(to, body::KEPT_AT_MOST, expected + expected / 16);
+            let level = gzip.then(flate2::Compression::fast);
+            // Only fails when the scraper left: nothing to keep then.
+            if let Ok(sent) = exposition
+                .write_to(format, level, out)
+                .and_then(body::Chunks::finish)
+            {
+                last_sizes[slot].store(sent.written, std::sync::atomic::Ordering::Relaxed);
+                if let Some(kept) = sent.kept {
+                    let _ = collection.encoded[slot].set(Bytes::from(kept));
+                }
+            }
+            // What the encoding held goes back.
+            crate::malloc::trim();
+        });
+        Body::Chunks(chunks)
     }
 }
 

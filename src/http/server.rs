@@ -243,7 +243,15 @@ fn target(
 async fn respond(exporter: &Exporter, format: Format, headers: &HeaderMap) -> Response {
     let gzip = accepts_gzip(headers.get(header::ACCEPT_ENCODING));
     let deadline = scrape_deadline(headers.get("x-prometheus-scrape-timeout-seconds"));
-    let body = exporter.exposition(format, gzip, deadline).await;
+    let body = match exporter.exposition(format, gzip, deadline).await {
+        crate::exporter::Body::Whole(bytes) => axum::body::Body::from(bytes),
+        crate::exporter::Body::Chunks(chunks) => axum::body::Body::from_stream(
+            futures_util::stream::unfold(chunks, |mut chunks| async move {
+                let chunk = chunks.recv().await?;
+                Some((Ok::<_, std::convert::Infallible>(chunk), chunks))
+            }),
+        ),
+    };
     let mut response = (
         StatusCode::OK,
         [
