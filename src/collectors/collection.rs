@@ -178,8 +178,10 @@ pub struct Collectors {
     enabled: Vec<Enabled>,
     window: Duration,
     max_concurrent: usize,
-    /// Each collector's answers as last fetched, and when they last came without error.
-    kept: Mutex<HashMap<&'static str, (Arc<Kept>, Option<SystemTime>)>>,
+    /// When each collector's answers last came without error, and its answers as last
+    /// fetched if they are reused in later windows (the others' are not held on to while the
+    /// next collection fetches theirs anew).
+    kept: Mutex<HashMap<&'static str, (Option<Arc<Kept>>, Option<SystemTime>)>>,
     /// Ask `/cluster/resources` first (all collectors but some of `/pve`'s need it).
     inventory: bool,
     /// The node rows of the last inventory that came without error: the per-node collectors
@@ -262,7 +264,7 @@ impl Collectors {
             let outlives_window = self.outlives_window(e);
             let previous = lock(&self.kept).get(name).cloned();
             // A sweep is asked in every collection: it asks only the targets due.
-            if let (Some(every), Some((kept, last_success))) = (e.refresh, &previous)
+            if let (Some(every), Some((Some(kept), last_success))) = (e.refresh, &previous)
                 && outlives_window
                 && !e.collector.cost().sweeps()
                 && kept.collected.succeeded()
@@ -381,13 +383,15 @@ impl Collectors {
             } else {
                 all.get(name).and_then(|(_, at)| *at)
             };
-            all.insert(name, (kept.clone(), last_success));
+            let outlives_window = self.outlives_window(e);
+            let reusable = outlives_window.then(|| kept.clone());
+            all.insert(name, (reusable, last_success));
             done.push(Outcome {
                 name,
                 kept,
                 fresh: true,
                 last_success,
-                outlives_window: self.outlives_window(e),
+                outlives_window,
             });
         }
         Snapshot {

@@ -101,46 +101,63 @@ impl Sweeps {
             .clone()
     }
 
-    fn state<K: Target, T: Send + Sync + 'static>(&self, name: &'static str) -> Shared<K, T> {
+    fn state<T: Send + Sync + 'static>(&self, name: &'static str) -> Shared<T> {
         let mut states = lock(&self.states);
         if let Some(state) = states.get(name)
-            && let Ok(state) = state.clone().downcast::<Mutex<State<K, T>>>()
+            && let Ok(state) = state.clone().downcast::<Mutex<State<T>>>()
         {
             return state;
         }
-        let state: Shared<K, T> = Arc::new(Mutex::new(State {
+        let state: Shared<T> = Arc::new(Mutex::new(State {
             entries: HashMap::new(),
             started: false,
+            epoch: Instant::now(),
         }));
         states.insert(name, state.clone());
         state
     }
 }
 
-type Shared<K, T> = Arc<Mutex<State<K, T>>>;
+type Shared<T> = Arc<Mutex<State<T>>>;
 
-struct State<K, T> {
+/// A sweep's answers and timing. 32 bytes a target and its key: at 50,000 guests the table
+/// is a few MB. The targets themselves are not kept: each collection gives them.
+struct State<T> {
     /// By a hash of the target's path ([`key`]): 8 bytes a target instead of its path.
-    entries: HashMap<u64, Entry<K, T>>,
+    entries: HashMap<u64, Entry<T>>,
     /// The first sweep has been started.
     started: bool,
+    /// What [`Entry::next`] counts from.
+    epoch: Instant,
 }
 
-struct Entry<K, T> {
-    target: K,
+struct Entry<T> {
     answer: Option<Arc<T>>,
     /// The last request's error, and whether it has been reported (logged) yet; boxed, as
     /// most targets have none.
     error: Option<Box<(ApiError, bool)>>,
-    /// When it is due again.
-    next: Instant,
+    /// When it is due again, in tenths of a second after the state's epoch ([`Tenths`]).
+    next: u32,
+    /// In the first sweep: when it is due again after its answer, as a share of the
+    /// refresh (NaN: not in the first sweep).
+    phase: f32,
+    /// Silent answers in a row (up to 255).
+    silent: u8,
+    /// Failed requests in a row (up to 255).
+    failures: u8,
     in_flight: bool,
-    /// Silent answers in a row.
-    silent: u32,
-    /// Failed requests in a row.
-    failures: u32,
-    /// In the first sweep: when it is due again after its answer, as a share of the refresh.
-    phase: Option<f32>,
+}
+
+/// Instants as tenths of a second after an epoch, 4 bytes instead of 16 (13 years' worth).
+trait Tenths {
+    fn tenths(&self, at: Instant) -> u32;
+}
+
+impl Tenths for Instant {
+    fn tenths(&self, at: Instant) -> u32 {
+        let tenths = at.saturating_duration_since(*self).as_millis() / 100;
+        u32::try_from(tenths).unwrap_or(u32::MAX)
+    }
 }
 
 /// A target's key: a hash of its path.
@@ -183,38 +200,31 @@ where
     let sweeps = &ctx.sweeps;
     let refresh = sweeps.refresh.get(name).copied().unwrap_or_default();
     let every_time = refresh <= sweeps.window;
-    let state = sweeps.state::<K, T>(name);
+    let state = sweeps.state::<T>(name);
     let order: Vec<u64> = targets.iter().map(|t| key(&t.path())).collect();
     let (due, wait) = {
         let mut st = lock(&state);
         let first = !st.started;
         st.started = true;
-        let now = Instant::now();
-        for (target, key) in targets.into_iter().zip(&order) {
-            match st.entries.get_mut(key) {
-                Some(entry) => entry.target = target,
-                None => {
-                    st.entries.insert(
-                        *key,
-                        Entry {
-                            target,
-                            answer: None,
-                            error: None,
-                            next: now,
-                            in_flight: false,
-                            silent: 0,
-                            failures: 0,
-                            phase: None,
-                        },
-                    );
-                }
-            }
+        let now = st.epoch.tenths(Instant::now());
+        let refresh_tenths = st.epoch.tenths(st.epoch + refresh);
+        for key in &order {
+            st.entries.entry(*key).or_insert(Entry {
+                answer: None,
+                error: None,
+                next: now,
+                phase: f32::NAN,
+                silent: 0,
+                failures: 0,
+                in_flight: false,
+            });
         }
         let current: HashSet<&u64> = order.iter().collect();
         st.entries.retain(|key, _| current.contains(key));
+        st.entries.shrink_to_fit();
         // The due targets by node, each node's in the order given.
-        let mut due: BTreeMap<String, VecDeque<u64>> = BTreeMap::new();
-        for key in &order {
+        let mut due: BTreeMap<String, VecDeque<(u64, K)>> = BTreeMap::new();
+        for (target, key) in targets.iter().zip(&order) {
             let Some(entry) = st.entries.get_mut(key) else {
                 continue;
             };
@@ -222,28 +232,28 @@ where
                 continue;
             }
             entry.in_flight = true;
-            due.entry(entry.target.node().to_owned())
+            due.entry(target.node().to_owned())
                 .or_default()
-                .push_back(*key);
+                .push_back((*key, target.clone()));
         }
         // When each is due again if it answers: one refresh on; in the first sweep, a node's
         // targets spread evenly over the next refresh.
         for keys in due.values() {
-            for (position, key) in keys.iter().enumerate() {
+            for (position, (key, _)) in keys.iter().enumerate() {
                 let Some(entry) = st.entries.get_mut(key) else {
                     continue;
                 };
                 entry.next = if first && !every_time {
                     // Counted from its answer (a first sweep of thousands of targets takes
                     // a while): a share of the refresh, the node's targets evenly apart.
-                    entry.phase = Some((position + 1) as f32 / keys.len() as f32);
-                    now + refresh
+                    entry.phase = (position + 1) as f32 / keys.len() as f32;
+                    now.saturating_add(refresh_tenths)
                 } else {
-                    let kept_phase = entry.next + refresh;
+                    let kept_phase = entry.next.saturating_add(refresh_tenths);
                     if kept_phase > now {
                         kept_phase
                     } else {
-                        now + refresh
+                        now.saturating_add(refresh_tenths)
                     }
                 };
             }
@@ -284,16 +294,13 @@ where
     let mut errors = Vec::new();
     let mut known = Vec::new();
     let mut unreachable = Vec::new();
-    for key in &order {
+    for (target, key) in targets.into_iter().zip(&order) {
         let Some(entry) = st.entries.get_mut(key) else {
             continue;
         };
-        if let Some(answer) = &entry.answer {
-            data.push((entry.target.clone(), answer.clone()));
-        }
         if let Some((error, reported)) = entry.error.as_deref_mut() {
             if error.kind.is_node_unreachable() {
-                unreachable.push(entry.target.node().to_owned());
+                unreachable.push(target.node().to_owned());
             }
             if *reported {
                 known.push(error.clone());
@@ -302,7 +309,11 @@ where
                 errors.push(error.clone());
             }
         }
+        if let Some(answer) = &entry.answer {
+            data.push((target, answer.clone()));
+        }
     }
+    data.shrink_to_fit();
     unreachable.sort();
     unreachable.dedup();
     Collected {
@@ -316,9 +327,9 @@ where
 
 /// One worker of a node: asks the node's due targets one after another, each in its turn.
 async fn work<K, T, F, Fut>(
-    queue: Arc<Mutex<VecDeque<u64>>>,
+    queue: Arc<Mutex<VecDeque<(u64, K)>>>,
     (turn, share): (Arc<Semaphore>, Arc<Semaphore>),
-    state: Shared<K, T>,
+    state: Shared<T>,
     dispatcher: Arc<Dispatcher>,
     fetch: Arc<F>,
     (window, refresh): (Duration, Duration),
@@ -329,30 +340,31 @@ async fn work<K, T, F, Fut>(
     Fut: Future<Output = Result<Reply<T>, ApiError>> + Send + 'static,
 {
     loop {
-        let Some(key) = lock(&queue).pop_front() else {
+        let Some((key, target)) = lock(&queue).pop_front() else {
             return;
         };
         // Gone from the inventory meanwhile: nothing to ask.
-        let Some(target) = lock(&state).entries.get(&key).map(|e| e.target.clone()) else {
+        if !lock(&state).entries.contains_key(&key) {
             continue;
-        };
+        }
         // The node's turn first, then a share of the connections: a node waiting for its turn
         // holds none. The semaphores are never closed, so acquiring only waits.
         let _turn = turn.clone().acquire_owned().await;
         let _share = share.clone().acquire_owned().await;
         // In a task of its own: a panic costs this target's answer, not the node's sweep.
         let outcome = tokio::spawn(fetch(dispatcher.clone(), target.clone())).await;
-        let now = Instant::now();
         let mut st = lock(&state);
+        let epoch = st.epoch;
+        let at = |wait: Duration| epoch.tenths(Instant::now() + wait);
         let Some(entry) = st.entries.get_mut(&key) else {
             continue;
         };
         entry.in_flight = false;
-        let phase = entry.phase.take();
+        let phase = std::mem::replace(&mut entry.phase, f32::NAN);
         let failed = match outcome {
             Ok(Ok(Reply::Got(answer))) => {
-                if let Some(phase) = phase {
-                    entry.next = now + refresh.mul_f64(f64::from(phase));
+                if !phase.is_nan() {
+                    entry.next = at(refresh.mul_f64(f64::from(phase)));
                 }
                 entry.answer = Some(Arc::new(answer));
                 entry.error = None;
@@ -364,8 +376,8 @@ async fn work<K, T, F, Fut>(
                 entry.answer = None;
                 entry.error = None;
                 entry.failures = 0;
-                entry.silent += 1;
-                entry.next = now + silent_backoff(refresh, entry.silent);
+                entry.silent = entry.silent.saturating_add(1);
+                entry.next = at(silent_backoff(refresh, u32::from(entry.silent)));
                 continue;
             }
             Ok(Err(error)) => error,
@@ -376,9 +388,9 @@ async fn work<K, T, F, Fut>(
             },
         };
         entry.answer = None;
-        entry.failures += 1;
+        entry.failures = entry.failures.saturating_add(1);
         entry.error = Some(Box::new((failed, false)));
-        entry.next = now + failure_backoff(window, refresh, entry.failures);
+        entry.next = at(failure_backoff(window, refresh, u32::from(entry.failures)));
     }
 }
 
