@@ -832,6 +832,31 @@ async fn per_guest_sweeps_trickle_over_their_refresh() {
     );
 }
 
+/// A failed `/cluster/resources` leaves the sweeps' targets unknown, not gone: when it
+/// answers again, the guests are not all asked again at once.
+#[tokio::test]
+async fn a_failed_inventory_keeps_the_sweeps_answers() {
+    let answers = cluster();
+    let (_, g, _) = sizes(&answers);
+    let (api, url, first) = first_sweep(&answers, "snapshots", Duration::from_secs(600)).await;
+    assert_eq!(snapshot_paths(&first).len() as u64, g);
+    let resources = answers.0["/cluster/resources"].clone();
+    api.api
+        .set_answer("/cluster/resources", Answer::Status(500));
+    let text = scrape(&url).await;
+    assert!(text.contains("proxmox_up 0"), "{text}");
+    api.api.set_answer("/cluster/resources", resources);
+    let text = scrape(&url).await;
+    assert!(text.contains("proxmox_up 1"), "{text}");
+    let asked = snapshot_paths(&api.api.take_paths());
+    assert!(asked.is_empty(), "asked again: {asked:?}");
+    let series = text
+        .lines()
+        .filter(|l| l.starts_with("proxmox_guest_snapshots{"))
+        .count();
+    assert_eq!(series as u64, g, "the kept answers are shown again: {text}");
+}
+
 /// A VM whose guest agent is absent is not asked again at the next refresh but after a
 /// backoff (twice the refresh at first); VMs whose agent answers are.
 #[tokio::test]

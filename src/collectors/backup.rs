@@ -161,7 +161,10 @@ impl Collector for Backup {
     }
 }
 
-async fn ask(dispatcher: Arc<Dispatcher>, asked: Asked) -> Result<Reply<Answer>, ApiError> {
+async fn ask(
+    dispatcher: Arc<Dispatcher>,
+    asked: Asked,
+) -> Result<Reply<Arc<Answer>>, ApiError> {
     let path = asked.path();
     let answer = match asked {
         Asked::NotBackedUp => {
@@ -182,7 +185,7 @@ async fn ask(dispatcher: Arc<Dispatcher>, asked: Asked) -> Result<Reply<Answer>,
             Answer::Content(Arc::new(newest(&content(dispatcher, store).await?)))
         }
     };
-    Ok(Reply::Got(answer))
+    Ok(Reply::Got(Arc::new(answer)))
 }
 
 async fn content(dispatcher: Arc<Dispatcher>, store: Store) -> Result<Vec<Volume>, ApiError> {

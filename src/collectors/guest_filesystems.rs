@@ -132,7 +132,7 @@ pub fn agent_absent(kind: &ErrorKind) -> bool {
 }
 
 /// A VM's file systems; [`Reply::Silent`] when it has no answering agent.
-async fn fetch(dispatcher: Arc<Dispatcher>, vm: Vm) -> Result<Reply<Box<[Mount]>>, ApiError> {
+async fn fetch(dispatcher: Arc<Dispatcher>, vm: Vm) -> Result<Reply<Arc<Box<[Mount]>>>, ApiError> {
     let path = vm.path();
     let call = dispatcher.call(&path, |c| {
         let (node, vmid) = (vm.node.to_string(), u64::from(vm.vmid));
@@ -147,7 +147,8 @@ async fn fetch(dispatcher: Arc<Dispatcher>, vm: Vm) -> Result<Reply<Box<[Mount]>
     match tokio::time::timeout(AGENT_TIMEOUT, call).await {
         Ok(Ok(answer)) => {
             let all = answer.data.result.unwrap_or_default();
-            Ok(Reply::Got(worth_reporting(&all).into_iter().map(Mount::from).collect()))
+            let mounts = worth_reporting(&all).into_iter().map(Mount::from);
+            Ok(Reply::Got(Arc::new(mounts.collect())))
         }
         Ok(Err(error)) if agent_absent(&error.kind) => Ok(Reply::Silent),
         // `--api-timeout` set below the agent timeout ran out first: the same hung agent.
@@ -160,7 +161,7 @@ async fn fetch(dispatcher: Arc<Dispatcher>, vm: Vm) -> Result<Reply<Box<[Mount]>
 /// A hung agent: the VM has no answering agent this time. The pveproxy worker that took the
 /// request may still wait for the agent until PVE's own timeout: the node's turn (held by the
 /// caller) is kept as long again, so that the next VM does not take a second worker.
-async fn hung(path: &str) -> Result<Reply<Box<[Mount]>>, ApiError> {
+async fn hung(path: &str) -> Result<Reply<Arc<Box<[Mount]>>>, ApiError> {
     tracing::debug!(path, "no answer from the guest agent in time");
     tokio::time::sleep(AGENT_TIMEOUT).await;
     Ok(Reply::Silent)

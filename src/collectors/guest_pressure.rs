@@ -83,23 +83,31 @@ const RESOURCES: [(&str, &str); 6] = [
 ];
 
 /// A guest of a node's list with its pressures, in percent as PVE sends them.
-/// Kept small (short strings inline, no pressure as NaN, its node and type those of its
-/// list): one per running guest.
+/// Kept small (no pressure as NaN; its node and type are its list's): one per running
+/// guest. Its name is the list's own, so that a failed inventory changes no series.
 #[derive(Debug)]
 struct Guest {
-    vmid: CompactString,
+    vmid: u32,
     name: CompactString,
     pressures: [f64; 6],
 }
 
-/// A guest's labels; `list` is the list it came in.
-fn labels<'a>(list: &'a List, guest: &'a Guest) -> [(&'static str, &'a str); 4] {
-    [
-        ("name", &guest.name),
-        ("node", &list.node),
-        ("type", list.kind),
-        ("vmid", &guest.vmid),
-    ]
+/// A guest as written: its list, its name and vmid as label values, and its pressures.
+struct Labelled<'a> {
+    list: &'a List,
+    vmid: CompactString,
+    guest: &'a Guest,
+}
+
+impl Labelled<'_> {
+    fn labels(&self) -> [(&'static str, &str); 4] {
+        [
+            ("name", &self.guest.name),
+            ("node", &self.list.node),
+            ("type", self.list.kind),
+            ("vmid", &self.vmid),
+        ]
+    }
 }
 
 async fn fetch(dispatcher: std::sync::Arc<Dispatcher>, list: List) -> Result<Vec<Guest>, ApiError> {
@@ -130,9 +138,8 @@ async fn fetch(dispatcher: std::sync::Arc<Dispatcher>, list: List) -> Result<Vec
                     if pressures.iter().all(Option::is_none) {
                         return None;
                     }
-                    use compact_str::ToCompactString;
                     Some(Guest {
-                        vmid: g.vmid.known()?.to_compact_string(),
+                        vmid: u32::try_from(g.vmid.known()?).ok()?,
                         name: g.name.known().unwrap_or("").into(),
                         pressures: pressures.map(|p| p.unwrap_or(f64::NAN)),
                     })
@@ -157,25 +164,28 @@ struct Pressures(Vec<(List, Vec<Guest>)>);
 
 impl Families for Pressures {
     fn encode(&self, _: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+        use compact_str::ToCompactString;
         // Sorted by their label values once, then written without copying them: `kind`
         // first, so each family is every guest's `full`, then every guest's `some`.
-        let mut guests: Vec<(&List, &Guest)> = (self.0.iter())
+        let mut guests: Vec<Labelled<'_>> = (self.0.iter())
             .flat_map(|(list, guests)| guests.iter().map(move |g| (list, g)))
+            .map(|(list, guest)| Labelled {
+                list,
+                vmid: guest.vmid.to_compact_string(),
+                guest,
+            })
             .collect();
-        guests.sort_by(|a, b| labels(a.0, a.1).cmp(&labels(b.0, b.1)));
-        guests.dedup_by(|later, earlier| {
-            labels(later.0, later.1) == labels(earlier.0, earlier.1)
-        });
+        guests.sort_by(|a, b| a.labels().cmp(&b.labels()));
+        guests.dedup_by(|later, earlier| later.labels() == earlier.labels());
         for resource in ["cpu", "io", "memory"] {
             let samples = ["full", "some"].into_iter().flat_map(|kind| {
                 let i = RESOURCES
                     .iter()
                     .position(|r| *r == (resource, kind))
                     .unwrap_or(0);
-                guests.iter().filter_map(move |(list, g)| {
-                    let percent = g.pressures[i];
-                    (!percent.is_nan())
-                        .then(|| (([("kind", kind)], labels(list, g)), percent / 100.0))
+                guests.iter().filter_map(move |g| {
+                    let percent = g.guest.pressures[i];
+                    (!percent.is_nan()).then(|| (([("kind", kind)], g.labels()), percent / 100.0))
                 })
             });
             sorted_family(

@@ -99,7 +99,7 @@ type Snapshot = (CompactString, Option<i64>);
 async fn fetch(
     dispatcher: Arc<Dispatcher>,
     guest: Guest,
-) -> Result<Reply<Box<[Snapshot]>>, ApiError> {
+) -> Result<Reply<Arc<Box<[Snapshot]>>>, ApiError> {
     let path = guest.path();
     // The same request and answer shape for VMs and containers, by different generated calls.
     macro_rules! snapshots_by {
@@ -111,11 +111,11 @@ async fn fetch(
                 })
                 .await?;
             let list = answer.data.iter();
-            Ok(Reply::Got(
+            Ok(Reply::Got(Arc::new(
                 list.map(|s| (s.name.known().unwrap_or("").into(), s.snaptime.known()))
                     .filter(|s: &Snapshot| s.0 != "current")
                     .collect(),
-            ))
+            )))
         }};
     }
     if guest.container {

@@ -19,6 +19,8 @@
 //!   collector until the target answers.
 //! - Should the refresh be no longer than the cache window, every collection asks every
 //!   target and waits for them, as the other collectors do.
+//! - **Without an inventory** (`/cluster/resources` failed) nothing is asked and nothing is
+//!   forgotten: the collection shows no answers, and the next one goes on from the kept ones.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -101,7 +103,7 @@ impl Sweeps {
             .clone()
     }
 
-    fn state<T: Send + Sync + 'static>(&self, name: &'static str) -> Shared<T> {
+    fn state<T: ?Sized + Send + Sync + 'static>(&self, name: &'static str) -> Shared<T> {
         let mut states = lock(&self.states);
         if let Some(state) = states.get(name)
             && let Ok(state) = state.clone().downcast::<Mutex<State<T>>>()
@@ -122,7 +124,7 @@ type Shared<T> = Arc<Mutex<State<T>>>;
 
 /// A sweep's answers and timing. 32 bytes a target and its key: at 50,000 guests the table
 /// is a few MB. The targets themselves are not kept: each collection gives them.
-struct State<T> {
+struct State<T: ?Sized> {
     /// By a hash of the target's path ([`key`]): 8 bytes a target instead of its path.
     entries: HashMap<u64, Entry<T>>,
     /// The first sweep has been started.
@@ -131,7 +133,7 @@ struct State<T> {
     epoch: Instant,
 }
 
-struct Entry<T> {
+struct Entry<T: ?Sized> {
     answer: Option<Arc<T>>,
     /// The last request's error, and whether it has been reported (logged) yet; boxed, as
     /// most targets have none.
@@ -192,11 +194,17 @@ pub async fn sweep<K, T, F, Fut>(
 ) -> Collected<Vec<(K, Arc<T>)>>
 where
     K: Target,
-    T: Send + Sync + 'static,
+    T: ?Sized + Send + Sync + 'static,
     F: Fn(Arc<Dispatcher>, K) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Reply<T>, ApiError>> + Send + 'static,
+    Fut: Future<Output = Result<Reply<Arc<T>>, ApiError>> + Send + 'static,
 {
     let started = Instant::now();
+    if !ctx.inventory.succeeded() {
+        // The targets come from the inventory: without one they are unknown, not gone. The
+        // kept answers wait for the next inventory instead of being dropped (and all asked
+        // again at once when it comes).
+        return Collected::given(Vec::new());
+    }
     let sweeps = &ctx.sweeps;
     let refresh = sweeps.refresh.get(name).copied().unwrap_or_default();
     let every_time = refresh <= sweeps.window;
@@ -335,9 +343,9 @@ async fn work<K, T, F, Fut>(
     (window, refresh): (Duration, Duration),
 ) where
     K: Target,
-    T: Send + Sync + 'static,
+    T: ?Sized + Send + Sync + 'static,
     F: Fn(Arc<Dispatcher>, K) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Reply<T>, ApiError>> + Send + 'static,
+    Fut: Future<Output = Result<Reply<Arc<T>>, ApiError>> + Send + 'static,
 {
     loop {
         let Some((key, target)) = lock(&queue).pop_front() else {
@@ -366,7 +374,7 @@ async fn work<K, T, F, Fut>(
                 if !phase.is_nan() {
                     entry.next = at(refresh.mul_f64(f64::from(phase)));
                 }
-                entry.answer = Some(Arc::new(answer));
+                entry.answer = Some(answer);
                 entry.error = None;
                 entry.silent = 0;
                 entry.failures = 0;

@@ -90,6 +90,11 @@ impl Chunks {
 
 impl std::io::Write for Chunks {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        // Sent before it would outgrow its room: a chunk is one allocation of CHUNK bytes,
+        // not one of twice that (a Vec grows by doubling, and the chunk keeps the room).
+        if self.pending.len() + bytes.len() > CHUNK {
+            self.send()?;
+        }
         self.pending.extend_from_slice(bytes);
         if self.pending.len() >= CHUNK {
             self.send()?;
