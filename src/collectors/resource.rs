@@ -50,16 +50,96 @@ impl Known for Flag {
     }
 }
 
+/// A word of a field with few values (a row's `type` and `status`) in one byte: its number in
+/// a table of every word seen, which begins with PVE's and takes up to [`Word::MOST`] others
+/// (a value past those is kept as none: the table never grows without bound). 50,000 rows
+/// keep 2.3 MB less than with the words inline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Word(u8);
+
+impl Word {
+    /// Words known before any answer: `/cluster/resources`' types and statuses.
+    const PVE: [&'static str; 15] = [
+        "node",
+        "qemu",
+        "lxc",
+        "storage",
+        "pool",
+        "sdn",
+        "network",
+        "openvz",
+        "running",
+        "stopped",
+        "online",
+        "offline",
+        "available",
+        "unknown",
+        "ok",
+    ];
+    /// How many words the table holds at most (number 0 stands for none).
+    pub const MOST: usize = 255;
+
+    /// The words by number less one, each set once: read without a lock.
+    fn slots() -> &'static [std::sync::OnceLock<&'static str>; Word::MOST] {
+        static SLOTS: [std::sync::OnceLock<&'static str>; Word::MOST] =
+            [const { std::sync::OnceLock::new() }; Word::MOST];
+        static PVE: std::sync::Once = std::sync::Once::new();
+        PVE.call_once(|| {
+            for (slot, word) in SLOTS.iter().zip(Word::PVE) {
+                let _ = slot.set(word);
+            }
+        });
+        &SLOTS
+    }
+
+    fn new(text: Option<PveString>) -> Word {
+        let Some(text) = text.and_then(|t| t.0) else {
+            return Word(0);
+        };
+        let number = |at: usize| Word(u8::try_from(at + 1).unwrap_or(0));
+        let slots = Word::slots();
+        let find = || {
+            slots
+                .iter()
+                .map_while(|s| s.get())
+                .position(|w| *w == text.as_str())
+        };
+        if let Some(at) = find() {
+            return number(at);
+        }
+        // A new word: one writer at a time, so that two never take the same slot.
+        static ADDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _adding = ADDING.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = find() {
+            return number(at);
+        }
+        let Some(at) = slots.iter().position(|s| s.get().is_none()) else {
+            return Word(0);
+        };
+        // Leaked once per distinct word, at most MOST of them in the process's life.
+        let _ = slots[at].set(Box::leak(text.as_str().into()));
+        number(at)
+    }
+}
+
+impl Known for Word {
+    type Value<'a> = &'static str;
+    fn known(&self) -> Option<&'static str> {
+        let at = usize::from(self.0).checked_sub(1)?;
+        Word::slots().get(at)?.get().copied()
+    }
+}
+
 /// A row of `/cluster/resources`. Read its fields as the generated row's (`row.node.known()`);
 /// the rarer ones through methods (`row.tags()`, `row.hastate()`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(from = "Generated")]
 pub struct Resource {
     pub id: PveString,
-    pub type_: PveString,
+    pub type_: Word,
     pub node: PveString,
     pub name: PveString,
-    pub status: PveString,
+    pub status: Word,
     pub cpu: Num,
     pub maxcpu: Num,
     pub mem: Int,
@@ -193,10 +273,10 @@ impl From<Generated> for Resource {
         rare.0.shrink_to_fit();
         Resource {
             id: string(g.id),
-            type_: string(g.type_),
+            type_: Word::new(g.type_),
             node: string(g.node),
             name: string(g.name),
-            status: string(g.status),
+            status: Word::new(g.status),
             cpu: Num(g.cpu.known().unwrap_or(f64::NAN)),
             maxcpu: Num(g.maxcpu.known().unwrap_or(f64::NAN)),
             mem: Int::new(g.mem.known()),
@@ -404,6 +484,21 @@ mod tests {
     }
 
     #[test]
+    fn a_word_is_one_byte_and_reads_back() {
+        let word = |text: &str| Word::new(Some(PveString(Some(text.into()))));
+        assert_eq!(std::mem::size_of::<Word>(), 1);
+        assert_eq!(word("qemu").known(), Some("qemu"));
+        assert_eq!(word("qemu"), word("qemu"));
+        // A word PVE may add later is numbered when first seen, and the same after.
+        let new = word("hibernated-test-word");
+        assert_eq!(new.known(), Some("hibernated-test-word"));
+        assert_eq!(word("hibernated-test-word"), new);
+        assert_ne!(new, word("running"));
+        assert_eq!(Word::new(None).known(), None);
+        assert_eq!(Word::new(Some(PveString(None))).known(), None);
+    }
+
+    #[test]
     fn a_row_keeps_what_the_generated_row_held() {
         let row: serde_json::Value = serde_json::json!({
             "id": "qemu/101", "type": "qemu", "node": "atlas", "name": "db", "status": "running",
@@ -426,7 +521,7 @@ mod tests {
         assert_eq!(kept.lock(), None);
         assert_eq!(kept.storage(), None);
         assert!(
-            std::mem::size_of::<Resource>() <= 256,
+            std::mem::size_of::<Resource>() <= 216,
             "{}",
             std::mem::size_of::<Resource>()
         );
