@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::cluster_resources::{Rows, kind, vmid};
+use super::cluster_resources::{Resource, Rows, kind, vmid};
 use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Reply, Spec};
 use super::{Target, View, sorted_family, sweep};
 use compact_str::CompactString;
@@ -74,7 +74,12 @@ impl Collector for GuestFilesystems {
             let mut fetched = sweep(ctx, NAME, vms, fetch).await;
             one_error_per_privilege(&mut fetched.errors);
             one_error_per_privilege(&mut fetched.known);
-            fetched.map(|vms| Box::new(Mounted(vms)) as Box<dyn Families>)
+            fetched.map(|vms| {
+                let mut mounted: Vec<(u32, Arc<Box<[Mount]>>)> =
+                    vms.into_iter().map(|(vm, mounts)| (vm.vmid, mounts)).collect();
+                mounted.sort_unstable_by_key(|(vmid, _)| *vmid);
+                Box::new(Mounted(mounted)) as Box<dyn Families>
+            })
         })
     }
 }
@@ -230,13 +235,13 @@ impl From<&FsInfo> for Mount {
     }
 }
 
+/// Each VM's file systems by vmid, sorted by it.
 #[derive(Debug)]
-struct Mounted(Vec<(Vm, Arc<Box<[Mount]>>)>);
+struct Mounted(Vec<(u32, Arc<Box<[Mount]>>)>);
 
-/// A VM as its file systems are labelled: its node, name and vmid.
+/// A VM as its file systems are labelled: its inventory row and its vmid.
 struct Named<'a> {
-    vm: &'a Vm,
-    name: &'a str,
+    row: &'a Resource,
     vmid: CompactString,
 }
 
@@ -245,31 +250,30 @@ fn mount_labels<'a>(vm: &'a Named<'_>, fs: &'a Mount) -> [(&'static str, &'a str
     [
         ("fstype", &fs.fstype),
         ("mountpoint", &fs.mountpoint),
-        ("name", vm.name),
-        ("node", &vm.vm.node),
+        ("name", vm.row.name.known().unwrap_or("")),
+        ("node", vm.row.node.known().unwrap_or("")),
         ("vmid", &vm.vmid),
     ]
 }
 
 impl Families for Mounted {
     fn encode(&self, view: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
-        use compact_str::ToCompactString;
-        // Names from the inventory (a VM it no longer lists goes nameless).
-        let names: std::collections::HashMap<u32, &str> = (view.inventory.data.iter())
+        let mounts = |id: u32| {
+            let at = self.0.binary_search_by_key(&id, |(vmid, _)| *vmid).ok()?;
+            Some(&**self.0[at].1)
+        };
+        // The VMs with file systems, labelled from the inventory.
+        let vms: Vec<(Named<'_>, &[Mount])> = (view.inventory.data.iter())
             .filter(|r| kind(r) == "qemu")
-            .filter_map(|r| Some((vmid(r).parse().ok()?, r.name.known().unwrap_or(""))))
-            .collect();
-        let vms: Vec<Named<'_>> = (self.0.iter())
-            .map(|(vm, _)| Named {
-                vm,
-                name: names.get(&vm.vmid).copied().unwrap_or(""),
-                vmid: vm.vmid.to_compact_string(),
+            .filter_map(|row| {
+                let vmid = vmid(row);
+                let mounts = mounts(vmid.parse().ok()?)?;
+                Some((Named { row, vmid }, mounts))
             })
             .collect();
-        drop(names);
         // Sorted by their label values once, then written without copying them.
-        let mut all: Vec<(&Named<'_>, &Mount)> = (vms.iter().zip(&self.0))
-            .flat_map(|(vm, (_, mounts))| mounts.iter().map(move |fs| (vm, fs)))
+        let mut all: Vec<(&Named<'_>, &Mount)> = (vms.iter())
+            .flat_map(|(vm, mounts)| mounts.iter().map(move |fs| (vm, fs)))
             .collect();
         all.sort_by(|a, b| mount_labels(a.0, a.1).cmp(&mount_labels(b.0, b.1)));
         all.dedup_by(|later, earlier| {

@@ -105,18 +105,21 @@ impl Labelled<'_> {
 impl Families for Devices {
     fn encode(&self, view: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
         // Names from the inventory: a device of a guest that is gone still counts, nameless.
-        let names: std::collections::HashMap<compact_str::CompactString, &str> = view
-            .inventory
-            .data
-            .iter()
+        let mut names: Vec<(u32, &str)> = (view.inventory.data.iter())
             .filter(|r| is_guest(r))
-            .map(|r| (vmid(r), r.name.known().unwrap_or("")))
+            .filter_map(|r| Some((vmid(r).parse().ok()?, r.name.known().unwrap_or(""))))
             .collect();
+        names.sort_unstable_by_key(|(vmid, _)| *vmid);
+        let name = |vmid: &str| {
+            let vmid: u32 = vmid.parse().ok()?;
+            let at = names.binary_search_by_key(&vmid, |(id, _)| *id).ok()?;
+            Some(names[at].1)
+        };
         // Sorted by their label values once, then written without copying them.
         let mut all: Vec<Labelled<'_>> = (self.0.iter())
             .flat_map(|(node, interfaces)| interfaces.iter().map(move |i| (node, i)))
             .map(|(node, i)| {
-                let name = names.get(i.vmid.as_str()).copied().unwrap_or("");
+                let name = name(i.vmid.as_str()).unwrap_or("");
                 Labelled { node, name, interface: i }
             })
             .collect();

@@ -2,7 +2,8 @@
 //! on an online node: how many snapshots each guest has and how old each one is. One request
 //! per guest, swept over 5 minutes by default ([`super::sweep`]).
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use compact_str::CompactString;
@@ -42,7 +43,12 @@ impl Collector for Snapshots {
         Box::pin(async move {
             let guests = guests(&ctx.inventory.data, &ctx.online_nodes());
             let fetched = sweep(ctx, NAME, guests, fetch).await;
-            fetched.map(|guests| Box::new(Lists(guests)) as Box<dyn Families>)
+            fetched.map(|guests| {
+                let mut lists: Vec<(u32, Arc<Box<[Snapshot]>>)> =
+                    guests.into_iter().map(|(g, list)| (g.vmid, list)).collect();
+                lists.sort_unstable_by_key(|(vmid, _)| *vmid);
+                Box::new(Lists(lists)) as Box<dyn Families>
+            })
         })
     }
 }
@@ -125,19 +131,26 @@ async fn fetch(
     }
 }
 
+/// Each guest's snapshots by vmid, sorted by it.
 #[derive(Debug)]
-struct Lists(Vec<(Guest, Arc<Box<[Snapshot]>>)>);
+struct Lists(Vec<(u32, Arc<Box<[Snapshot]>>)>);
 
-/// The labels the seed's later versions give snapshot families, in their order, from the
-/// guest's inventory row, its vmid and its sorted tags.
-fn guest_labels<'a>(row: &'a Resource, vmid: &'a str, tags: &'a str) -> [(&'static str, &'a str); 5] {
+/// A guest's labels but its tags, in the order the seed's later versions give them, from its
+/// inventory row and vmid.
+fn guest_labels<'a>(row: &'a Resource, vmid: &'a str) -> [(&'static str, &'a str); 4] {
     [
         ("node", row.node.known().unwrap_or("")),
         ("type", kind(row)),
         ("name", row.name.known().unwrap_or("")),
         ("vmid", vmid),
-        ("tags", tags),
     ]
+}
+
+/// The last label: the guest's tags, sorted (made as each series is written: most guests
+/// have none, and keeping them for 50,000 guests took MBs).
+fn tags_label(row: &Resource) -> [(&'static str, Cow<'static, str>); 1] {
+    let tags = sorted_tags(row.tags());
+    [("tags", if tags.is_empty() { Cow::Borrowed("") } else { Cow::Owned(tags) })]
 }
 
 /// The snapshots by name, each name once (the first given).
@@ -148,37 +161,47 @@ fn by_name(list: &[Snapshot]) -> Vec<(&str, Option<i64>)> {
     real
 }
 
-/// A guest with its snapshots, as written: its row, vmid and sorted tags, and the list.
-type Listed<'a> = (&'a Resource, CompactString, String, &'a [Snapshot]);
+/// A guest with its snapshots, as written: its row, its vmid as a label value, the list.
+type Listed<'a> = (&'a Resource, CompactString, &'a [Snapshot]);
 
-fn labels<'a>(g: &'a Listed<'_>) -> [(&'static str, &'a str); 5] {
-    guest_labels(g.0, &g.1, &g.2)
+fn labels<'a>(g: &'a Listed<'_>) -> [(&'static str, &'a str); 4] {
+    guest_labels(g.0, &g.1)
+}
+
+/// The order of the series: by their label values, tags last (made only on a tie).
+fn order(a: &Listed<'_>, b: &Listed<'_>) -> std::cmp::Ordering {
+    labels(a)
+        .cmp(&labels(b))
+        .then_with(|| sorted_tags(a.0.tags()).cmp(&sorted_tags(b.0.tags())))
 }
 
 impl Families for Lists {
     fn encode(&self, view: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
         let now = unix_seconds(view.taken_at);
-        let lists: HashMap<u32, &[Snapshot]> =
-            self.0.iter().map(|(g, list)| (g.vmid, &***list)).collect();
+        let list = |id: u32| {
+            let at = self.0.binary_search_by_key(&id, |(vmid, _)| *vmid).ok()?;
+            Some(&**self.0[at].1)
+        };
         // The guests with a list, labelled from the inventory; sorted by their label values
         // once, then written without copying them.
         let mut guests: Vec<Listed<'_>> = (view.inventory.data.iter())
             .filter(|r| is_guest(r))
             .filter_map(|r| {
                 let id = vmid(r);
-                let list = lists.get(&id.parse().ok()?)?;
-                Some((r, id, sorted_tags(r.tags()), *list))
+                let list = list(id.parse().ok()?)?;
+                Some((r, id, list))
             })
             .collect();
-        drop(lists);
-        guests.sort_by(|a, b| labels(a).cmp(&labels(b)));
-        guests.dedup_by(|later, earlier| labels(later) == labels(earlier));
+        guests.sort_by(order);
+        guests.dedup_by(|later, earlier| order(later, earlier).is_eq());
         sorted_family(
             encoder,
             "proxmox_guest_snapshots",
             "Snapshots a guest has (the `current` state not counted).",
             MetricType::Gauge,
-            guests.iter().map(|g| (labels(g), g.3.len() as f64)),
+            guests
+                .iter()
+                .map(|g| ((labels(g), tags_label(g.0)), g.2.len() as f64)),
         )?;
         sorted_family(
             encoder,
@@ -186,9 +209,9 @@ impl Families for Lists {
             "Seconds since a guest's snapshot was taken.",
             MetricType::Gauge,
             guests.iter().flat_map(|g| {
-                by_name(g.3).into_iter().filter_map(move |(name, taken)| {
+                by_name(g.2).into_iter().filter_map(move |(name, taken)| {
                     let age = (now - taken? as f64).max(0.0).floor();
-                    Some(((labels(g), [("snapshot", name)]), age))
+                    Some((((labels(g), tags_label(g.0)), [("snapshot", name)]), age))
                 })
             }),
         )
