@@ -7,6 +7,11 @@ use tokio::sync::mpsc;
 /// Bytes are sent in chunks of this size.
 pub const CHUNK: usize = 64 * 1024;
 
+/// How long a chunk may wait for the scraper to take it before the encoding gives up: a
+/// scraper that stops reading would otherwise hold an encoding thread for as long as its
+/// connection lasts (and enough of them, every thread the encodings have).
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// An encoded body is kept with its collection (and served as it is to the other scrapes of
 /// the window) when it is at most this big (a gzipped exposition of about 300,000 series).
 /// A bigger one is encoded again for each scrape as it is sent: at 50,000 guests with every
@@ -31,6 +36,7 @@ pub struct Chunks {
     kept: Option<Vec<Bytes>>,
     keep_at_most: usize,
     written: usize,
+    patience: std::time::Duration,
 }
 
 /// What [`Chunks`] sent, once finished.
@@ -52,7 +58,15 @@ impl Chunks {
             kept,
             keep_at_most,
             written: 0,
+            patience: PATIENCE,
         }
+    }
+
+    /// Gives up on a scraper that has not taken a chunk within `patience` (default
+    /// [`PATIENCE`]).
+    pub fn with_patience(mut self, patience: std::time::Duration) -> Self {
+        self.patience = patience;
+        self
     }
 
     /// Sends what is left and says what was sent.
@@ -82,9 +96,17 @@ impl Chunks {
                 self.kept = None;
             }
         }
-        self.to
-            .blocking_send(chunk)
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+        let left = || std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        match tokio::runtime::Handle::try_current() {
+            // On one of the runtime's blocking threads: wait as long as the patience lasts.
+            Ok(runtime) => {
+                match runtime.block_on(tokio::time::timeout(self.patience, self.to.send(chunk))) {
+                    Ok(sent) => sent.map_err(|_| left()),
+                    Err(_) => Err(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+                }
+            }
+            Err(_) => self.to.blocking_send(chunk).map_err(|_| left()),
+        }
     }
 }
 
@@ -111,6 +133,7 @@ impl std::io::Write for Chunks {
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::time::Duration;
 
     fn received(mut rx: mpsc::Receiver<Bytes>) -> Vec<Bytes> {
         let mut chunks = Vec::new();
@@ -141,6 +164,19 @@ mod tests {
         let chunks = received(rx);
         assert!(chunks.iter().all(|c| c.len() <= data.len()));
         assert_eq!(chunks.concat(), data);
+    }
+
+    #[tokio::test]
+    async fn a_scraper_that_stops_reading_is_given_up() {
+        let (tx, _rx) = mpsc::channel(1);
+        let writing = tokio::task::spawn_blocking(move || {
+            let mut chunks = Chunks::new(tx, 0, 0).with_patience(Duration::from_millis(100));
+            // The channel takes one chunk; the second waits for a reader that never comes.
+            (0..4).try_for_each(|_| chunks.write_all(&vec![0u8; CHUNK]))
+        });
+        let written = tokio::time::timeout(Duration::from_secs(10), writing).await;
+        let err = written.unwrap().unwrap().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
     }
 
     #[test]
