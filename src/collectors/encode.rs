@@ -100,7 +100,41 @@ fn encode_number(
     }
 }
 
+/// Values by vmid, looked up by binary search: 4 bytes of key a guest, no hash table (the
+/// per-guest collectors keep 50,000 of them).
+#[derive(Debug)]
+pub struct ByVmid<T>(Vec<(u32, T)>);
+
+impl<T> ByVmid<T> {
+    pub fn get(&self, vmid: u32) -> Option<&T> {
+        let at = self.0.binary_search_by_key(&vmid, |(id, _)| *id).ok()?;
+        Some(&self.0[at].1)
+    }
+}
+
+impl<T> FromIterator<(u32, T)> for ByVmid<T> {
+    fn from_iter<I: IntoIterator<Item = (u32, T)>>(values: I) -> Self {
+        let mut all: Vec<(u32, T)> = values.into_iter().collect();
+        all.sort_unstable_by_key(|(vmid, _)| *vmid);
+        all.shrink_to_fit();
+        ByVmid(all)
+    }
+}
+
 /// Label pairs from borrowed values.
 pub fn labels<const N: usize>(pairs: [(&'static str, &str); N]) -> Vec<(&'static str, String)> {
     pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ByVmid;
+
+    #[test]
+    fn values_are_found_by_vmid_in_any_order_given() {
+        let names: ByVmid<&str> = [(300, "c"), (100, "a"), (200, "b")].into_iter().collect();
+        assert_eq!(names.get(100), Some(&"a"));
+        assert_eq!(names.get(300), Some(&"c"));
+        assert_eq!(names.get(150), None);
+    }
 }

@@ -30,7 +30,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use super::cluster_resources::{Resource, Rows, kind, vmid};
 use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Reply, Spec};
-use super::{Target, View, sorted_family, sweep};
+use super::{ByVmid, Target, View, sorted_family, sweep};
 use compact_str::CompactString;
 use prometheus_client::metrics::MetricType;
 use crate::pve::client::types::GetNodesNodeQemuVmidAgentGetFsinfoResponseDataResultItem;
@@ -75,9 +75,7 @@ impl Collector for GuestFilesystems {
             one_error_per_privilege(&mut fetched.errors);
             one_error_per_privilege(&mut fetched.known);
             fetched.map(|vms| {
-                let mut mounted: Vec<(u32, Arc<Box<[Mount]>>)> =
-                    vms.into_iter().map(|(vm, mounts)| (vm.vmid, mounts)).collect();
-                mounted.sort_unstable_by_key(|(vmid, _)| *vmid);
+                let mounted = vms.into_iter().map(|(vm, mounts)| (vm.vmid, mounts)).collect();
                 Box::new(Mounted(mounted)) as Box<dyn Families>
             })
         })
@@ -235,9 +233,9 @@ impl From<&FsInfo> for Mount {
     }
 }
 
-/// Each VM's file systems by vmid, sorted by it.
+/// Each VM's file systems by vmid.
 #[derive(Debug)]
-struct Mounted(Vec<(u32, Arc<Box<[Mount]>>)>);
+struct Mounted(ByVmid<Arc<Box<[Mount]>>>);
 
 /// A VM as its file systems are labelled: its inventory row and its vmid.
 struct Named<'a> {
@@ -258,17 +256,13 @@ fn mount_labels<'a>(vm: &'a Named<'_>, fs: &'a Mount) -> [(&'static str, &'a str
 
 impl Families for Mounted {
     fn encode(&self, view: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
-        let mounts = |id: u32| {
-            let at = self.0.binary_search_by_key(&id, |(vmid, _)| *vmid).ok()?;
-            Some(&**self.0[at].1)
-        };
         // The VMs with file systems, labelled from the inventory.
         let vms: Vec<(Named<'_>, &[Mount])> = (view.inventory.data.iter())
             .filter(|r| kind(r) == "qemu")
             .filter_map(|row| {
                 let vmid = vmid(row);
-                let mounts = mounts(vmid.parse().ok()?)?;
-                Some((Named { row, vmid }, mounts))
+                let mounts = self.0.get(vmid.parse().ok()?)?;
+                Some((Named { row, vmid }, &***mounts))
             })
             .collect();
         // Sorted by their label values once, then written without copying them.

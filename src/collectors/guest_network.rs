@@ -12,7 +12,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 
 use super::cluster_resources::{is_guest, vmid};
-use super::{BoxFuture, Collected, Collector, Context, Cost, Families, View};
+use super::{BoxFuture, ByVmid, Collected, Collector, Context, Cost, Families, View};
 use super::{each_online_node, sorted_family};
 use compact_str::CompactString;
 use crate::pve::client::types::GetNodesNodeNetstatResponseDataItem;
@@ -105,16 +105,11 @@ impl Labelled<'_> {
 impl Families for Devices {
     fn encode(&self, view: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
         // Names from the inventory: a device of a guest that is gone still counts, nameless.
-        let mut names: Vec<(u32, &str)> = (view.inventory.data.iter())
+        let names: ByVmid<&str> = (view.inventory.data.iter())
             .filter(|r| is_guest(r))
             .filter_map(|r| Some((vmid(r).parse().ok()?, r.name.known().unwrap_or(""))))
             .collect();
-        names.sort_unstable_by_key(|(vmid, _)| *vmid);
-        let name = |vmid: &str| {
-            let vmid: u32 = vmid.parse().ok()?;
-            let at = names.binary_search_by_key(&vmid, |(id, _)| *id).ok()?;
-            Some(names[at].1)
-        };
+        let name = |vmid: &str| names.get(vmid.parse().ok()?).copied();
         // Sorted by their label values once, then written without copying them.
         let mut all: Vec<Labelled<'_>> = (self.0.iter())
             .flat_map(|(node, interfaces)| interfaces.iter().map(move |i| (node, i)))

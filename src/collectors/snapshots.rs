@@ -15,7 +15,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use super::cluster_resources::{Resource, Rows, is_guest, kind, vmid};
 use super::guest::sorted_tags;
 use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Reply, Spec};
-use super::{Target, View, sorted_family, sweep, unix_seconds};
+use super::{ByVmid, Target, View, sorted_family, sweep, unix_seconds};
 use prometheus_client::metrics::MetricType;
 use crate::pve::{ApiError, Dispatcher, Known};
 
@@ -44,9 +44,7 @@ impl Collector for Snapshots {
             let guests = guests(&ctx.inventory.data, &ctx.online_nodes());
             let fetched = sweep(ctx, NAME, guests, fetch).await;
             fetched.map(|guests| {
-                let mut lists: Vec<(u32, Arc<Box<[Snapshot]>>)> =
-                    guests.into_iter().map(|(g, list)| (g.vmid, list)).collect();
-                lists.sort_unstable_by_key(|(vmid, _)| *vmid);
+                let lists = guests.into_iter().map(|(g, list)| (g.vmid, list)).collect();
                 Box::new(Lists(lists)) as Box<dyn Families>
             })
         })
@@ -131,9 +129,9 @@ async fn fetch(
     }
 }
 
-/// Each guest's snapshots by vmid, sorted by it.
+/// Each guest's snapshots by vmid.
 #[derive(Debug)]
-struct Lists(Vec<(u32, Arc<Box<[Snapshot]>>)>);
+struct Lists(ByVmid<Arc<Box<[Snapshot]>>>);
 
 /// A guest's labels but its tags, in the order the seed's later versions give them, from its
 /// inventory row and vmid.
@@ -178,18 +176,14 @@ fn order(a: &Listed<'_>, b: &Listed<'_>) -> std::cmp::Ordering {
 impl Families for Lists {
     fn encode(&self, view: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
         let now = unix_seconds(view.taken_at);
-        let list = |id: u32| {
-            let at = self.0.binary_search_by_key(&id, |(vmid, _)| *vmid).ok()?;
-            Some(&**self.0[at].1)
-        };
         // The guests with a list, labelled from the inventory; sorted by their label values
         // once, then written without copying them.
         let mut guests: Vec<Listed<'_>> = (view.inventory.data.iter())
             .filter(|r| is_guest(r))
             .filter_map(|r| {
                 let id = vmid(r);
-                let list = list(id.parse().ok()?)?;
-                Some((r, id, list))
+                let list = self.0.get(id.parse().ok()?)?;
+                Some((r, id, &***list))
             })
             .collect();
         guests.sort_by(order);

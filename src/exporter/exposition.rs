@@ -41,12 +41,7 @@ pub struct Exposition {
 
 impl Exposition {
     pub fn render(self, format: Format) -> String {
-        self.render_with_capacity(format, 0)
-    }
-
-    /// [`Exposition::render`] into a buffer made `capacity` bytes big to start with.
-    pub fn render_with_capacity(self, format: Format, capacity: usize) -> String {
-        let mut out = String::with_capacity(capacity);
+        let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = self.write(format, &mut out);
         out

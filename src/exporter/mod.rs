@@ -73,9 +73,8 @@ pub struct Exporter {
     requests_per_node: usize,
     collectors: Collectors,
     clock: fn() -> SystemTime,
-    /// The last exposition's size in each [`Collection::slot`]: a copy to keep is made that
-    /// big at once instead of growing by doubling, and none is made when the last one was too
-    /// big to keep.
+    /// The last exposition's size in each [`Collection::slot`]: when it was too big to keep,
+    /// the next one's chunks are not kept either.
     last_sizes: Arc<[std::sync::atomic::AtomicUsize; 4]>,
     /// When scrapes came, for collecting ahead of them.
     scrapes: Arc<std::sync::Mutex<ahead::Scrapes>>,
