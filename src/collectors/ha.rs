@@ -3,6 +3,7 @@
 //! and one series per HA-managed resource with its state as a label. Guests that HA does not
 //! manage have no series.
 
+use compact_str::CompactString;
 use prometheus_client::encoding::DescriptorEncoder;
 
 use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Sample, Spec, View};
@@ -36,13 +37,70 @@ impl Collector for Ha {
             ctx,
             PATH,
             |c| async move { c.get_cluster_ha_status_current().send().await },
-            |answer| Box::new(Status(answer.data)),
+            |answer| Box::new(Status::from(answer.data)),
         ))
     }
 }
 
-#[derive(Debug)]
-struct Status(Vec<Entry>);
+/// What the HA status says, kept as it is written for the window: the quorum, where the
+/// manager and each node's LRM run with their state, and each resource's label values, in the
+/// answer's order. A generated entry holds every field PVE may send (2,500 HA guests kept
+/// 2.5 MB of them; these take a tenth).
+#[derive(Debug, Default)]
+struct Status {
+    /// The first `quorum` entry's flag.
+    quorate: Option<bool>,
+    /// `node`, `state` of each `master` entry.
+    managers: Vec<[CompactString; 2]>,
+    /// `node`, `state` of each `lrm` entry.
+    lrms: Vec<[CompactString; 2]>,
+    /// `node`, `request_state`, `sid`, `state` of each `service` entry.
+    resources: Vec<[CompactString; 4]>,
+}
+
+impl From<Vec<Entry>> for Status {
+    fn from(entries: Vec<Entry>) -> Self {
+        let mut status = Status::default();
+        let mut quorum_seen = false;
+        for entry in &entries {
+            match entry_kind(entry) {
+                "quorum" if !quorum_seen => {
+                    quorum_seen = true;
+                    status.quorate = entry.quorate.known();
+                }
+                kind @ ("master" | "lrm") => {
+                    // An entry without a node (`lrm:`) stands for no node at all.
+                    let Some(node) = named(entry.node.known()) else {
+                        continue;
+                    };
+                    let state = state_in(entry.status.known().unwrap_or(""));
+                    let list = if kind == "master" {
+                        &mut status.managers
+                    } else {
+                        &mut status.lrms
+                    };
+                    list.push([node.into(), state.into()]);
+                }
+                "service" => {
+                    let Some(sid) = named(entry.sid.known()) else {
+                        continue;
+                    };
+                    status.resources.push([
+                        entry.node.known().unwrap_or("").into(),
+                        entry.request_state.known().unwrap_or("").into(),
+                        sid.into(),
+                        entry.state.known().unwrap_or("").into(),
+                    ]);
+                }
+                _ => {}
+            }
+        }
+        status.managers.shrink_to_fit();
+        status.lrms.shrink_to_fit();
+        status.resources.shrink_to_fit();
+        status
+    }
+}
 
 /// The kind of an entry from its id (`quorum`, `master`, `lrm:pve1`, `service:vm:100`); the
 /// `type` field is typed differently by different PVE versions' descriptions.
@@ -76,10 +134,7 @@ pub fn state_in(status: &str) -> String {
 
 impl Families for Status {
     fn encode(&self, _: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
-        let entries = &self.0;
-        if let Some(quorum) = entries.iter().find(|e| entry_kind(e) == "quorum")
-            && let Some(quorate) = quorum.quorate.known()
-        {
+        if let Some(quorate) = self.quorate {
             gauge(
                 encoder,
                 "proxmox_ha_quorate",
@@ -88,16 +143,9 @@ impl Families for Status {
             )?;
         }
         // The manager and each node's LRM: where, and the state in their status text.
-        let states = |kind: &str| -> Vec<Sample> {
-            entries
-                .iter()
-                .filter(|e| entry_kind(e) == kind)
-                // An entry without a node (`lrm:`) stands for no node at all.
-                .filter_map(|e| {
-                    let node = named(e.node.known())?;
-                    let state = state_in(e.status.known().unwrap_or(""));
-                    Some((labels([("node", node), ("state", &state)]), 1.0))
-                })
+        let states = |list: &[[CompactString; 2]]| -> Vec<Sample> {
+            (list.iter())
+                .map(|[node, state]| (labels([("node", node), ("state", state)]), 1.0))
                 .collect()
         };
         gauge_family(
@@ -105,27 +153,24 @@ impl Families for Status {
             "proxmox_ha_manager_info",
             "The HA cluster manager: the node it runs on and its state (active, idle, dead); \
              always 1. Absent while HA was never configured.",
-            states("master"),
+            states(&self.managers),
         )?;
         gauge_family(
             encoder,
             "proxmox_ha_node_state",
             "A node's HA local resource manager state (active, idle, maintenance, dead, …) as \
              the `state` label; always 1, one series per node.",
-            states("lrm"),
+            states(&self.lrms),
         )?;
-        let resources: Vec<Sample> = entries
-            .iter()
-            .filter(|e| entry_kind(e) == "service")
-            .filter_map(|e| {
-                let sid = named(e.sid.known())?;
+        let resources: Vec<Sample> = (self.resources.iter())
+            .map(|[node, request_state, sid, state]| {
                 let set = labels([
-                    ("node", e.node.known().unwrap_or("")),
-                    ("request_state", e.request_state.known().unwrap_or("")),
+                    ("node", node),
+                    ("request_state", request_state),
                     ("sid", sid),
-                    ("state", e.state.known().unwrap_or("")),
+                    ("state", state),
                 ]);
-                Some((set, 1.0))
+                (set, 1.0)
             })
             .collect();
         gauge_family(
