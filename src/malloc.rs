@@ -7,13 +7,10 @@
 //! (BENCHMARKS.md, "Scale"). An operator's own `MALLOC_*` variables win: then nothing is
 //! changed.
 
-/// What [`tune`] sets: one arena; blocks from 32 KiB up mapped on their own (and unmapped
-/// when freed); the heap's top given back from 128 KiB. The mapped blocks are mostly a
-/// collection's short-lived ones (answer bodies, connection buffers, decoded lists): off the
-/// heap, they leave no holes between the answers kept for the window. With 128 KiB, peak RSS
-/// at 500 nodes / 50,000 guests with every collector on was 84 MB instead of 78 (BENCHMARKS.md).
+/// What [`tune`] sets: one arena; blocks from 128 KiB up mapped on their own (and unmapped
+/// when freed); the heap's top given back from 128 KiB.
 pub const ARENAS: i32 = 1;
-pub const MMAP_THRESHOLD: i32 = 32 * 1024;
+pub const MMAP_THRESHOLD: i32 = 128 * 1024;
 pub const TRIM_THRESHOLD: i32 = 128 * 1024;
 
 /// Whether the environment leaves the allocator's settings to us: no `MALLOC_*` variable

@@ -69,24 +69,20 @@ impl Families for Usage {
         if !view.inventory.succeeded() {
             return Ok(());
         }
-        let rows: Vec<&Resource> = view
-            .inventory
-            .data
-            .iter()
-            .filter(|r| matches!(kind(r), "qemu" | "lxc"))
-            .collect();
-        let vmids: Vec<compact_str::CompactString> = rows.iter().map(|r| vmid(r)).collect();
         // Every family has a series per guest: sorted by their label values once, the labels
-        // borrowed from the rows as each series is written.
-        let mut all: Vec<(&Resource, &str)> =
-            rows.iter().zip(&vmids).map(|(r, vmid)| (*r, vmid.as_str())).collect();
-        all.sort_by(|a, b| names(a.0, a.1).cmp(&names(b.0, b.1)));
-        all.dedup_by(|later, earlier| names(later.0, later.1) == names(earlier.0, earlier.1));
-        let guests: Vec<&(&Resource, &str)> = all.iter().filter(|(r, _)| is_guest(r)).collect();
+        // borrowed from the rows as each series is written. One list made to its size (a row
+        // and its vmid: 32 bytes a guest).
+        let rows = || {
+            (view.inventory.data.iter()).filter(|r| matches!(kind(r), "qemu" | "lxc"))
+        };
+        let mut all: Vec<(&Resource, compact_str::CompactString)> =
+            Vec::with_capacity(rows().count());
+        all.extend(rows().map(|r| (r, vmid(r))));
+        all.sort_by(|a, b| names(a.0, &a.1).cmp(&names(b.0, &b.1)));
+        all.dedup_by(|later, earlier| names(later.0, &later.1) == names(earlier.0, &earlier.1));
+        let guests = || all.iter().filter(|(r, _)| is_guest(r));
         let mut family = |name: &str, help: &str, kind: MetricType, value: &dyn Fn(&Resource) -> Option<f64>| {
-            let samples = guests
-                .iter()
-                .filter_map(|(r, id)| Some((names(r, id), value(r)?)));
+            let samples = guests().filter_map(|(r, id)| Some((names(r, id), value(r)?)));
             sorted_family(encoder, name, help, kind, samples)
         };
         let bytes = |v: Option<i64>| v.map(|v| v as f64);
@@ -163,7 +159,7 @@ impl Families for Usage {
             MetricType::Counter,
             &|r| counter(r.netout.known()),
         )?;
-        let locks = guests.iter().filter_map(|(r, id)| {
+        let locks = guests().filter_map(|(r, id)| {
             let lock = r.lock().filter(|l| !l.is_empty())?;
             Some(((names(r, id), [("lock", lock)]), 1.0))
         });

@@ -111,13 +111,17 @@ impl Families for Devices {
             .collect();
         let name = |vmid: &str| names.get(vmid.parse().ok()?).copied();
         // Sorted by their label values once, then written without copying them.
-        let mut all: Vec<Labelled<'_>> = (self.0.iter())
-            .flat_map(|(node, interfaces)| interfaces.iter().map(move |i| (node, i)))
-            .map(|(node, i)| {
-                let name = name(i.vmid.as_str()).unwrap_or("");
-                Labelled { node, name, interface: i }
-            })
-            .collect();
+        // Made to its size: grown by doubling it took up to twice as much.
+        let mut all: Vec<Labelled<'_>> =
+            Vec::with_capacity(self.0.iter().map(|(_, interfaces)| interfaces.len()).sum());
+        all.extend(
+            (self.0.iter())
+                .flat_map(|(node, interfaces)| interfaces.iter().map(move |i| (node, i)))
+                .map(|(node, i)| {
+                    let name = name(i.vmid.as_str()).unwrap_or("");
+                    Labelled { node, name, interface: i }
+                }),
+        );
         drop(names);
         all.sort_by(|a, b| a.labels().cmp(&b.labels()));
         all.dedup_by(|later, earlier| later.labels() == earlier.labels());

@@ -167,14 +167,18 @@ impl Families for Pressures {
         use compact_str::ToCompactString;
         // Sorted by their label values once, then written without copying them: `kind`
         // first, so each family is every guest's `full`, then every guest's `some`.
-        let mut guests: Vec<Labelled<'_>> = (self.0.iter())
-            .flat_map(|(list, guests)| guests.iter().map(move |g| (list, g)))
-            .map(|(list, guest)| Labelled {
-                list,
-                vmid: guest.vmid.to_compact_string(),
-                guest,
-            })
-            .collect();
+        // Made to its size: grown by doubling it took up to twice as much.
+        let mut guests: Vec<Labelled<'_>> =
+            Vec::with_capacity(self.0.iter().map(|(_, guests)| guests.len()).sum());
+        guests.extend(
+            (self.0.iter())
+                .flat_map(|(list, guests)| guests.iter().map(move |g| (list, g)))
+                .map(|(list, guest)| Labelled {
+                    list,
+                    vmid: guest.vmid.to_compact_string(),
+                    guest,
+                }),
+        );
         guests.sort_by(|a, b| a.labels().cmp(&b.labels()));
         guests.dedup_by(|later, earlier| later.labels() == earlier.labels());
         for resource in ["cpu", "io", "memory"] {

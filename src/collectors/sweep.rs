@@ -298,7 +298,11 @@ where
     }
 
     let mut st = lock(&state);
-    let mut data = Vec::new();
+    // Made to its size: grown by doubling, then shrunk, it held up to three times as much.
+    let answered = (order.iter())
+        .filter(|key| st.entries.get(key).is_some_and(|e| e.answer.is_some()))
+        .count();
+    let mut data = Vec::with_capacity(answered);
     let mut errors = Vec::new();
     let mut known = Vec::new();
     let mut unreachable = Vec::new();
@@ -321,7 +325,6 @@ where
             data.push((target, answer.clone()));
         }
     }
-    data.shrink_to_fit();
     unreachable.sort();
     unreachable.dedup();
     Collected {
