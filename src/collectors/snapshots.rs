@@ -10,7 +10,7 @@ use compact_str::CompactString;
 
 use std::time::Duration;
 
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, LabelSetEncoder};
+use prometheus_client::encoding::DescriptorEncoder;
 
 use super::cluster_resources::{Resource, Rows, is_guest, kind, vmid};
 use super::guest::sorted_tags;
@@ -159,25 +159,17 @@ fn by_name(list: &[Snapshot]) -> Vec<(&str, Option<i64>)> {
     real
 }
 
-/// A guest with its snapshots, as written: its row and the list (16 + 8 bytes a guest; its
-/// vmid label is made as it is written and compared).
-type Listed<'a> = (&'a Resource, &'a [Snapshot]);
+/// A guest with its snapshots, as written: its row, its vmid as a label value, the list.
+type Listed<'a> = (&'a Resource, CompactString, &'a [Snapshot]);
 
-/// A guest's labels but its tags, written from its row.
-struct RowLabels<'a>(&'a Resource);
-
-impl EncodeLabelSet for RowLabels<'_> {
-    fn encode(&self, encoder: &mut LabelSetEncoder) -> std::fmt::Result {
-        let id = vmid(self.0);
-        guest_labels(self.0, &id).encode(encoder)
-    }
+fn labels<'a>(g: &'a Listed<'_>) -> [(&'static str, &'a str); 4] {
+    guest_labels(g.0, &g.1)
 }
 
 /// The order of the series: by their label values, tags last (made only on a tie).
 fn order(a: &Listed<'_>, b: &Listed<'_>) -> std::cmp::Ordering {
-    let (id_a, id_b) = (vmid(a.0), vmid(b.0));
-    guest_labels(a.0, &id_a)
-        .cmp(&guest_labels(b.0, &id_b))
+    labels(a)
+        .cmp(&labels(b))
         .then_with(|| sorted_tags(a.0.tags()).cmp(&sorted_tags(b.0.tags())))
 }
 
@@ -186,13 +178,14 @@ impl Families for Lists {
         let now = unix_seconds(view.taken_at);
         // The guests with a list, labelled from the inventory; sorted by their label values
         // once, then written without copying them.
-        let listed = || {
-            (view.inventory.data.iter())
-                .filter(|r| is_guest(r))
-                .filter_map(|r| Some((r, &***self.0.get(vmid(r).parse().ok()?)?)))
-        };
-        let mut guests: Vec<Listed<'_>> = Vec::with_capacity(listed().count());
-        guests.extend(listed());
+        let mut guests: Vec<Listed<'_>> = (view.inventory.data.iter())
+            .filter(|r| is_guest(r))
+            .filter_map(|r| {
+                let id = vmid(r);
+                let list = self.0.get(id.parse().ok()?)?;
+                Some((r, id, &***list))
+            })
+            .collect();
         guests.sort_by(order);
         guests.dedup_by(|later, earlier| order(later, earlier).is_eq());
         sorted_family(
@@ -202,7 +195,7 @@ impl Families for Lists {
             MetricType::Gauge,
             guests
                 .iter()
-                .map(|g| ((RowLabels(g.0), tags_label(g.0)), g.1.len() as f64)),
+                .map(|g| ((labels(g), tags_label(g.0)), g.2.len() as f64)),
         )?;
         sorted_family(
             encoder,
@@ -210,9 +203,9 @@ impl Families for Lists {
             "Seconds since a guest's snapshot was taken.",
             MetricType::Gauge,
             guests.iter().flat_map(|g| {
-                by_name(g.1).into_iter().filter_map(move |(name, taken)| {
+                by_name(g.2).into_iter().filter_map(move |(name, taken)| {
                     let age = (now - taken? as f64).max(0.0).floor();
-                    Some((((RowLabels(g.0), tags_label(g.0)), [("snapshot", name)]), age))
+                    Some((((labels(g), tags_label(g.0)), [("snapshot", name)]), age))
                 })
             }),
         )
