@@ -218,21 +218,8 @@ pub fn worth_reporting(filesystems: &[FsInfo]) -> Vec<&FsInfo> {
 pub struct Mount {
     fstype: CompactString,
     mountpoint: CompactString,
-    /// Bytes, [`UNKNOWN`] when the agent gave none (an `Option` would take 16 bytes).
-    total: i64,
-    used: i64,
-}
-
-/// A size the agent did not give.
-const UNKNOWN: i64 = i64::MIN;
-
-impl Mount {
-    fn total(&self) -> Option<i64> {
-        (self.total != UNKNOWN).then_some(self.total)
-    }
-    fn used(&self) -> Option<i64> {
-        (self.used != UNKNOWN).then_some(self.used)
-    }
+    total: Option<i64>,
+    used: Option<i64>,
 }
 
 impl From<&FsInfo> for Mount {
@@ -240,8 +227,8 @@ impl From<&FsInfo> for Mount {
         Mount {
             fstype: fs.type_.known().unwrap_or("").into(),
             mountpoint: fs.mountpoint.known().unwrap_or("").into(),
-            total: fs.total_bytes.known().unwrap_or(UNKNOWN),
-            used: fs.used_bytes.known().unwrap_or(UNKNOWN),
+            total: fs.total_bytes.known(),
+            used: fs.used_bytes.known(),
         }
     }
 }
@@ -270,24 +257,18 @@ fn mount_labels<'a>(vm: &'a Named<'_>, fs: &'a Mount) -> [(&'static str, &'a str
 impl Families for Mounted {
     fn encode(&self, view: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
         // The VMs with file systems, labelled from the inventory.
-        // Both lists made to their size (grown by doubling they took up to twice as much).
-        let listed = || {
-            (view.inventory.data.iter())
-                .filter(|r| kind(r) == "qemu")
-                .filter_map(|row| {
-                    let vmid = vmid(row);
-                    let mounts = self.0.get(vmid.parse().ok()?)?;
-                    Some((Named { row, vmid }, &***mounts))
-                })
-        };
-        let mut vms: Vec<(Named<'_>, &[Mount])> = Vec::with_capacity(listed().count());
-        vms.extend(listed());
+        let vms: Vec<(Named<'_>, &[Mount])> = (view.inventory.data.iter())
+            .filter(|r| kind(r) == "qemu")
+            .filter_map(|row| {
+                let vmid = vmid(row);
+                let mounts = self.0.get(vmid.parse().ok()?)?;
+                Some((Named { row, vmid }, &***mounts))
+            })
+            .collect();
         // Sorted by their label values once, then written without copying them.
-        let mut all: Vec<(&Named<'_>, &Mount)> =
-            Vec::with_capacity(vms.iter().map(|(_, mounts)| mounts.len()).sum());
-        all.extend(
-            (vms.iter()).flat_map(|(vm, mounts)| mounts.iter().map(move |fs| (vm, fs))),
-        );
+        let mut all: Vec<(&Named<'_>, &Mount)> = (vms.iter())
+            .flat_map(|(vm, mounts)| mounts.iter().map(move |fs| (vm, fs)))
+            .collect();
         all.sort_by(|a, b| mount_labels(a.0, a.1).cmp(&mount_labels(b.0, b.1)));
         all.dedup_by(|later, earlier| {
             mount_labels(later.0, later.1) == mount_labels(earlier.0, earlier.1)
@@ -298,7 +279,7 @@ impl Families for Mounted {
             "Size of a file system inside a running VM, as its QEMU guest agent reports it.",
             MetricType::Gauge,
             all.iter()
-                .filter_map(|(vm, fs)| Some((mount_labels(vm, fs), fs.total()? as f64))),
+                .filter_map(|(vm, fs)| Some((mount_labels(vm, fs), fs.total? as f64))),
         )?;
         sorted_family(
             encoder,
@@ -307,7 +288,7 @@ impl Families for Mounted {
              it.",
             MetricType::Gauge,
             all.iter()
-                .filter_map(|(vm, fs)| Some((mount_labels(vm, fs), fs.used()? as f64))),
+                .filter_map(|(vm, fs)| Some((mount_labels(vm, fs), fs.used? as f64))),
         )
     }
 }
