@@ -13,7 +13,7 @@
 //!   answers need, and the dispatcher that spreads requests over the cluster's endpoints.
 //! - [`schema`]: the importer that turns pve-docs' `apidata.js` into `schema/pve-api.json`
 //!   (used by the `pve-schema` binary), and the version differ.
-//! - [`malloc`]: glibc's allocator settings, made before anything else runs.
+//! - [`malloc`]: the binary's allocator (jemalloc) and its settings.
 //!
 //! Beside the stack: [`sim`], the simulated PVE API (tests, `--demo`, benchmarks), and
 //! [`record`], which records a live cluster's answers as a test scenario.

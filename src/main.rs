@@ -14,14 +14,25 @@ use proxmox_exporter::sim::{Answers, SimApi};
 use proxmox_exporter::telemetry;
 use secrecy::ExposeSecret;
 
+/// jemalloc, set up by [`MALLOC_CONF`] (see `malloc.rs` in the library for why).
+#[cfg(unix)]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// The settings jemalloc reads before `main`, under the symbol name tikv-jemalloc-sys gives
+/// it; `_RJEM_MALLOC_CONF` in the environment overrides any of them.
+#[cfg(unix)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: Option<&'static std::ffi::c_char> =
+    // SAFETY: the pointer is to the first byte of a static C string.
+    Some(unsafe { &*proxmox_exporter::malloc::SETTINGS.as_ptr() });
+
 fn main() -> ExitCode {
-    // Before the runtime's threads exist.
-    let allocator_tuned = proxmox_exporter::malloc::tune();
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime.block_on(run(allocator_tuned)),
+        Ok(runtime) => runtime.block_on(run()),
         Err(e) => {
             eprintln!("proxmox-exporter: cannot start the async runtime: {e}");
             ExitCode::FAILURE
@@ -29,7 +40,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(allocator_tuned: bool) -> ExitCode {
+async fn run() -> ExitCode {
     let mut cli = Cli::parse_from_env();
     let command = cli.command.take();
     if cli.demo {
@@ -53,10 +64,6 @@ async fn run(allocator_tuned: bool) -> ExitCode {
         }
     };
     telemetry::init(config.log_level);
-    tracing::debug!(
-        allocator_tuned,
-        "glibc allocator: one arena, fixed mmap and trim thresholds (unless MALLOC_* is set)"
-    );
     let module_warnings = config.modules.iter().flat_map(|m| &m.warnings);
     for warning in config.warnings.iter().chain(module_warnings) {
         tracing::warn!("{warning}");

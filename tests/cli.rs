@@ -222,3 +222,23 @@ fn a_bad_module_file_or_pve_variables_stop_the_exporter_naming_them() {
         "{stderr}"
     );
 }
+
+/// The binary runs on jemalloc with the settings of `malloc::SETTINGS` (the memory figures in
+/// BENCHMARKS.md depend on them), and an operator's `_RJEM_MALLOC_CONF` is read after them.
+#[cfg(unix)]
+#[test]
+fn the_binary_takes_its_allocator_settings_and_the_operators_after_them() {
+    let out = exporter()
+        .arg("--version")
+        .env("_RJEM_MALLOC_CONF", "confirm_conf:true")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    let ours = proxmox_exporter::malloc::SETTINGS.to_str().unwrap();
+    let at = |text: &str| {
+        said.find(text)
+            .unwrap_or_else(|| panic!("no {text:?} in:\n{said}"))
+    };
+    assert!(at(ours) < at("confirm_conf:true"), "{said}");
+}

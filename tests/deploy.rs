@@ -135,8 +135,9 @@ async fn the_systemd_drop_in_serves_pve_from_the_credential() {
     assert!(!body.contains(support::TOKEN_SECRET));
 }
 
-/// The binary tunes glibc's allocator itself (`malloc::tune`) unless a `MALLOC_*` variable
-/// is set: neither the image nor the unit may set one, or the measured settings would be off.
+/// The binary sets its allocator's settings itself (`malloc::SETTINGS`), and
+/// `_RJEM_MALLOC_CONF` overrides them: neither the image nor the unit may set it, or the
+/// measured settings would be off.
 #[test]
 fn the_image_and_the_unit_leave_the_allocator_to_the_binary() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -152,7 +153,7 @@ fn the_image_and_the_unit_leave_the_allocator_to_the_binary() {
             .filter_map(|s| s.split('=').next());
         assert!(
             proxmox_exporter::malloc::left_to_us(names),
-            "{file} sets a MALLOC_ variable"
+            "{file} sets _RJEM_MALLOC_CONF"
         );
     }
 }

@@ -303,9 +303,8 @@ pub struct Answer {
     pub data: Rows,
 }
 
-/// Rows per block of [`Rows`]: 1,024 × 248 bytes, over glibc's mmap threshold as
-/// [`crate::malloc`] sets it, so that each block is mapped on its own and handed back whole
-/// when the collection is dropped, never leaving holes in the heap.
+/// Rows per block of [`Rows`]: 1,024 × 248 bytes, a block the allocator hands back whole
+/// when the collection is dropped, never leaving holes among the small blocks that stay.
 const ROWS_PER_BLOCK: usize = 1024;
 
 /// The rows of an answer, kept in blocks of [`ROWS_PER_BLOCK`] rows. A `Vec` of 50,000 rows

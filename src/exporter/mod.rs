@@ -156,8 +156,6 @@ impl Exporter {
             .collectors
             .collect(&self.dispatcher, (self.clock)(), deadline)
             .await;
-        // The answers decoded meanwhile are freed: their pages go back.
-        crate::malloc::trim();
         Arc::new(Collection::new(snapshot, started))
     }
 
@@ -268,8 +266,6 @@ impl Exporter {
                     let _ = collection.encoded[slot].set(Bytes::from(kept));
                 }
             }
-            // What the encoding held goes back.
-            crate::malloc::trim();
         });
         Body::Chunks(chunks)
     }
