@@ -183,7 +183,11 @@ async fn costs_as_the_readme_says(answers: &Answers) {
     )
     .await;
     scrape(&url).await;
-    let total: u64 = REGISTRY.iter().map(|c| cost(c.name(), (n, g, s, v))).sum();
+    // A collector reading another's answers (`disks`: `node_disks`' disk lists) adds nothing.
+    let total: u64 = (REGISTRY.iter())
+        .filter(|c| c.shares().is_none())
+        .map(|c| cost(c.name(), (n, g, s, v)))
+        .sum();
     assert_eq!(api.api.requests(), 1 + total);
 }
 
@@ -895,4 +899,83 @@ async fn vms_without_an_agent_wait_for_a_backoff() {
         silent_asked.is_empty(),
         "asked before their backoff: {silent_asked:?}"
     );
+}
+
+/// `tasks`' series for one node, sorted.
+fn task_lines<'a>(exposition: &'a str, node: &str) -> Vec<&'a str> {
+    let mut lines: Vec<&str> = exposition
+        .lines()
+        .filter(|l| l.starts_with("proxmox_node_task") && l.contains(&format!("node=\"{node}\"")))
+        .collect();
+    lines.sort_unstable();
+    lines
+}
+
+/// A task's entry in a node's archive as `/nodes/{node}/tasks` lists it.
+fn task(kind: &str, end: u64, status: &str) -> Value {
+    serde_json::json!({
+        "upid": format!("UPID:pve01:0000A{end:X}:00B00000:{:08X}:{kind}::root@pam:", end - 60),
+        "node": "pve01", "type": kind, "user": "root@pam", "id": "",
+        "starttime": end - 60, "endtime": end, "status": status,
+    })
+}
+
+/// The failed tasks are counted from the node's archive: a second scrape in the window, the
+/// next window and a restarted exporter (a new one on the same cluster) count each task
+/// once, and none is lost: a task that failed between two windows adds exactly one.
+#[tokio::test]
+async fn failed_tasks_count_once_across_windows_and_restarts() {
+    let midnight = 1_780_272_000; // the tests' "now" (support::fixed_now)
+    let tasks = |list: Vec<Value>| {
+        Answer::Json(
+            serde_json::json!({ "data": list })
+                .to_string()
+                .into_bytes()
+                .into(),
+        )
+    };
+    let mut archive = vec![
+        task("vzdump", midnight - 100, "job errors"), // yesterday: not today's count
+        task("vzdump", midnight + 100, "job errors"),
+        task("qmstart", midnight + 50, "WARNINGS: 1"),
+    ];
+    let api = FakeEndpoint::serve(cluster()).await;
+    api.api
+        .set_answer("/nodes/pve01/tasks", tasks(archive.clone()));
+    let window = Duration::from_millis(400);
+    let (first, _) = exporter_with(vec![api.url.clone()], window, only("tasks", None)).await;
+    let before = scrape(&first).await;
+    assert!(success(&before, "tasks"), "{before}");
+    let counted = task_lines(&before, "pve01");
+    assert_eq!(
+        counted,
+        [
+            "proxmox_node_task_last_failure_timestamp_seconds{node=\"pve01\",type=\"vzdump\"} 1780272100",
+            "proxmox_node_tasks_failed_total{node=\"pve01\",type=\"qmstart\"} 0",
+            "proxmox_node_tasks_failed_total{node=\"pve01\",type=\"vzdump\"} 1",
+            "proxmox_node_tasks_warned_total{node=\"pve01\",type=\"qmstart\"} 1",
+            "proxmox_node_tasks_warned_total{node=\"pve01\",type=\"vzdump\"} 0",
+        ]
+    );
+    // The next window, nothing new: the same counts.
+    tokio::time::sleep(window * 2).await;
+    assert_eq!(task_lines(&scrape(&first).await, "pve01"), counted);
+    // A restart: a new exporter counts the same tasks, once.
+    let (restarted, _) = exporter_with(vec![api.url.clone()], window, only("tasks", None)).await;
+    assert_eq!(task_lines(&scrape(&restarted).await, "pve01"), counted);
+    // A task fails between two windows: one more, in both.
+    archive.insert(0, task("vzdump", midnight + 300, "interrupted by signal"));
+    api.api.set_answer("/nodes/pve01/tasks", tasks(archive));
+    tokio::time::sleep(window * 2).await;
+    for url in [&first, &restarted] {
+        let after = scrape(url).await;
+        let lines = task_lines(&after, "pve01");
+        assert!(
+            lines.contains(&"proxmox_node_tasks_failed_total{node=\"pve01\",type=\"vzdump\"} 2"),
+            "{lines:?}"
+        );
+        assert!(lines.contains(
+            &"proxmox_node_task_last_failure_timestamp_seconds{node=\"pve01\",type=\"vzdump\"} 1780272300"
+        ));
+    }
 }

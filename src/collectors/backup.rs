@@ -4,7 +4,10 @@
 //! - `/nodes/{node}/storage/{storage}/content?content=backup` for every storage holding
 //!   backups (one request per storage; a shared storage is asked once, through one online
 //!   node; PBS storages list their snapshots the same way): each guest's newest backup there,
-//!   its time and size.
+//!   its time and size. Where backups are verified (a PBS storage, or any storage whose list
+//!   carries a `verification`), also the newest backup's verification state and when the
+//!   newest verified backup was made: a backup that was never verified, or failed its
+//!   verification, restores nothing.
 //! - `/cluster/tasks` (1 request): each node's last finished backup (vzdump) task, when it
 //!   ended and whether it succeeded.
 //!
@@ -53,6 +56,8 @@ pub static SPEC: Spec = Spec {
 struct Store {
     node: String,
     storage: String,
+    /// A Proxmox Backup Server storage: its backups are verified.
+    pbs: bool,
 }
 
 impl Target for Store {
@@ -68,16 +73,13 @@ impl Target for Store {
 pub fn paths(rows: &super::cluster_resources::Rows, online: &[String]) -> Vec<String> {
     backup_storages(rows, online)
         .into_iter()
-        .map(|(node, storage)| format!("/nodes/{node}/storage/{storage}/content?content=backup"))
+        .map(|s| format!("/nodes/{}/storage/{}/content?content=backup", s.node, s.storage))
         .collect()
 }
 
 /// The storages holding backups, each once: a shared storage through the first online node
 /// that lists it, a local one through each node that has it.
-pub fn backup_storages(
-    rows: &super::cluster_resources::Rows,
-    online: &[String],
-) -> Vec<(String, String)> {
+fn backup_storages(rows: &super::cluster_resources::Rows, online: &[String]) -> Vec<Store> {
     let mut seen_shared = std::collections::BTreeSet::new();
     let mut stores = Vec::new();
     for row in rows.iter().filter(|r| kind(r) == "storage") {
@@ -93,7 +95,11 @@ pub fn backup_storages(
         if row.shared.known() == Some(true) && !seen_shared.insert(storage.to_owned()) {
             continue;
         }
-        stores.push((node.to_owned(), storage.to_owned()));
+        stores.push(Store {
+            node: node.to_owned(),
+            storage: storage.to_owned(),
+            pbs: row.plugintype() == Some("pbs"),
+        });
     }
     stores
 }
@@ -128,7 +134,7 @@ impl Target for Asked {
 enum Answer {
     Uncovered(Arc<Vec<Uncovered>>),
     Tasks(Arc<Vec<Task>>),
-    Content(Arc<Vec<Newest>>),
+    Content(Arc<Listing>),
 }
 
 impl Collector for Backup {
@@ -139,9 +145,7 @@ impl Collector for Backup {
         Box::pin(async move {
             let mut asked = vec![Asked::NotBackedUp, Asked::Tasks];
             let stores = backup_storages(&ctx.inventory.data, &ctx.online_nodes());
-            asked.extend(
-                (stores.into_iter()).map(|(node, storage)| Asked::Content(Store { node, storage })),
-            );
+            asked.extend(stores.into_iter().map(Asked::Content));
             let fetched = sweep(ctx, NAME, asked, ask).await;
             fetched.map(|answers| {
                 let mut backups = Backups::default();
@@ -182,7 +186,12 @@ async fn ask(
             Answer::Tasks(Arc::new(answer.data))
         }
         Asked::Content(store) => {
-            Answer::Content(Arc::new(newest(&content(dispatcher, store).await?)))
+            let pbs = store.pbs;
+            let volumes = content(dispatcher, store).await?;
+            Answer::Content(Arc::new(Listing {
+                verifies: pbs || volumes.iter().any(|v| v.verification.is_some()),
+                newest: newest(&volumes),
+            }))
         }
     };
     Ok(Reply::Got(Arc::new(answer)))
@@ -206,30 +215,88 @@ async fn content(dispatcher: Arc<Dispatcher>, store: Store) -> Result<Vec<Volume
     Ok(answer.data)
 }
 
-/// A guest's newest backup on a storage: its vmid, when it was made, its size.
-type Newest = (i64, i64, Option<i64>);
+/// What is kept of a storage's list: each guest's newest backup, and whether the storage
+/// verifies its backups.
+#[derive(Debug)]
+struct Listing {
+    verifies: bool,
+    newest: Vec<(i64, Newest)>,
+}
 
-/// Each guest's newest backup among `volumes`, by vmid: what is kept of a storage's list (a
-/// few numbers a guest, not every volume's fields).
-fn newest(volumes: &[Volume]) -> Vec<Newest> {
-    let mut newest: BTreeMap<i64, (i64, Option<i64>)> = BTreeMap::new();
+/// A guest's newest backup on a storage: when it was made, its size, its verification, and
+/// when the newest verified one was made.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Newest {
+    at: i64,
+    size: Option<i64>,
+    verified: Verified,
+    verified_at: Option<i64>,
+}
+
+/// A backup's verification, as the value written: 1 passed, 0 failed, -1 none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verified {
+    Ok,
+    Failed,
+    Not,
+}
+
+impl Verified {
+    /// PBS's verify state: `ok`, `failed`; none when the backup was never verified.
+    fn of(volume: &Volume) -> Verified {
+        let state = volume.verification.as_ref().and_then(|v| v.state.known());
+        match state.map(str::trim) {
+            Some(s) if s.eq_ignore_ascii_case("ok") => Verified::Ok,
+            Some(s) if !s.is_empty() => Verified::Failed,
+            _ => Verified::Not,
+        }
+    }
+
+    fn value(self) -> f64 {
+        match self {
+            Verified::Ok => 1.0,
+            Verified::Failed => 0.0,
+            Verified::Not => -1.0,
+        }
+    }
+}
+
+/// Each guest's newest backup among `volumes`, by vmid: a few numbers a guest, not every
+/// volume's fields.
+fn newest(volumes: &[Volume]) -> Vec<(i64, Newest)> {
+    let mut newest: BTreeMap<i64, Newest> = BTreeMap::new();
     for volume in volumes {
         let (Some(vmid), Some(ctime)) = (volume.vmid.known(), volume.ctime.known()) else {
             continue;
         };
-        keep_newer(newest.entry(vmid).or_insert(NONE_YET), (ctime, volume.size.known()));
+        let verified = Verified::of(volume);
+        let seen = Newest {
+            at: ctime,
+            size: volume.size.known(),
+            verified,
+            verified_at: (verified == Verified::Ok).then_some(ctime),
+        };
+        keep_newer(newest.entry(vmid).or_insert(NONE_YET), seen);
     }
-    newest.into_iter().map(|(vmid, (at, size))| (vmid, at, size)).collect()
+    newest.into_iter().collect()
 }
 
-/// A backup's time and size, before any is seen.
-const NONE_YET: (i64, Option<i64>) = (i64::MIN, None);
+/// A guest's backups before any is seen.
+const NONE_YET: Newest = Newest {
+    at: i64::MIN,
+    size: None,
+    verified: Verified::Not,
+    verified_at: None,
+};
 
-/// Keeps in `kept` whichever of it and `seen` was made later.
-fn keep_newer(kept: &mut (i64, Option<i64>), seen: (i64, Option<i64>)) {
-    if seen.0 > kept.0 {
+/// Keeps in `kept` whichever of it and `seen` was made later, and the later of their newest
+/// verified backups.
+fn keep_newer(kept: &mut Newest, seen: Newest) {
+    let verified_at = kept.verified_at.max(seen.verified_at);
+    if seen.at > kept.at {
         *kept = seen;
     }
+    kept.verified_at = verified_at;
 }
 
 /// A storage's name and a guest's vmid as text.
@@ -243,7 +310,7 @@ fn by_storage<'a>((storage, vmid): &'a StoredGuest<'_>) -> [(&'static str, &'a s
 struct Backups {
     uncovered: Option<Arc<Vec<Uncovered>>>,
     tasks: Option<Arc<Vec<Task>>>,
-    contents: Vec<(Store, Arc<Vec<Newest>>)>,
+    contents: Vec<(Store, Arc<Listing>)>,
 }
 
 impl Families for Backups {
@@ -274,14 +341,19 @@ impl Families for Backups {
                 each,
             )?;
         }
-        // Each guest's newest backup on each storage: (storage, vmid) → (time, size), in the
-        // order of the label values (vmids as text), written without copying them.
-        let mut newest: BTreeMap<StoredGuest<'_>, (i64, Option<i64>)> = BTreeMap::new();
-        for (store, volumes) in &self.contents {
-            for &(vmid, ctime, size) in volumes.iter() {
+        // Each guest's newest backup on each storage: (storage, vmid) → newest, in the order
+        // of the label values (vmids as text), written without copying them. A storage name
+        // listed by several nodes (`local`) counts once.
+        let mut newest: BTreeMap<StoredGuest<'_>, Newest> = BTreeMap::new();
+        let mut verifying = std::collections::BTreeSet::new();
+        for (store, listing) in &self.contents {
+            if listing.verifies {
+                verifying.insert(store.storage.as_str());
+            }
+            for &(vmid, seen) in &listing.newest {
                 use compact_str::ToCompactString;
                 let kept = newest.entry((store.storage.as_str(), vmid.to_compact_string()));
-                keep_newer(kept.or_insert(NONE_YET), (ctime, size));
+                keep_newer(kept.or_insert(NONE_YET), seen);
             }
         }
         sorted_family(
@@ -289,7 +361,7 @@ impl Families for Backups {
             "proxmox_backup_newest_timestamp_seconds",
             "When a guest's newest backup on a storage was made, as a Unix time.",
             MetricType::Gauge,
-            newest.iter().map(|(k, (at, _))| (by_storage(k), *at as f64)),
+            newest.iter().map(|(k, n)| (by_storage(k), n.at as f64)),
         )?;
         sorted_family(
             encoder,
@@ -298,7 +370,23 @@ impl Families for Backups {
             MetricType::Gauge,
             newest
                 .iter()
-                .filter_map(|(k, (_, size))| Some((by_storage(k), (*size)? as f64))),
+                .filter_map(|(k, n)| Some((by_storage(k), n.size? as f64))),
+        )?;
+        let verified = || newest.iter().filter(|((storage, _), _)| verifying.contains(storage));
+        sorted_family(
+            encoder,
+            "proxmox_backup_newest_verification_status",
+            "Verification of a guest's newest backup on a storage that verifies backups (PBS): \
+             1 passed, 0 failed, -1 not verified (yet).",
+            MetricType::Gauge,
+            verified().map(|(k, n)| (by_storage(k), n.verified.value())),
+        )?;
+        sorted_family(
+            encoder,
+            "proxmox_backup_newest_verified_timestamp_seconds",
+            "When a guest's newest backup that passed verification was made, as a Unix time.",
+            MetricType::Gauge,
+            verified().filter_map(|(k, n)| Some((by_storage(k), n.verified_at? as f64))),
         )?;
         let Some(tasks) = &self.tasks else {
             return Ok(());
@@ -332,5 +420,39 @@ impl Families for Backups {
                 .map(|(node, (_, ok))| (labels([("node", node)]), f64::from(u8::from(*ok))))
                 .collect(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn volume(vmid: i64, ctime: i64, state: Option<&str>) -> Volume {
+        let verification = state.map(|s| serde_json::json!({ "state": s, "upid": "UPID:x" }));
+        serde_json::from_value(serde_json::json!({
+            "volid": format!("pbs:backup/vm/{vmid}/{ctime}"), "vmid": vmid, "ctime": ctime,
+            "size": 1000, "verification": verification,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_newest_backup_tells_its_verification_and_the_newest_verified_one_stays_known() {
+        let volumes = [
+            volume(100, 10, Some("ok")),
+            volume(100, 30, Some("failed")),
+            volume(100, 20, Some("ok")),
+            volume(101, 10, None),
+            volume(102, 40, Some("ok")),
+        ];
+        let newest = newest(&volumes);
+        let by_vmid: BTreeMap<i64, Newest> = newest.into_iter().collect();
+        assert_eq!(by_vmid[&100].at, 30);
+        assert_eq!(by_vmid[&100].verified, Verified::Failed);
+        assert_eq!(by_vmid[&100].verified_at, Some(20));
+        assert_eq!(by_vmid[&101].verified, Verified::Not);
+        assert_eq!(by_vmid[&101].verified_at, None);
+        assert_eq!(by_vmid[&102].verified.value(), 1.0);
+        assert_eq!(by_vmid[&102].verified_at, Some(40));
     }
 }

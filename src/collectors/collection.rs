@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 
 use super::{
     Collected, Collector, Cost, Enabled, Families, Inventory, Nothing, Sweeps, cluster,
-    cluster_resources, registry_position,
+    cluster_resources, node_disks, registry_position,
 };
 use crate::lock;
 use crate::pve::{ApiError, Dispatcher};
@@ -29,6 +29,41 @@ pub struct Context {
     pub cluster_status: Arc<tokio::sync::OnceCell<Result<Arc<Vec<cluster::Entry>>, ApiError>>>,
     /// The sweeps' kept answers and per-node turns (see [`super::sweep`]).
     pub sweeps: Arc<Sweeps>,
+    /// Each node's `disks/list`, asked once per collection for `node_disks` and `disks`.
+    pub disk_lists: Arc<OncePerNode<Vec<node_disks::Disk>>>,
+}
+
+/// A per-node answer that several collectors read, asked at most once per collection by
+/// whichever asks first; the others wait for it.
+pub struct OncePerNode<T> {
+    cells: Mutex<HashMap<String, Arc<AnswerCell<T>>>>,
+}
+
+type AnswerCell<T> = tokio::sync::OnceCell<Result<Arc<T>, ApiError>>;
+
+impl<T> Default for OncePerNode<T> {
+    fn default() -> Self {
+        OncePerNode {
+            cells: Mutex::default(),
+        }
+    }
+}
+
+impl<T> OncePerNode<T> {
+    /// `node`'s answer: `fetch`ed now if no collector asked for it yet in this collection.
+    pub async fn get<F, Fut>(&self, node: &str, fetch: F) -> Result<Arc<T>, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let cell = lock(&self.cells)
+            .entry(node.to_owned())
+            .or_default()
+            .clone();
+        cell.get_or_init(|| async { fetch().await.map(Arc::new) })
+            .await
+            .clone()
+    }
 }
 
 impl Context {
@@ -241,9 +276,10 @@ impl Collectors {
     ) -> Snapshot {
         let started = Instant::now();
         // Shared by every context of this collection: the limit on requests under way, and
-        // `/cluster/status` asked once.
+        // `/cluster/status` and each node's `disks/list` asked once.
         let limit = Arc::new(Semaphore::new(self.max_concurrent));
         let cluster_status = Arc::new(tokio::sync::OnceCell::new());
+        let disk_lists = Arc::new(OncePerNode::default());
         let context = |inventory: Arc<Inventory>| {
             Arc::new(Context {
                 dispatcher: dispatcher.clone(),
@@ -253,6 +289,7 @@ impl Collectors {
                 deadline,
                 cluster_status: cluster_status.clone(),
                 sweeps: self.sweeps.clone(),
+                disk_lists: disk_lists.clone(),
             })
         };
 

@@ -82,6 +82,9 @@ registry!(
     guest_filesystems,
     guest_network,
     guest_pressure,
+    disks,
+    storage,
+    tasks,
 );
 
 /// A future a collector returns; boxed so collectors can sit in one list.
@@ -161,6 +164,11 @@ pub trait Collector: Sync {
     }
     fn refresh(&self) -> Option<Duration> {
         self.spec().refresh
+    }
+    /// The collector whose answers this one reads too: with both on, the requests are made
+    /// once per collection, and only the other's count.
+    fn shares(&self) -> Option<&'static str> {
+        None
     }
 }
 

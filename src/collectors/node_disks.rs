@@ -1,4 +1,5 @@
-//! `/nodes/{node}/disks/list` for every online node: the SMART health of each disk.
+//! `/nodes/{node}/disks/list` for every online node: the SMART health of each disk. The
+//! `disks` collector reads the same answer (asked once per collection when both are on).
 
 use std::sync::Arc;
 
@@ -29,12 +30,26 @@ impl Collector for NodeDisks {
         &SPEC
     }
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
-        Box::pin(each_online_node(ctx, fetch, |nodes| Box::new(Disks(nodes))))
+        Box::pin(each_online_node(ctx, disk_lists(ctx), |nodes| Box::new(Disks(nodes))))
+    }
+}
+
+/// A node's disk list as the collectors share it.
+pub type Listed = Result<Arc<Vec<Disk>>, ApiError>;
+
+/// Each node's disk list through the collection's shared answers ([`Context::disk_lists`]).
+pub fn disk_lists(
+    ctx: &Context,
+) -> impl Fn(Arc<Dispatcher>, String) -> BoxFuture<'static, Listed> + use<> {
+    let lists = ctx.disk_lists.clone();
+    move |dispatcher, node| {
+        let lists = lists.clone();
+        Box::pin(async move { lists.get(&node, || fetch(dispatcher, node.clone())).await })
     }
 }
 
 #[derive(Debug)]
-struct Disks(Vec<(String, Vec<Disk>)>);
+struct Disks(Vec<(String, Arc<Vec<Disk>>)>);
 
 impl Families for Disks {
     fn encode(&self, _: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
@@ -42,7 +57,7 @@ impl Families for Disks {
     }
 }
 
-pub async fn fetch(dispatcher: Arc<Dispatcher>, node: String) -> Result<Vec<Disk>, ApiError> {
+async fn fetch(dispatcher: Arc<Dispatcher>, node: String) -> Result<Vec<Disk>, ApiError> {
     let path = format!("/nodes/{node}/disks/list");
     let answer = dispatcher
         .call(&path, |c| {
@@ -72,10 +87,10 @@ pub fn smart_value(health: Option<&str>) -> f64 {
     }
 }
 
-pub fn encode(nodes: &[(String, Vec<Disk>)], encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+fn encode(nodes: &[(String, Arc<Vec<Disk>>)], encoder: &mut DescriptorEncoder) -> std::fmt::Result {
     let mut samples: Vec<Sample> = Vec::new();
     for (node, disks) in nodes {
-        for disk in disks {
+        for disk in disks.iter() {
             let Some(devpath) = named(disk.devpath.known()) else {
                 continue;
             };

@@ -217,6 +217,8 @@ impl Answers {
                         "rpm": if d == 0 { json!(0) } else { json!("7200") },
                         "gpt": 1, "osdid": -1, "osdid-list": null,
                         "serial": format!("SIM{i:03}{d:02}"),
+                        "model": if d == 0 { "Sim NVMe 2TB" } else { "Sim HDD 2TB" },
+                        "wwn": format!("0x5000c5{i:05x}{d:03x}"),
                     })
                 })
                 .collect();
@@ -319,6 +321,7 @@ impl Answers {
             }
         }
         netstat(&mut answers, &names[..first_offline], &rows);
+        tasks(&mut answers, &names[..first_offline], now);
         let body = |data: Value| Answer::Json(Bytes::from(json!({ "data": data }).to_string()));
         for (filter, kinds) in [
             ("vm", &["qemu", "lxc"][..]),
@@ -387,6 +390,40 @@ fn node_status(rng: &mut fastrand::Rng, name: &str, cpus: u64, memory: u64) -> V
         "boot-info": { "mode": "efi", "secureboot": 0 },
         "name": name,
     })
+}
+
+/// Each online node's `/nodes/{node}/tasks?errors=1…`: what did not end `OK` in the last two
+/// days. Every third node had a backup end with warnings an hour ago, every fifth a guest that
+/// failed to start two hours ago, every seventh a failed backup yesterday. (From the node's
+/// number, not the cluster's random numbers, which stay as they were.)
+fn tasks(answers: &mut HashMap<String, Answer>, online: &[String], now: i64) {
+    for (i, node) in online.iter().enumerate() {
+        let task = |kind: &str, vmid: &str, ago: i64, took: i64, status: &str| {
+            let start = now - ago - took;
+            json!({
+                "upid": format!("UPID:{node}:{:08X}:{:08X}:{start:08X}:{kind}:{vmid}:root@pam:", 4_000 + i, 9_000 + i),
+                "node": node, "pid": 4_000 + i, "pstart": 9_000 + i, "starttime": start,
+                "endtime": now - ago, "type": kind, "id": vmid, "user": "root@pam", "status": status,
+            })
+        };
+        let mut failed = Vec::new();
+        if i % 3 == 0 {
+            failed.push(task("vzdump", "", 3_600, 1_800, "WARNINGS: 1"));
+        }
+        if i % 5 == 0 {
+            failed.push(task(
+                "qmstart",
+                "100",
+                7_200,
+                5,
+                "start failed: QEMU exited with code 1",
+            ));
+        }
+        if i % 7 == 0 {
+            failed.push(task("vzdump", "", 86_400, 2_400, "job errors"));
+        }
+        answers.insert(format!("/nodes/{node}/tasks"), json_answer(json!(failed)));
+    }
 }
 
 /// Each online node's `/nodes/{node}/netstat`: a device per running guest's interface
