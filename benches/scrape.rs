@@ -734,22 +734,14 @@ async fn scale(o: &Options) {
     }
 }
 
-/// Every collector, for the "all collectors" rows.
-const ALL_COLLECTORS: &[&str] = &[
-    "--collector.cluster",
-    "--collector.node",
-    "--collector.guest",
-    "--collector.snapshots",
-    "--collector.subscription",
-    "--collector.ha",
-    "--collector.replication",
-    "--collector.zfs",
-    "--collector.ceph",
-    "--collector.backup",
-    "--collector.guest_filesystems",
-    "--collector.guest_network",
-    "--collector.guest_pressure",
-];
+/// Every collector, for the "all collectors" rows: `--collector.NAME` for each one the
+/// registry has off by default.
+fn all_collectors() -> Vec<String> {
+    (proxmox_exporter::collectors::REGISTRY.iter())
+        .filter(|c| !c.enabled_by_default())
+        .map(|c| format!("--collector.{}", c.name()))
+        .collect()
+}
 
 /// What one row of the realistic table scrapes.
 enum Row {
@@ -780,9 +772,8 @@ async fn realistic(o: &Options) {
                 Row::Ours("default collectors", o.exporter_args.clone()),
                 Row::Ours(
                     "all collectors",
-                    ALL_COLLECTORS
-                        .iter()
-                        .map(|s| (*s).to_owned())
+                    all_collectors()
+                        .into_iter()
                         .chain(o.exporter_args.iter().cloned())
                         .collect(),
                 ),
@@ -1070,7 +1061,7 @@ async fn sweeps(o: &Options) {
         api.set_latency(Duration::from_millis(20));
         let (servers, addresses) = serve_endpoints(&api, 3).await;
         let joined: Vec<String> = addresses.iter().map(|a| format!("https://{a}/")).collect();
-        let args: Vec<String> = ALL_COLLECTORS.iter().map(|a| (*a).to_owned()).collect();
+        let args = all_collectors();
         let reach = Reach::Flags {
             endpoint: &joined.join(","),
         };

@@ -67,6 +67,19 @@ pub async fn record(
         let answer = fetch(dispatcher, &path).await?;
         answers.insert(path, answer);
     }
+    // SMART is asked per disk that a node's list names, the disk as the query.
+    let mut per_disk = Vec::new();
+    for node in &nodes {
+        if let Some(Recorded::Json(list)) = answers.get(&format!("/nodes/{node}/disks/list")) {
+            let devpaths = list["data"].as_array().into_iter().flatten();
+            let devpaths = devpaths.filter_map(|d| d["devpath"].as_str());
+            per_disk.extend(devpaths.map(|d| crate::collectors::smart::path(node, d)));
+        }
+    }
+    for path in per_disk {
+        let answer = fetch(dispatcher, &path).await?;
+        answers.insert(path, answer);
+    }
 
     let mut anonymiser = Anonymiser::default();
     // Node names first, so they are replaced inside ids, paths and subjects as well; then a
@@ -82,8 +95,13 @@ pub async fn record(
     }
     let mut written = Vec::new();
     for (path, answer) in answers {
-        // A query (`?content=backup`) is what the collector asks too: the file is the path's.
-        let path = anonymiser.text(path.split('?').next().unwrap_or(&path));
+        // A query the collector always asks (`?content=backup`) stays out of the file's name;
+        // a disk's (`smart?disk=%2Fdev%2Fsda`) names the answer.
+        let path = match path.split_once('?') {
+            Some((at, _)) if !at.ends_with(crate::collectors::smart::PER_DISK) => at,
+            _ => &path,
+        };
+        let path = anonymiser.text(path);
         let (file, body) = match answer {
             Recorded::Json(mut value) => {
                 anonymiser.value(&mut value, None);

@@ -57,6 +57,28 @@ fn rows_and_online(answers: &Answers) -> (Vec<Value>, Vec<Value>) {
     (rows, online)
 }
 
+/// The disks `disks/list` names on the online nodes: the ones whose SMART data is asked.
+fn disks(answers: &Answers) -> u64 {
+    let (_, online) = rows_and_online(answers);
+    online
+        .iter()
+        .filter_map(|node| {
+            match answers
+                .0
+                .get(&format!("/nodes/{}/disks/list", node.as_str()?))
+            {
+                Some(Answer::Json(body)) => serde_json::from_slice::<Value>(body).ok(),
+                _ => None,
+            }
+        })
+        .map(|list| {
+            (list["data"].as_array().into_iter().flatten())
+                .filter(|d| d["devpath"].as_str().is_some_and(|p| !p.is_empty()))
+                .count() as u64
+        })
+        .sum()
+}
+
 /// Running VMs (templates aside) on online nodes: the ones whose guest agent is asked.
 fn running_vms(answers: &Answers) -> u64 {
     let (rows, online) = rows_and_online(answers);
@@ -79,9 +101,9 @@ fn success(exposition: &str, collector: &str) -> bool {
 }
 
 /// Requests per window besides the one `/cluster/resources`, for N online nodes, G guests and
-/// S backup storages, as the README's collectors table gives them (`0 (the inventory)`, `N`,
-/// `1`, `G, every 5 min`, `2 + S, every 5 min`).
-fn cost(collector: &str, (n, g, s, v): (u64, u64, u64, u64)) -> u64 {
+/// S backup storages, V running VMs and D disks, as the README's collectors table gives them
+/// (`0 (the inventory)`, `N`, `1`, `G, every 5 min`, `2 + S, every 5 min`, `D, every hour`).
+fn cost(collector: &str, (n, g, s, v, d): (u64, u64, u64, u64, u64)) -> u64 {
     let readme =
         std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
             .unwrap();
@@ -98,6 +120,7 @@ fn cost(collector: &str, (n, g, s, v): (u64, u64, u64, u64)) -> u64 {
             "G" => g,
             "S" => s,
             "V" => v,
+            "D" => d,
             "2N" => 2 * n,
             number => number
                 .parse()
@@ -135,6 +158,7 @@ async fn each_collector_costs_what_the_readme_says_on_each_pve_version() {
 async fn costs_as_the_readme_says(answers: &Answers) {
     let (n, g, s) = sizes(answers);
     let v = running_vms(answers);
+    let d = disks(answers);
     for collector in REGISTRY {
         let name = collector.name();
         let api = FakeEndpoint::serve(answers.clone()).await;
@@ -155,22 +179,23 @@ async fn costs_as_the_readme_says(answers: &Answers) {
             Cost::PerGuest => g,
             Cost::PerRunningVm => v,
             Cost::BackupStorages => 2 + s,
+            Cost::PerDisk => n + d,
         };
         assert_eq!(
             declared,
-            cost(name, (n, g, s, v)),
+            cost(name, (n, g, s, v, d)),
             "declared cost of {name}"
         );
         assert_eq!(
             api.api.requests(),
-            1 + cost(name, (n, g, s, v)),
+            1 + cost(name, (n, g, s, v, d)),
             "requests of {name}"
         );
         // A second scrape in the window costs nothing.
         scrape(&url).await;
         assert_eq!(
             api.api.requests(),
-            1 + cost(name, (n, g, s, v)),
+            1 + cost(name, (n, g, s, v, d)),
             "{name}, cached"
         );
     }
@@ -183,10 +208,11 @@ async fn costs_as_the_readme_says(answers: &Answers) {
     )
     .await;
     scrape(&url).await;
-    // A collector reading another's answers (`disks`: `node_disks`' disk lists) adds nothing.
+    // A collector reading another's answers (`disks`, `smart`: `node_disks`' disk lists)
+    // adds only what it asks beyond them.
+    let sizes = (n, g, s, v, d);
     let total: u64 = (REGISTRY.iter())
-        .filter(|c| c.shares().is_none())
-        .map(|c| cost(c.name(), (n, g, s, v)))
+        .map(|c| cost(c.name(), sizes) - c.shares().map_or(0, |other| cost(other, sizes)))
         .sum();
     assert_eq!(api.api.requests(), 1 + total);
 }
@@ -978,4 +1004,75 @@ async fn failed_tasks_count_once_across_windows_and_restarts() {
             &"proxmox_node_task_last_failure_timestamp_seconds{node=\"pve01\",type=\"vzdump\"} 1780272300"
         ));
     }
+}
+
+/// `smart` at 50 nodes × 8 disks, with `node_disks` on as by default: 400 requests for the
+/// first sweep, one per disk (the disk lists are `node_disks`'), none more in the windows
+/// after it within the hour's refresh, and never two at once on a node.
+#[tokio::test]
+async fn smart_asks_each_disk_once_an_hour_and_one_at_a_time_per_node() {
+    use proxmox_exporter::collectors::smart::path as smart_path;
+    let now = UNIX_EPOCH + Duration::from_secs(1_780_272_000);
+    let mut answers = Answers::generate(50, 100, 7, now);
+    let devpaths: Vec<String> = (b'a'..b'i')
+        .map(|c| format!("/dev/sd{}", c as char))
+        .collect();
+    let json = |value: Value| Answer::Json(value.to_string().into_bytes().into());
+    let smart = serde_json::json!({ "data": { "health": "PASSED", "type": "ata", "attributes": [
+        { "id": "  5", "name": "Reallocated_Sector_Ct", "value": 100, "threshold": 10, "raw": "0" },
+    ]}});
+    for i in 1..=50 {
+        let node = format!("pve{i:02}");
+        let list: Vec<Value> = (devpaths.iter())
+            .map(|p| serde_json::json!({ "devpath": p, "health": "PASSED", "type": "hdd" }))
+            .collect();
+        let list = serde_json::json!({ "data": list });
+        answers
+            .0
+            .insert(format!("/nodes/{node}/disks/list"), json(list));
+        for devpath in &devpaths {
+            let held = Answer::Held(Duration::from_millis(20), Box::new(json(smart.clone())));
+            answers.0.insert(smart_path(&node, devpath), held);
+        }
+    }
+    let api = FakeEndpoint::serve(answers).await;
+    api.api.count_paths();
+    let mut enabled = only("node_disks", None);
+    enabled.extend(only("smart", None));
+    let window = Duration::from_millis(300);
+    let (url, _) = exporter_with(vec![api.url.clone()], window, enabled).await;
+    let first = scrape(&url).await;
+    assert!(success(&first, "smart"), "{first}");
+    let asked = api.api.take_paths();
+    let count = |asked: &std::collections::HashMap<String, u64>, what: &str| -> u64 {
+        (asked.iter())
+            .filter(|(path, _)| path.ends_with(what))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    assert_eq!(count(&asked, "/disks/smart"), 400);
+    assert_eq!(count(&asked, "/disks/list"), 50, "one disk list per node");
+    assert_eq!(
+        first
+            .lines()
+            .filter(|l| l.starts_with("proxmox_node_disk_smart_attribute_raw{"))
+            .count(),
+        400
+    );
+    // One at a time on each node.
+    let peaks = api.api.peaks();
+    let smart_peaks: Vec<u64> = (peaks.iter())
+        .filter(|(path, _)| path.ends_with("/disks/smart"))
+        .map(|(_, most)| *most)
+        .collect();
+    assert_eq!(smart_peaks.len(), 50);
+    assert!(smart_peaks.iter().all(|most| *most == 1), "{peaks:?}");
+    // The next windows within the hour ask no disk again (their disk lists are node_disks').
+    for _ in 0..3 {
+        tokio::time::sleep(window * 2).await;
+        assert!(success(&scrape(&url).await, "smart"));
+    }
+    let later = api.api.take_paths();
+    assert_eq!(count(&later, "/disks/smart"), 0, "{later:?}");
+    assert_eq!(count(&later, "/disks/list"), 3 * 50);
 }

@@ -84,6 +84,27 @@ fn snapshot_guests(scenario: &str) -> u64 {
 }
 
 /// Running VMs (templates aside) on online nodes: the ones whose guest agent is asked.
+/// The disks `disks/list` names on the online nodes (SMART is asked of each).
+fn disks(scenario: &str) -> u64 {
+    let dir = fixtures().join(scenario);
+    let rows = rows(scenario);
+    online(&rows)
+        .iter()
+        .filter_map(|node| {
+            let list = dir
+                .join("nodes")
+                .join(node.as_str()?)
+                .join("disks/list.json");
+            serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(list).ok()?).ok()
+        })
+        .map(|list| {
+            (list["data"].as_array().into_iter().flatten())
+                .filter(|d| d["devpath"].as_str().is_some_and(|p| !p.is_empty()))
+                .count() as u64
+        })
+        .sum()
+}
+
 fn running_vms(scenario: &str) -> u64 {
     let rows = rows(scenario);
     let online = online(&rows);
@@ -113,21 +134,22 @@ fn backup_storages(scenario: &str) -> u64 {
         .count() as u64
 }
 
-fn every_collectors_cost(n: u64, g: u64, s: u64, v: u64) -> u64 {
-    use proxmox_exporter::collectors::{Cost, REGISTRY};
+fn every_collectors_cost(n: u64, g: u64, s: u64, v: u64, d: u64) -> u64 {
+    use proxmox_exporter::collectors::{Collector, Cost, REGISTRY, find};
+    let cost = |c: &dyn Collector| match c.cost() {
+        Cost::Nothing => 0,
+        Cost::One => 1,
+        Cost::PerNode => n,
+        Cost::TwoPerNode => 2 * n,
+        Cost::PerGuest => g,
+        Cost::PerRunningVm => v,
+        Cost::BackupStorages => 2 + s,
+        Cost::PerDisk => n + d,
+    };
+    // A collector reading another's answers (every one is on) adds only what it asks beyond.
     REGISTRY
         .iter()
-        // A collector reading another's answers costs nothing more: every one is on.
-        .filter(|c| c.shares().is_none())
-        .map(|c| match c.cost() {
-            Cost::Nothing => 0,
-            Cost::One => 1,
-            Cost::PerNode => n,
-            Cost::TwoPerNode => 2 * n,
-            Cost::PerGuest => g,
-            Cost::PerRunningVm => v,
-            Cost::BackupStorages => 2 + s,
-        })
+        .map(|c| cost(*c) - c.shares().and_then(find).map_or(0, cost))
         .sum()
 }
 
@@ -164,7 +186,8 @@ macro_rules! scenario {
                     snapshot_guests($dir),
                     backup_storages($dir),
                 );
-                let expected = 1 + every_collectors_cost(n, g, s, running_vms($dir));
+                let (v, d) = (running_vms($dir), disks($dir));
+                let expected = 1 + every_collectors_cost(n, g, s, v, d);
                 assert_eq!(requests, expected, "API requests with every collector");
                 assert!(!exposition.contains("_success{collector=\"snapshots\"} 0"));
                 snapshot(&format!("all-{}", $dir), &exposition);

@@ -76,9 +76,16 @@ async fn records_an_anonymised_scenario_that_serves_the_same_metrics() {
         absent.is_some_and(|t| t.starts_with("500 ") && t.contains("QEMU guest agent")),
         "{absent:?}"
     );
-    // The inventory; cluster, HA and Ceph status, guests without backup, tasks; nine answers
-    // per node and its backup storage; one per guest, and one per running VM's agent.
-    assert_eq!(names.len(), 6 + 10 * 4 + snapshots + agents, "{names:?}");
+    let disks = names.iter().filter(|n| n.contains("/disks/smart?")).count();
+    assert!(disks > 5, "{names:?}");
+    // The inventory; cluster, HA and Ceph status, guests without backup, tasks; ten answers
+    // per node and its backup storage; one per guest, one per running VM's agent, one per
+    // disk.
+    assert_eq!(
+        names.len(),
+        6 + 11 * 4 + snapshots + agents + disks,
+        "{names:?}"
+    );
     assert!(names.contains(&"cluster/resources.json"));
     assert!(names.contains(&"cluster/status.json"));
     assert!(

@@ -85,6 +85,7 @@ registry!(
     disks,
     storage,
     tasks,
+    smart,
 );
 
 /// A future a collector returns; boxed so collectors can sit in one list.
@@ -114,6 +115,8 @@ pub enum Cost {
     PerRunningVm,
     /// Two cluster-wide requests and one per storage holding backups (a shared one once).
     BackupStorages,
+    /// One request per online node (its disk list) and one per disk it names.
+    PerDisk,
 }
 
 impl Cost {
@@ -122,7 +125,7 @@ impl Cost {
     pub fn sweeps(self) -> bool {
         matches!(
             self,
-            Cost::PerGuest | Cost::PerRunningVm | Cost::BackupStorages
+            Cost::PerGuest | Cost::PerRunningVm | Cost::BackupStorages | Cost::PerDisk
         )
     }
 }
@@ -173,12 +176,15 @@ pub trait Collector: Sync {
 }
 
 /// What the collectors ask with nothing but a node: `WHAT` of each `GET /nodes/{node}/WHAT`
-/// they declare (`disks/list`, `status`, …).
+/// they declare (`disks/list`, `status`, …); not `disks/smart`, asked once per disk.
 pub fn per_node_paths() -> Vec<&'static str> {
-    declared()
+    let mut paths: Vec<&str> = declared()
         .filter_map(|path| path.strip_prefix("/nodes/{node}/"))
-        .filter(|rest| !rest.contains('{'))
-        .collect()
+        .filter(|rest| !rest.contains('{') && *rest != smart::PER_DISK)
+        .collect();
+    paths.sort_unstable();
+    paths.dedup();
+    paths
 }
 
 /// The cluster-wide paths the collectors declare (`/cluster/status`, …), the inventory aside.
@@ -295,6 +301,7 @@ pub fn default_concurrency(enabled: &[Enabled]) -> usize {
                     | Cost::PerGuest
                     | Cost::PerRunningVm
                     | Cost::BackupStorages
+                    | Cost::PerDisk
             )
         })
         .count();

@@ -57,7 +57,8 @@ impl Families for Disks {
     }
 }
 
-async fn fetch(dispatcher: Arc<Dispatcher>, node: String) -> Result<Vec<Disk>, ApiError> {
+/// A node's disk list (`node_disks` and `disks` ask it through [`disk_lists`]).
+pub async fn fetch(dispatcher: Arc<Dispatcher>, node: String) -> Result<Vec<Disk>, ApiError> {
     let path = format!("/nodes/{node}/disks/list");
     let answer = dispatcher
         .call(&path, |c| {

@@ -222,6 +222,13 @@ impl Answers {
                     })
                 })
                 .collect();
+            for disk in &disks {
+                let devpath = disk["devpath"].as_str().unwrap_or("");
+                answers.insert(
+                    crate::collectors::smart::path(name, devpath),
+                    smart_answer(i, devpath),
+                );
+            }
             answers.insert(
                 format!("/nodes/{name}/disks/list"),
                 Answer::Json(Bytes::from(json!({ "data": disks }).to_string())),
@@ -392,6 +399,45 @@ fn node_status(rng: &mut fastrand::Rng, name: &str, cpus: u64, memory: u64) -> V
     })
 }
 
+/// A disk's SMART answer as PVE gives it: smartctl's text for NVMe, the attribute table for
+/// the others. (From the node's number, not the cluster's random numbers.)
+fn smart_answer(node: usize, devpath: &str) -> Answer {
+    let hours = 8_000 + 37 * node as u64;
+    let data = if devpath.starts_with("/dev/nvme") {
+        let text = format!(
+            "\nSMART/Health Information (NVMe Log 0x02, NSID 0xffffffff)\n\
+             Critical Warning:                   0x00\n\
+             Temperature:                        {} Celsius\n\
+             Available Spare:                    100%\n\
+             Available Spare Threshold:          10%\n\
+             Percentage Used:                    {}%\n\
+             Power On Hours:                     {hours}\n\
+             Unsafe Shutdowns:                   {}\n\
+             Media and Data Integrity Errors:    0\n",
+            34 + node % 9,
+            node % 12,
+            node % 30,
+        );
+        json!({ "health": "PASSED", "type": "text", "text": text, "wearout": 100 - node % 12 })
+    } else {
+        let attribute = |id: &str, name: &str, value: u64, threshold: u64, raw: String| {
+            json!({ "id": id, "name": name, "value": value, "normalized": value, "worst": value,
+                    "threshold": threshold, "raw": raw, "fail": "-", "flags": "-O--CK" })
+        };
+        let reallocated = if node.is_multiple_of(11) { 8 } else { 0 };
+        json!({ "health": "PASSED", "type": "ata", "attributes": [
+            attribute("  5", "Reallocated_Sector_Ct", 100, 10, reallocated.to_string()),
+            attribute("  9", "Power_On_Hours", 91, 0, hours.to_string()),
+            attribute(" 12", "Power_Cycle_Count", 100, 20, "41".into()),
+            attribute("194", "Temperature_Celsius", 62, 0, format!("{} (Min/Max 18/45)", 30 + node % 7)),
+            attribute("197", "Current_Pending_Sector", 100, 0, "0".into()),
+            attribute("198", "Offline_Uncorrectable", 100, 0, "0".into()),
+            attribute("199", "UDMA_CRC_Error_Count", 200, 0, "0".into()),
+        ]})
+    };
+    json_answer(data)
+}
+
 /// Each online node's `/nodes/{node}/tasks?errors=1…`: what did not end `OK` in the last two
 /// days. Every third node had a backup end with warnings an hour ago, every fifth a guest that
 /// failed to start two hours ago, every seventh a failed backup yesterday. (From the node's
@@ -407,10 +453,10 @@ fn tasks(answers: &mut HashMap<String, Answer>, online: &[String], now: i64) {
             })
         };
         let mut failed = Vec::new();
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             failed.push(task("vzdump", "", 3_600, 1_800, "WARNINGS: 1"));
         }
-        if i % 5 == 0 {
+        if i.is_multiple_of(5) {
             failed.push(task(
                 "qmstart",
                 "100",
@@ -419,7 +465,7 @@ fn tasks(answers: &mut HashMap<String, Answer>, online: &[String], now: i64) {
                 "start failed: QEMU exited with code 1",
             ));
         }
-        if i % 7 == 0 {
+        if i.is_multiple_of(7) {
             failed.push(task("vzdump", "", 86_400, 2_400, "job errors"));
         }
         answers.insert(format!("/nodes/{node}/tasks"), json_answer(json!(failed)));
@@ -914,6 +960,9 @@ struct Shared {
     close_idle: tokio::sync::watch::Sender<u64>,
     /// Requests by path (query aside), once [`SimApi::count_paths`] asked for it.
     asked: Mutex<Option<HashMap<String, u64>>>,
+    /// While counting: requests under way by path (query aside), and the most there were at
+    /// once.
+    under_way: Mutex<HashMap<String, (u64, u64)>>,
 }
 
 /// One node's pveproxy: its workers and what it has done.
@@ -1008,6 +1057,7 @@ impl SimApi {
             hang_ups: AtomicU64::new(0),
             close_idle: tokio::sync::watch::Sender::new(0),
             asked: Mutex::new(None),
+            under_way: Mutex::default(),
         });
         SimApi::endpoint_of(shared, local)
     }
@@ -1126,6 +1176,14 @@ impl SimApi {
         self.endpoint.counters.requests.load(Ordering::SeqCst)
     }
 
+    /// Since [`SimApi::count_paths`]: the most requests for each path (query aside) that
+    /// were under way at once, at every endpoint.
+    pub fn peaks(&self) -> HashMap<String, u64> {
+        (lock(&self.shared.under_way).iter())
+            .map(|(path, (_, most))| (path.clone(), *most))
+            .collect()
+    }
+
     /// Answers every request with `answer` for `path` from now on (fault injection).
     pub fn set_answer(&self, path: &str, answer: Answer) {
         lock(&self.shared.overrides).insert(path.to_owned(), answer);
@@ -1230,9 +1288,11 @@ async fn answer(api: &SimApi, request: Request) -> Response {
         return json_response(&json!(api.cluster_stats()));
     }
     api.counters().requests.fetch_add(1, Ordering::SeqCst);
+    let mut _under_way = None;
     if let Some(asked) = lock(&shared.asked).as_mut() {
         let path = uri.path().strip_prefix("/api2/json").unwrap_or(uri.path());
         *asked.entry(path.to_owned()).or_default() += 1;
+        _under_way = Some(UnderWay::enter(shared, path));
     }
     let behaviour = api.behaviour();
     let latency = *lock(&shared.latency);
@@ -1366,6 +1426,33 @@ impl SimApi {
 }
 
 /// `POST /access/ticket`: a ticket for the configured user and password, else 401.
+/// A request under way while paths are counted ([`SimApi::peaks`]), until dropped.
+struct UnderWay<'a> {
+    shared: &'a Shared,
+    path: String,
+}
+
+impl<'a> UnderWay<'a> {
+    fn enter(shared: &'a Shared, path: &str) -> Self {
+        let mut under_way = lock(&shared.under_way);
+        let (now, most) = under_way.entry(path.to_owned()).or_default();
+        *now += 1;
+        *most = (*most).max(*now);
+        UnderWay {
+            shared,
+            path: path.to_owned(),
+        }
+    }
+}
+
+impl Drop for UnderWay<'_> {
+    fn drop(&mut self) {
+        if let Some((now, _)) = lock(&self.shared.under_way).get_mut(&self.path) {
+            *now = now.saturating_sub(1);
+        }
+    }
+}
+
 async fn log_in(shared: &Shared, request: Request) -> Response {
     let Ok(body) = axum::body::to_bytes(request.into_body(), 64 << 10).await else {
         return status(400);
