@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use proxmox_exporter::collectors::{Cost, REGISTRY};
+use proxmox_exporter::collectors::REGISTRY;
 use proxmox_exporter::pve::operations::parse_operations;
 use proxmox_exporter::sim::{Answer, Answers};
 use serde_json::Value;
@@ -171,16 +171,7 @@ async fn costs_as_the_readme_says(answers: &Answers) {
         let text = scrape(&url).await;
         assert!(success(&text, name), "{name}:\n{text}");
         // The collector's own declaration agrees with the README.
-        let declared = match collector.cost() {
-            Cost::Nothing => 0,
-            Cost::One => 1,
-            Cost::PerNode => n,
-            Cost::TwoPerNode => 2 * n,
-            Cost::PerGuest => g,
-            Cost::PerRunningVm => v,
-            Cost::BackupStorages => 2 + s,
-            Cost::PerDisk => n + d,
-        };
+        let declared = support::declared_requests(collector.cost(), (n, g, s, v, d));
         assert_eq!(
             declared,
             cost(name, (n, g, s, v, d)),

@@ -135,17 +135,8 @@ fn backup_storages(scenario: &str) -> u64 {
 }
 
 fn every_collectors_cost(n: u64, g: u64, s: u64, v: u64, d: u64) -> u64 {
-    use proxmox_exporter::collectors::{Collector, Cost, REGISTRY, find};
-    let cost = |c: &dyn Collector| match c.cost() {
-        Cost::Nothing => 0,
-        Cost::One => 1,
-        Cost::PerNode => n,
-        Cost::TwoPerNode => 2 * n,
-        Cost::PerGuest => g,
-        Cost::PerRunningVm => v,
-        Cost::BackupStorages => 2 + s,
-        Cost::PerDisk => n + d,
-    };
+    use proxmox_exporter::collectors::{Collector, REGISTRY, find};
+    let cost = |c: &dyn Collector| support::declared_requests(c.cost(), (n, g, s, v, d));
     // A collector reading another's answers (every one is on) adds only what it asks beyond.
     REGISTRY
         .iter()

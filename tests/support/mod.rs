@@ -350,3 +350,22 @@ pub async fn version(dispatcher: &Dispatcher) -> Result<(), proxmox_exporter::pv
         .await
         .map(|_| ())
 }
+
+/// Requests per window a collector's declared cost comes to, for N online nodes, G guests,
+/// S backup storages, V running VMs and D disks (the README's letters).
+pub fn declared_requests(
+    cost: proxmox_exporter::collectors::Cost,
+    (n, g, s, v, d): (u64, u64, u64, u64, u64),
+) -> u64 {
+    use proxmox_exporter::collectors::Cost;
+    match cost {
+        Cost::Nothing => 0,
+        Cost::One => 1,
+        Cost::PerNode => n,
+        Cost::TwoPerNode => 2 * n,
+        Cost::PerGuest => g,
+        Cost::PerRunningVm => v,
+        Cost::BackupStorages => 2 + s,
+        Cost::PerDisk => n + d,
+    }
+}
