@@ -1,8 +1,10 @@
-//! Generates the typed PVE client (`$OUT_DIR/pve_client.rs`) with progenitor from
-//! `schema/pve-api.json`, for the operations listed in `schema/operations.txt` only.
+//! Generates the typed clients with progenitor, for the operations listed beside each schema
+//! only: the PVE client (`$OUT_DIR/pve_client.rs`) from `schema/pve-api.json` and
+//! `schema/operations.txt`, and the Proxmox Backup Server client (`$OUT_DIR/pbs_client.rs`)
+//! from `schema/pbs-api.json` and `schema/pbs-operations.txt`.
 //!
-//! Response scalars in the schema are `$ref`s to the `Pve*` component schemas; they are replaced
-//! here by the lenient types of `src/pve/lenient.rs`, so generated code is never edited.
+//! Response scalars in the schemas are `$ref`s to the `Pve*` component schemas; they are
+//! replaced here by the lenient types of `src/pve/lenient.rs`, so generated code is never edited.
 
 #[path = "src/pve/operations.rs"]
 mod operations;
@@ -11,12 +13,28 @@ use std::path::Path;
 
 use serde_json::Value;
 
-const SCHEMA: &str = "schema/pve-api.json";
-const OPERATIONS: &str = "schema/operations.txt";
 const LENIENT: [&str; 4] = ["PveBoolean", "PveInteger", "PveNumber", "PveString"];
 
+/// What is generated: (schema, operations, output file).
+const CLIENTS: [(&str, &str, &str); 2] = [
+    (
+        "schema/pve-api.json",
+        "schema/operations.txt",
+        "pve_client.rs",
+    ),
+    (
+        "schema/pbs-api.json",
+        "schema/pbs-operations.txt",
+        "pbs_client.rs",
+    ),
+];
+
 fn main() {
-    for input in [SCHEMA, OPERATIONS, "src/pve/operations.rs", "build.rs"] {
+    for (schema, operations, _) in CLIENTS {
+        println!("cargo:rerun-if-changed={schema}");
+        println!("cargo:rerun-if-changed={operations}");
+    }
+    for input in ["src/pve/operations.rs", "build.rs"] {
         println!("cargo:rerun-if-changed={input}");
     }
     // Another PVE version's schema, to check the exporter against it (see .ci/run).
@@ -24,28 +42,33 @@ fn main() {
     if let Ok(other) = std::env::var("PVE_SCHEMA") {
         println!("cargo:rerun-if-changed={other}");
     }
-    if let Err(message) = generate() {
-        eprintln!("error: {message}");
-        std::process::exit(1);
+    for (index, (schema, operations, out)) in CLIENTS.into_iter().enumerate() {
+        let schema = match std::env::var("PVE_SCHEMA") {
+            Ok(other) if index == 0 => other,
+            _ => schema.to_owned(),
+        };
+        if let Err(message) = generate(&schema, operations, out) {
+            eprintln!("error: {message}");
+            std::process::exit(1);
+        }
     }
 }
 
-fn generate() -> Result<(), String> {
-    let schema = std::env::var("PVE_SCHEMA").unwrap_or_else(|_| SCHEMA.to_owned());
+fn generate(schema: &str, operations_file: &str, out_name: &str) -> Result<(), String> {
     let schema_text =
-        std::fs::read_to_string(&schema).map_err(|e| format!("cannot read {schema}: {e}"))?;
+        std::fs::read_to_string(schema).map_err(|e| format!("cannot read {schema}: {e}"))?;
     let spec: Value =
         serde_json::from_str(&schema_text).map_err(|e| format!("{schema} is not JSON: {e}"))?;
-    let list = std::fs::read_to_string(OPERATIONS)
-        .map_err(|e| format!("cannot read {OPERATIONS}: {e}"))?;
-    let wanted = operations::parse_operations(&list, OPERATIONS)?;
+    let list = std::fs::read_to_string(operations_file)
+        .map_err(|e| format!("cannot read {operations_file}: {e}"))?;
+    let wanted = operations::parse_operations(&list, operations_file)?;
 
-    let tokens = match generate_from(operations::select(&spec, &wanted, &schema)?) {
+    let tokens = match generate_from(operations::select(&spec, &wanted, schema)?) {
         Ok(tokens) => tokens,
         Err(whole) => {
             // Name the operation at fault by generating each one alone.
             for op in &wanted {
-                let alone = operations::select(&spec, std::slice::from_ref(op), &schema)?;
+                let alone = operations::select(&spec, std::slice::from_ref(op), schema)?;
                 if let Err(e) = generate_from(alone) {
                     return Err(format!("{schema}: cannot generate operation `{op}`: {e}"));
                 }
@@ -55,7 +78,7 @@ fn generate() -> Result<(), String> {
     };
     let file: syn::File = syn::parse2(tokens).map_err(|e| format!("generated code: {e}"))?;
     let out_dir = std::env::var("OUT_DIR").map_err(|e| format!("OUT_DIR: {e}"))?;
-    let out = Path::new(&out_dir).join("pve_client.rs");
+    let out = Path::new(&out_dir).join(out_name);
     std::fs::write(&out, prettyplease::unparse(&file))
         .map_err(|e| format!("cannot write {}: {e}", out.display()))
 }

@@ -9,6 +9,8 @@
 //! - [`compat`]: prometheus-pve-exporter's families and its `pve.yml` modules.
 //! - [`collectors`]: one file per collector, the registry, a collection's run, and the helpers
 //!   collectors encode their families with.
+//! - [`pbs`]: the Proxmox Backup Server client, generated like PVE's from our subset of its
+//!   API (`schema/pbs-apidata.json`), with PVE's lenient types and request hooks.
 //! - [`pve`]: the client generated from the schema by `build.rs`, the lenient types PVE's
 //!   answers need, and the dispatcher that spreads requests over the cluster's endpoints.
 //! - [`schema`]: the importer that turns pve-docs' `apidata.js` into `schema/pve-api.json`
@@ -26,6 +28,7 @@ pub mod config;
 pub mod exporter;
 pub mod http;
 pub mod malloc;
+pub mod pbs;
 pub mod pve;
 pub mod record;
 pub mod schema;

@@ -14,6 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["exporter"],
     &["compat"],
     &["collectors"],
+    &["pbs"],
     &["pve"],
     &["schema", "malloc"],
 ];

@@ -30,6 +30,7 @@ use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Reply, Spe
 use super::{View, sorted_family, sweep};
 use crate::pve::client::types::GetNodesNodeDisksSmartResponseData;
 use crate::pve::{ApiError, Dispatcher, ErrorKind, Known, named};
+use compact_str::CompactString;
 
 pub const NAME: &str = "smart";
 
@@ -42,7 +43,10 @@ pub static COLLECTOR: Smart = Smart;
 pub static SPEC: Spec = Spec {
     name: NAME,
     enabled_by_default: false,
-    operations: &["GET /nodes/{node}/disks/smart", "GET /nodes/{node}/disks/list"],
+    operations: &[
+        "GET /nodes/{node}/disks/smart",
+        "GET /nodes/{node}/disks/list",
+    ],
     cost: Cost::PerDisk,
     refresh: Some(Duration::from_secs(3600)),
 };
@@ -81,7 +85,10 @@ impl Collector for Smart {
                 .collect();
             let fetched = sweep(ctx, NAME, nodes, fetch).await;
             fetched.map(|nodes| {
-                let read = nodes.into_iter().map(|(n, disks)| (n.name, disks)).collect();
+                let read = nodes
+                    .into_iter()
+                    .map(|(n, disks)| (n.name, disks))
+                    .collect();
                 Box::new(Read(read)) as Box<dyn Families>
             })
         })
@@ -114,7 +121,7 @@ pub fn path(node: &str, devpath: &str) -> String {
 /// What is kept of a disk's answer.
 #[derive(Debug, Default, PartialEq)]
 pub struct DiskSmart {
-    pub devpath: String,
+    pub devpath: CompactString,
     /// The attributes in [`ATTRIBUTES`], by id and name.
     pub attributes: Vec<Attribute>,
     /// Read from smartctl's text (NVMe, SAS), or from the attributes (ATA).
@@ -125,7 +132,9 @@ pub struct DiskSmart {
 #[derive(Debug, PartialEq)]
 pub struct Attribute {
     pub id: u16,
-    pub name: String,
+    /// The id as its label (`5`): made once, not at every encoding.
+    pub label: CompactString,
+    pub name: CompactString,
     pub raw: Option<f64>,
     pub normalized: Option<f64>,
     pub threshold: Option<f64>,
@@ -145,10 +154,15 @@ pub struct TextValues {
 }
 
 /// A node's disks, one request after another (the caller holds the node's turn).
-async fn fetch(dispatcher: Arc<Dispatcher>, node: Node) -> Result<Reply<Arc<[DiskSmart]>>, ApiError> {
+async fn fetch(
+    dispatcher: Arc<Dispatcher>,
+    node: Node,
+) -> Result<Reply<Arc<[DiskSmart]>>, ApiError> {
     let list = node
         .lists
-        .get(&node.name, || node_disks::fetch(dispatcher.clone(), node.name.clone()))
+        .get(&node.name, || {
+            node_disks::fetch(dispatcher.clone(), node.name.clone())
+        })
         .await?;
     let mut read = Vec::new();
     for devpath in list.iter().filter_map(|d| named(d.devpath.known())) {
@@ -156,7 +170,13 @@ async fn fetch(dispatcher: Arc<Dispatcher>, node: Node) -> Result<Reply<Arc<[Dis
         let answer = dispatcher
             .call(&path, |c| {
                 let (name, disk) = (node.name.clone(), devpath.to_owned());
-                async move { c.get_nodes_node_disks_smart().node(name).disk(disk).send().await }
+                async move {
+                    c.get_nodes_node_disks_smart()
+                        .node(name)
+                        .disk(disk)
+                        .send()
+                        .await
+                }
             })
             .await;
         match answer {
@@ -184,7 +204,7 @@ pub fn leading_number(raw: &str) -> Option<f64> {
 /// What a disk's answer says.
 pub fn disk_smart(devpath: &str, data: &GetNodesNodeDisksSmartResponseData) -> DiskSmart {
     let mut read = DiskSmart {
-        devpath: devpath.to_owned(),
+        devpath: devpath.into(),
         ..DiskSmart::default()
     };
     for attribute in data.attributes.iter().flatten() {
@@ -199,7 +219,7 @@ pub fn disk_smart(devpath: &str, data: &GetNodesNodeDisksSmartResponseData) -> D
             .or(attribute.value.known())
             .map(|v| v as f64);
         let threshold = attribute.threshold.known().map(|v| v as f64);
-        let name = attribute.name.known().unwrap_or("").trim().to_owned();
+        let name = attribute.name.known().unwrap_or("").trim().into();
         match id {
             9 => read.text.power_on_hours = read.text.power_on_hours.or(raw),
             194 => read.text.temperature = raw.or(read.text.temperature),
@@ -208,6 +228,7 @@ pub fn disk_smart(devpath: &str, data: &GetNodesNodeDisksSmartResponseData) -> D
         }
         read.attributes.push(Attribute {
             id,
+            label: compact_str::format_compact!("{id}"),
             name,
             raw,
             normalized,
@@ -222,8 +243,10 @@ pub fn disk_smart(devpath: &str, data: &GetNodesNodeDisksSmartResponseData) -> D
             ..parsed
         };
     }
-    read.attributes.sort_by(|a, b| (a.id, &a.name).cmp(&(b.id, &b.name)));
-    read.attributes.dedup_by(|later, earlier| later.id == earlier.id && later.name == earlier.name);
+    read.attributes
+        .sort_by(|a, b| (a.id, &a.name).cmp(&(b.id, &b.name)));
+    read.attributes
+        .dedup_by(|later, earlier| later.id == earlier.id && later.name == earlier.name);
     read
 }
 
@@ -268,117 +291,127 @@ struct Read(Vec<(String, Arc<[DiskSmart]>)>);
 
 impl Families for Read {
     fn encode(&self, _: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
-        let mut disks: Vec<(&str, &DiskSmart)> = (self.0.iter())
-            .flat_map(|(node, disks)| disks.iter().map(move |d| (node.as_str(), d)))
-            .collect();
-        disks.sort_by(|a, b| (a.1.devpath.as_str(), a.0).cmp(&(b.1.devpath.as_str(), b.0)));
-        disks.dedup_by(|l, e| l.0 == e.0 && l.1.devpath == e.1.devpath);
-        let at = |(node, d): &(&'_ str, &'_ DiskSmart)| [("devpath", d.devpath.clone()), ("node", node.to_string())];
-        let per_attribute = |pick: fn(&Attribute) -> Option<f64>| {
-            let mut samples: Vec<([(&'static str, String); 4], f64)> = Vec::new();
-            for (node, d) in &disks {
-                for a in &d.attributes {
-                    if let Some(v) = pick(a) {
-                        samples.push((
-                            [
-                                ("devpath", d.devpath.clone()),
-                                ("id", a.id.to_string()),
-                                ("name", a.name.clone()),
-                                ("node", node.to_string()),
-                            ],
-                            v,
-                        ));
-                    }
+        encode(&self.0, encoder)
+    }
+}
+
+/// The families of every node's disks, sorted by their labels and borrowing them.
+fn encode<'a>(
+    nodes: &'a [(String, Arc<[DiskSmart]>)],
+    encoder: &mut DescriptorEncoder,
+) -> std::fmt::Result {
+    let mut disks: Vec<(&'a str, &'a DiskSmart)> = (nodes.iter())
+        .flat_map(|(node, disks)| disks.iter().map(move |d| (node.as_str(), d)))
+        .collect();
+    disks.sort_by(|a, b| (a.1.devpath.as_str(), a.0).cmp(&(b.1.devpath.as_str(), b.0)));
+    disks.dedup_by(|l, e| l.0 == e.0 && l.1.devpath == e.1.devpath);
+    // Labels borrowed from the kept answers: no copy per series.
+    let at =
+        |&(node, d): &(&'a str, &'a DiskSmart)| [("devpath", d.devpath.as_str()), ("node", node)];
+    let per_attribute = |pick: fn(&Attribute) -> Option<f64>| {
+        let mut samples: Vec<([(&'static str, &str); 4], f64)> = Vec::new();
+        for (node, d) in &disks {
+            for a in &d.attributes {
+                if let Some(v) = pick(a) {
+                    let labels = [
+                        ("devpath", d.devpath.as_str()),
+                        ("id", a.label.as_str()),
+                        ("name", a.name.as_str()),
+                        ("node", *node),
+                    ];
+                    samples.push((labels, v));
                 }
             }
-            samples.sort_by(|a, b| a.0.cmp(&b.0));
-            samples
-        };
-        for (name, help, pick) in [
-            (
-                "proxmox_node_disk_smart_attribute_raw",
-                "An ATA SMART attribute's raw value (the leading number of smartctl's raw column).",
-                (|a| a.raw) as fn(&Attribute) -> Option<f64>,
-            ),
-            (
-                "proxmox_node_disk_smart_attribute_normalized",
-                "An ATA SMART attribute's normalized value (the vendor's scale, usually 100 or 200 \
-                 new); the disk fails it at or below the threshold.",
-                |a| a.normalized,
-            ),
-            (
-                "proxmox_node_disk_smart_attribute_threshold",
-                "The threshold of an ATA SMART attribute's normalized value (0: informational only).",
-                |a| a.threshold,
-            ),
-        ] {
-            sorted_family(encoder, name, help, MetricType::Gauge, per_attribute(pick).into_iter())?;
         }
-        let text = |pick: fn(&TextValues) -> Option<f64>| {
-            disks
-                .iter()
-                .filter_map(move |d| Some((at(d), pick(&d.1.text)?)))
-                .collect::<Vec<_>>()
-                .into_iter()
-        };
+        samples.sort_by(|a, b| a.0.cmp(&b.0));
+        samples
+    };
+    for (name, help, pick) in [
+        (
+            "proxmox_node_disk_smart_attribute_raw",
+            "An ATA SMART attribute's raw value (the leading number of smartctl's raw column).",
+            (|a| a.raw) as fn(&Attribute) -> Option<f64>,
+        ),
+        (
+            "proxmox_node_disk_smart_attribute_normalized",
+            "An ATA SMART attribute's normalized value (the vendor's scale, usually 100 or 200 \
+                 new); the disk fails it at or below the threshold.",
+            |a| a.normalized,
+        ),
+        (
+            "proxmox_node_disk_smart_attribute_threshold",
+            "The threshold of an ATA SMART attribute's normalized value (0: informational only).",
+            |a| a.threshold,
+        ),
+    ] {
         sorted_family(
             encoder,
-            "proxmox_node_disk_temperature_celsius",
-            "A disk's temperature as SMART reports it.",
+            name,
+            help,
             MetricType::Gauge,
-            text(|t| t.temperature),
+            per_attribute(pick).into_iter(),
         )?;
-        sorted_family(
-            encoder,
-            "proxmox_node_disk_power_on_seconds",
-            "How long a disk has been powered on, from SMART's power-on hours.",
-            MetricType::Gauge,
-            text(|t| t.power_on_hours.map(|h| h * 3600.0)),
-        )?;
-        sorted_family(
-            encoder,
-            "proxmox_node_disk_nvme_percentage_used_ratio",
-            "An NVMe disk's estimate of its life used (1 = the rated endurance; it may go past).",
-            MetricType::Gauge,
-            text(|t| t.percentage_used),
-        )?;
-        sorted_family(
-            encoder,
-            "proxmox_node_disk_nvme_available_spare_ratio",
-            "An NVMe disk's spare capacity left.",
-            MetricType::Gauge,
-            text(|t| t.available_spare),
-        )?;
-        sorted_family(
-            encoder,
-            "proxmox_node_disk_nvme_available_spare_threshold_ratio",
-            "The spare capacity below which an NVMe disk warns.",
-            MetricType::Gauge,
-            text(|t| t.available_spare_threshold),
-        )?;
-        sorted_family(
-            encoder,
-            "proxmox_node_disk_nvme_media_errors",
-            "Unrecovered data integrity errors an NVMe disk has counted over its life.",
-            MetricType::Counter,
-            text(|t| t.media_errors),
-        )?;
-        sorted_family(
-            encoder,
-            "proxmox_node_disk_nvme_unsafe_shutdowns",
-            "Power losses without a clean shutdown an NVMe disk has counted over its life.",
-            MetricType::Counter,
-            text(|t| t.unsafe_shutdowns),
-        )?;
-        sorted_family(
-            encoder,
-            "proxmox_node_disk_nvme_critical_warning",
-            "An NVMe disk's critical warning bits (0: none; 1 spare low, 2 temperature, 4 \
-             reliability degraded, 8 read-only, 16 volatile backup failed).",
-            MetricType::Gauge,
-            text(|t| t.critical_warning),
-        )
     }
+    let text = |pick: fn(&TextValues) -> Option<f64>| {
+        (disks.iter()).filter_map(move |d| Some((at(d), pick(&d.1.text)?)))
+    };
+    sorted_family(
+        encoder,
+        "proxmox_node_disk_temperature_celsius",
+        "A disk's temperature as SMART reports it.",
+        MetricType::Gauge,
+        text(|t| t.temperature),
+    )?;
+    sorted_family(
+        encoder,
+        "proxmox_node_disk_power_on_seconds",
+        "How long a disk has been powered on, from SMART's power-on hours.",
+        MetricType::Gauge,
+        text(|t| t.power_on_hours.map(|h| h * 3600.0)),
+    )?;
+    sorted_family(
+        encoder,
+        "proxmox_node_disk_nvme_percentage_used_ratio",
+        "An NVMe disk's estimate of its life used (1 = the rated endurance; it may go past).",
+        MetricType::Gauge,
+        text(|t| t.percentage_used),
+    )?;
+    sorted_family(
+        encoder,
+        "proxmox_node_disk_nvme_available_spare_ratio",
+        "An NVMe disk's spare capacity left.",
+        MetricType::Gauge,
+        text(|t| t.available_spare),
+    )?;
+    sorted_family(
+        encoder,
+        "proxmox_node_disk_nvme_available_spare_threshold_ratio",
+        "The spare capacity below which an NVMe disk warns.",
+        MetricType::Gauge,
+        text(|t| t.available_spare_threshold),
+    )?;
+    sorted_family(
+        encoder,
+        "proxmox_node_disk_nvme_media_errors",
+        "Unrecovered data integrity errors an NVMe disk has counted over its life.",
+        MetricType::Counter,
+        text(|t| t.media_errors),
+    )?;
+    sorted_family(
+        encoder,
+        "proxmox_node_disk_nvme_unsafe_shutdowns",
+        "Power losses without a clean shutdown an NVMe disk has counted over its life.",
+        MetricType::Counter,
+        text(|t| t.unsafe_shutdowns),
+    )?;
+    sorted_family(
+        encoder,
+        "proxmox_node_disk_nvme_critical_warning",
+        "An NVMe disk's critical warning bits (0: none; 1 spare low, 2 temperature, 4 \
+             reliability degraded, 8 read-only, 16 volatile backup failed).",
+        MetricType::Gauge,
+        text(|t| t.critical_warning),
+    )
 }
 
 #[cfg(test)]
@@ -419,7 +452,10 @@ mod tests {
         let sas = "SMART Health Status: OK\nCurrent Drive Temperature:     30 C\n\
                    Accumulated power on time, hours:minutes 1234:56\n";
         let read = parse_text(sas);
-        assert_eq!((read.temperature, read.power_on_hours), (Some(30.0), Some(1234.0)));
+        assert_eq!(
+            (read.temperature, read.power_on_hours),
+            (Some(30.0), Some(1234.0))
+        );
         assert_eq!(read.percentage_used, None);
     }
 
@@ -442,7 +478,11 @@ mod tests {
         .unwrap();
         let read = disk_smart("/dev/sdb", &data);
         let ids: Vec<u16> = read.attributes.iter().map(|a| a.id).collect();
-        assert_eq!(ids, [5, 9, 190, 194], "Power_Cycle_Count is not among those kept");
+        assert_eq!(
+            ids,
+            [5, 9, 190, 194],
+            "Power_Cycle_Count is not among those kept"
+        );
         assert_eq!(read.attributes[0].raw, Some(8.0));
         assert_eq!(read.attributes[0].threshold, Some(10.0));
         assert_eq!(read.attributes[2].normalized, Some(72.0));

@@ -121,8 +121,14 @@ mod tests {
 
     #[test]
     fn content_types_sort_so_a_reordering_makes_no_new_series() {
-        assert_eq!(sorted_content(Some("rootdir,images, backup")), "backup,images,rootdir");
-        assert_eq!(sorted_content(Some("images,rootdir,backup")), "backup,images,rootdir");
+        assert_eq!(
+            sorted_content(Some("rootdir,images, backup")),
+            "backup,images,rootdir"
+        );
+        assert_eq!(
+            sorted_content(Some("images,rootdir,backup")),
+            "backup,images,rootdir"
+        );
         assert_eq!(sorted_content(Some("")), "");
         assert_eq!(sorted_content(None), "");
     }

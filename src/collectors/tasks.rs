@@ -56,7 +56,9 @@ impl Collector for Tasks {
         &SPEC
     }
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
-        Box::pin(each_online_node(ctx, fetch, |nodes| Box::new(Failed(nodes))))
+        Box::pin(each_online_node(ctx, fetch, |nodes| {
+            Box::new(Failed(nodes))
+        }))
     }
 }
 
@@ -203,8 +205,14 @@ mod tests {
             .unwrap()
         };
         assert_eq!(ended(&task("OK")), None);
-        assert_eq!(ended(&task("WARNINGS: 1")), Some(("vzdump".into(), 200, true)));
-        assert_eq!(ended(&task("job errors")), Some(("vzdump".into(), 200, false)));
+        assert_eq!(
+            ended(&task("WARNINGS: 1")),
+            Some(("vzdump".into(), 200, true))
+        );
+        assert_eq!(
+            ended(&task("job errors")),
+            Some(("vzdump".into(), 200, false))
+        );
         assert_eq!(
             ended(&task("unexpected status")),
             Some(("vzdump".into(), 200, false))
@@ -224,7 +232,10 @@ mod tests {
         )]);
         let tally = failed.tally(1_000);
         let vzdump = &tally[&("pve1", "vzdump")];
-        assert_eq!((vzdump.failed, vzdump.warned, vzdump.last_failure), (1, 1, Some(1_005)));
+        assert_eq!(
+            (vzdump.failed, vzdump.warned, vzdump.last_failure),
+            (1, 1, Some(1_005))
+        );
         let qmstart = &tally[&("pve1", "qmstart")];
         assert_eq!((qmstart.failed, qmstart.last_failure), (0, Some(997)));
     }

@@ -82,10 +82,7 @@ impl progenitor_client::ClientHooks<std::sync::Arc<Auth>> for Client {
         request: &mut reqwest::Request,
         _info: &progenitor_client::OperationInfo,
     ) -> Result<(), progenitor_client::Error<E>> {
-        // The login itself goes without: its body carries the password.
-        if let Some((name, value)) = self.inner.header() {
-            request.headers_mut().insert(name, value);
-        }
+        self.inner.sign(request);
         Ok(())
     }
 
@@ -94,35 +91,7 @@ impl progenitor_client::ClientHooks<std::sync::Arc<Auth>> for Client {
         request: reqwest::Request,
         _info: &progenitor_client::OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
-        let mut response = self.client.execute(request).await?;
-        if response.content_length().is_some() {
-            return Ok(response); // `post` checks the announced length
-        }
-        // No length announced: read at most the limit, then hand on what arrived.
-        let (status, version, headers) = (
-            response.status(),
-            response.version(),
-            response.headers().clone(),
-        );
-        let mut body = Vec::new();
-        let mut oversized = false;
-        while let Some(chunk) = response.chunk().await? {
-            if (body.len() + chunk.len()) as u64 > MAX_ANSWER_BYTES {
-                oversized = true;
-                break;
-            }
-            body.extend_from_slice(&chunk);
-        }
-        let mut rebuilt = axum::http::Response::new(if oversized { Vec::new() } else { body });
-        *rebuilt.status_mut() = status;
-        *rebuilt.version_mut() = version;
-        *rebuilt.headers_mut() = headers;
-        if oversized {
-            rebuilt
-                .headers_mut()
-                .insert(OVERSIZED, reqwest::header::HeaderValue::from_static("1"));
-        }
-        Ok(reqwest::Response::from(rebuilt))
+        execute_limited(&self.client, request).await
     }
 
     async fn post<E>(
@@ -130,13 +99,69 @@ impl progenitor_client::ClientHooks<std::sync::Arc<Auth>> for Client {
         result: &reqwest::Result<reqwest::Response>,
         _info: &progenitor_client::OperationInfo,
     ) -> Result<(), progenitor_client::Error<E>> {
-        let Ok(response) = result else {
-            return Ok(());
-        };
-        let announced = response.content_length().unwrap_or(0);
-        if announced > MAX_ANSWER_BYTES || response.headers().contains_key(OVERSIZED) {
-            return Err(over_the_limit());
-        }
-        Ok(())
+        within_the_limit(result)
     }
+}
+
+impl Auth {
+    /// Puts the credentials on `request` (the login itself goes without: its body carries
+    /// the password).
+    pub(crate) fn sign(&self, request: &mut reqwest::Request) {
+        if let Some((name, value)) = self.header() {
+            request.headers_mut().insert(name, value);
+        }
+    }
+}
+
+/// Sends `request`; an answer without a `Content-Length` is read up to [`MAX_ANSWER_BYTES`]
+/// and marked when it was cut (what [`within_the_limit`] then refuses). Every generated
+/// client's `exec` hook.
+pub(crate) async fn execute_limited(
+    client: &reqwest::Client,
+    request: reqwest::Request,
+) -> reqwest::Result<reqwest::Response> {
+    let mut response = client.execute(request).await?;
+    if response.content_length().is_some() {
+        return Ok(response); // `post` checks the announced length
+    }
+    // No length announced: read at most the limit, then hand on what arrived.
+    let (status, version, headers) = (
+        response.status(),
+        response.version(),
+        response.headers().clone(),
+    );
+    let mut body = Vec::new();
+    let mut oversized = false;
+    while let Some(chunk) = response.chunk().await? {
+        if (body.len() + chunk.len()) as u64 > MAX_ANSWER_BYTES {
+            oversized = true;
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let mut rebuilt = axum::http::Response::new(if oversized { Vec::new() } else { body });
+    *rebuilt.status_mut() = status;
+    *rebuilt.version_mut() = version;
+    *rebuilt.headers_mut() = headers;
+    if oversized {
+        rebuilt
+            .headers_mut()
+            .insert(OVERSIZED, reqwest::header::HeaderValue::from_static("1"));
+    }
+    Ok(reqwest::Response::from(rebuilt))
+}
+
+/// An error for an answer over [`MAX_ANSWER_BYTES`], announced or cut: every generated
+/// client's `post` hook.
+pub(crate) fn within_the_limit<E>(
+    result: &reqwest::Result<reqwest::Response>,
+) -> Result<(), progenitor_client::Error<E>> {
+    let Ok(response) = result else {
+        return Ok(());
+    };
+    let announced = response.content_length().unwrap_or(0);
+    if announced > MAX_ANSWER_BYTES || response.headers().contains_key(OVERSIZED) {
+        return Err(over_the_limit());
+    }
+    Ok(())
 }
