@@ -23,12 +23,12 @@ use prometheus_client::encoding::DescriptorEncoder;
 use super::cluster_resources::kind;
 use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Reply, Sample, Spec};
 use super::{Target, View, gauge, gauge_family, labels, sorted_family, sweep};
-use prometheus_client::metrics::MetricType;
 use crate::pve::client::types::{
     GetClusterBackupInfoNotBackedUpResponseDataItem, GetClusterTasksResponseDataItem,
     GetNodesNodeStorageStorageContentResponseDataItem,
 };
 use crate::pve::{ApiError, Dispatcher, Known, named};
+use prometheus_client::metrics::MetricType;
 
 pub const NAME: &str = "backup";
 
@@ -73,7 +73,12 @@ impl Target for Store {
 pub fn paths(rows: &super::cluster_resources::Rows, online: &[String]) -> Vec<String> {
     backup_storages(rows, online)
         .into_iter()
-        .map(|s| format!("/nodes/{}/storage/{}/content?content=backup", s.node, s.storage))
+        .map(|s| {
+            format!(
+                "/nodes/{}/storage/{}/content?content=backup",
+                s.node, s.storage
+            )
+        })
         .collect()
 }
 
@@ -165,10 +170,7 @@ impl Collector for Backup {
     }
 }
 
-async fn ask(
-    dispatcher: Arc<Dispatcher>,
-    asked: Asked,
-) -> Result<Reply<Arc<Answer>>, ApiError> {
+async fn ask(dispatcher: Arc<Dispatcher>, asked: Asked) -> Result<Reply<Arc<Answer>>, ApiError> {
     let path = asked.path();
     let answer = match asked {
         Asked::NotBackedUp => {
@@ -372,7 +374,11 @@ impl Families for Backups {
                 .iter()
                 .filter_map(|(k, n)| Some((by_storage(k), n.size? as f64))),
         )?;
-        let verified = || newest.iter().filter(|((storage, _), _)| verifying.contains(storage));
+        let verified = || {
+            newest
+                .iter()
+                .filter(|((storage, _), _)| verifying.contains(storage))
+        };
         sorted_family(
             encoder,
             "proxmox_backup_newest_verification_status",

@@ -192,10 +192,18 @@ mod tests {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             reason: reason.into(),
         };
-        assert!(means_no_ceph(&refused("binary not installed: /usr/bin/ceph-mon")));
-        assert!(means_no_ceph(&refused("pveceph configuration not initialized")));
-        assert!(!means_no_ceph(&refused("rados_connect failed - Permission denied")));
-        assert!(!means_no_ceph(&ErrorKind::Status(StatusCode::INTERNAL_SERVER_ERROR)));
+        assert!(means_no_ceph(&refused(
+            "binary not installed: /usr/bin/ceph-mon"
+        )));
+        assert!(means_no_ceph(&refused(
+            "pveceph configuration not initialized"
+        )));
+        assert!(!means_no_ceph(&refused(
+            "rados_connect failed - Permission denied"
+        )));
+        assert!(!means_no_ceph(&ErrorKind::Status(
+            StatusCode::INTERNAL_SERVER_ERROR
+        )));
         assert!(!means_no_ceph(&ErrorKind::Status(StatusCode::FORBIDDEN)));
     }
 

@@ -4,10 +4,10 @@
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::{BoxFuture, Collected, Collector, Context, Cost, Spec, Families, View};
+use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Spec, View};
 use super::{cluster_wide, gauge, gauge_family};
-use crate::pve::client::types::GetClusterStatusResponseDataItem;
 use crate::pve::Known;
+use crate::pve::client::types::GetClusterStatusResponseDataItem;
 
 pub const NAME: &str = "cluster";
 pub(crate) const PATH: &str = "/cluster/status";
@@ -51,7 +51,10 @@ impl Families for Status {
     fn encode(&self, _: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
         let nodes: Vec<&Entry> = self.0.iter().filter(|e| is(e, "node")).collect();
         let cluster = self.0.iter().find(|e| is(e, "cluster"));
-        let online = nodes.iter().filter(|n| n.online.known() == Some(true)).count();
+        let online = nodes
+            .iter()
+            .filter(|n| n.online.known() == Some(true))
+            .count();
         // The cluster entry counts the nodes in the configuration; a standalone node has none.
         let configured = cluster
             .and_then(|c| c.nodes.known())

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::{BoxFuture, Collected, Collector, Context, Cost, Spec, Families, Sample, View};
+use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Sample, Spec, View};
 use super::{gauge, gauge_family, labels};
 use crate::pve::{ApiError, Dispatcher, ErrorKind, Known, named};
 
@@ -68,9 +68,7 @@ pub async fn fetch(dispatcher: &Dispatcher) -> Collected<Rows> {
         .call(
             PATH,
             // As it arrives: the whole body is never held (22 MB at 50,000 guests).
-            |c| async move {
-                crate::pve::stream::get::<super::resource::Answer>(&c, PATH).await
-            },
+            |c| async move { crate::pve::stream::get::<super::resource::Answer>(&c, PATH).await },
         )
         .await;
     let (mut data, mut errors) = match answer {

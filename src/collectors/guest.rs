@@ -11,7 +11,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use super::cluster_resources::{Resource, from_inventory, is_guest, kind, vmid};
 use prometheus_client::metrics::MetricType;
 
-use super::{BoxFuture, Collected, Collector, Context, Cost, Spec, Families, View, sorted_family};
+use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Spec, View, sorted_family};
 use crate::pve::Known;
 
 pub const NAME: &str = "guest";
@@ -72,19 +72,18 @@ impl Families for Usage {
         // Every family has a series per guest: sorted by their label values once, the labels
         // borrowed from the rows as each series is written. One list made to its size (a row
         // and its vmid: 32 bytes a guest).
-        let rows = || {
-            (view.inventory.data.iter()).filter(|r| matches!(kind(r), "qemu" | "lxc"))
-        };
+        let rows = || (view.inventory.data.iter()).filter(|r| matches!(kind(r), "qemu" | "lxc"));
         let mut all: Vec<(&Resource, compact_str::CompactString)> =
             Vec::with_capacity(rows().count());
         all.extend(rows().map(|r| (r, vmid(r))));
         all.sort_by(|a, b| names(a.0, &a.1).cmp(&names(b.0, &b.1)));
         all.dedup_by(|later, earlier| names(later.0, &later.1) == names(earlier.0, &earlier.1));
         let guests = || all.iter().filter(|(r, _)| is_guest(r));
-        let mut family = |name: &str, help: &str, kind: MetricType, value: &dyn Fn(&Resource) -> Option<f64>| {
-            let samples = guests().filter_map(|(r, id)| Some((names(r, id), value(r)?)));
-            sorted_family(encoder, name, help, kind, samples)
-        };
+        let mut family =
+            |name: &str, help: &str, kind: MetricType, value: &dyn Fn(&Resource) -> Option<f64>| {
+                let samples = guests().filter_map(|(r, id)| Some((names(r, id), value(r)?)));
+                sorted_family(encoder, name, help, kind, samples)
+            };
         let bytes = |v: Option<i64>| v.map(|v| v as f64);
         let gauge = MetricType::Gauge;
         family(
@@ -173,7 +172,11 @@ impl Families for Usage {
         )?;
         let infos = all.iter().map(|(r, id)| {
             let tags = sorted_tags(r.tags());
-            let template = if r.template.known() == Some(true) { "1" } else { "0" };
+            let template = if r.template.known() == Some(true) {
+                "1"
+            } else {
+                "0"
+            };
             let extra = [
                 ("pool", Cow::Borrowed(r.pool().unwrap_or(""))),
                 ("tags", Cow::Owned(tags)),

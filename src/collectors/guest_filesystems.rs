@@ -31,10 +31,10 @@ use prometheus_client::encoding::DescriptorEncoder;
 use super::cluster_resources::{Resource, Rows, kind, vmid};
 use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Reply, Spec};
 use super::{ByVmid, Target, View, sorted_family, sweep};
-use compact_str::CompactString;
-use prometheus_client::metrics::MetricType;
 use crate::pve::client::types::GetNodesNodeQemuVmidAgentGetFsinfoResponseDataResultItem;
 use crate::pve::{ApiError, Dispatcher, ErrorKind, Known, named};
+use compact_str::CompactString;
+use prometheus_client::metrics::MetricType;
 
 pub const NAME: &str = "guest_filesystems";
 
@@ -45,10 +45,32 @@ pub const AGENT_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// File system types that hold no data of the guest's own, or a read-only image of it.
 const PSEUDO: &[&str] = &[
-    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts",
-    "devtmpfs", "efivarfs", "fusectl", "hugetlbfs", "iso9660", "mqueue", "nsfs", "overlay",
-    "proc", "pstore", "ramfs", "rpc_pipefs", "securityfs", "squashfs", "sysfs", "tmpfs",
-    "tracefs", "udf",
+    "autofs",
+    "binfmt_misc",
+    "bpf",
+    "cgroup",
+    "cgroup2",
+    "configfs",
+    "debugfs",
+    "devpts",
+    "devtmpfs",
+    "efivarfs",
+    "fusectl",
+    "hugetlbfs",
+    "iso9660",
+    "mqueue",
+    "nsfs",
+    "overlay",
+    "proc",
+    "pstore",
+    "ramfs",
+    "rpc_pipefs",
+    "securityfs",
+    "squashfs",
+    "sysfs",
+    "tmpfs",
+    "tracefs",
+    "udf",
 ];
 
 pub type FsInfo = GetNodesNodeQemuVmidAgentGetFsinfoResponseDataResultItem;
@@ -75,7 +97,10 @@ impl Collector for GuestFilesystems {
             one_error_per_privilege(&mut fetched.errors);
             one_error_per_privilege(&mut fetched.known);
             fetched.map(|vms| {
-                let mounted = vms.into_iter().map(|(vm, mounts)| (vm.vmid, mounts)).collect();
+                let mounted = vms
+                    .into_iter()
+                    .map(|(vm, mounts)| (vm.vmid, mounts))
+                    .collect();
                 Box::new(Mounted(mounted)) as Box<dyn Families>
             })
         })
@@ -172,9 +197,7 @@ async fn hung(path: &str) -> Result<Reply<Arc<Box<[Mount]>>>, ApiError> {
 
 /// A missing privilege is the same for every VM: one error says it, naming the privilege.
 fn one_error_per_privilege(errors: &mut Vec<ApiError>) {
-    let forbidden = |e: &ApiError| {
-        matches!(&e.kind, ErrorKind::Status(s) | ErrorKind::Refused { status: s, .. } if s.as_u16() == 403)
-    };
+    let forbidden = |e: &ApiError| matches!(&e.kind, ErrorKind::Status(s) | ErrorKind::Refused { status: s, .. } if s.as_u16() == 403);
     let Some(first) = errors.iter().position(forbidden) else {
         return;
     };
@@ -203,7 +226,11 @@ pub fn worth_reporting(filesystems: &[FsInfo]) -> Vec<&FsInfo> {
         .collect();
     kept.sort_by_key(|fs| {
         let mountpoint = fs.mountpoint.known().unwrap_or("");
-        (fs.name.known().unwrap_or("").to_owned(), mountpoint.len(), mountpoint.to_owned())
+        (
+            fs.name.known().unwrap_or("").to_owned(),
+            mountpoint.len(),
+            mountpoint.to_owned(),
+        )
     });
     // A device without a name is kept at each of its mount points: nothing says they are one.
     kept.dedup_by(|later, earlier| {
@@ -309,7 +336,12 @@ mod tests {
     fn pseudo_file_systems_go_and_a_device_counts_once() {
         let list = [
             fs("sda1", "/", "ext4", Some(100)),
-            fs("sda1", "/var/lib/docker/overlay2/x/merged", "ext4", Some(100)),
+            fs(
+                "sda1",
+                "/var/lib/docker/overlay2/x/merged",
+                "ext4",
+                Some(100),
+            ),
             fs("sda2", "/boot/efi", "vfat", Some(10)),
             fs("loop0", "/snap/core/1", "squashfs", Some(5)),
             fs("tmpfs", "/run", "tmpfs", Some(5)),
@@ -337,7 +369,9 @@ mod tests {
             "VM 101 qmp command 'guest-get-fsinfo' failed - got timeout"
         )));
         assert!(!agent_absent(&refused("VM 101 not running")));
-        assert!(!agent_absent(&ErrorKind::Status(reqwest::StatusCode::FORBIDDEN)));
+        assert!(!agent_absent(&ErrorKind::Status(
+            reqwest::StatusCode::FORBIDDEN
+        )));
     }
 
     #[test]
@@ -351,6 +385,9 @@ mod tests {
         one_error_per_privilege(&mut errors);
         assert_eq!(errors.len(), 1);
         let said = errors[0].to_string();
-        assert!(said.contains("3 VM(s)") && said.contains("VM.GuestAgent.Audit"), "{said}");
+        assert!(
+            said.contains("3 VM(s)") && said.contains("VM.GuestAgent.Audit"),
+            "{said}"
+        );
     }
 }

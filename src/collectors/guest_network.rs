@@ -14,9 +14,9 @@ use prometheus_client::metrics::MetricType;
 use super::cluster_resources::{is_guest, vmid};
 use super::{BoxFuture, ByVmid, Collected, Collector, Context, Cost, Families, View};
 use super::{each_online_node, sorted_family};
-use compact_str::CompactString;
 use crate::pve::client::types::GetNodesNodeNetstatResponseDataItem;
 use crate::pve::{Known, named};
+use compact_str::CompactString;
 
 pub const NAME: &str = "guest_network";
 
@@ -38,7 +38,9 @@ impl Collector for GuestNetwork {
         &SPEC
     }
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
-        Box::pin(each_online_node(ctx, fetch, |nodes| Box::new(Devices(nodes))))
+        Box::pin(each_online_node(ctx, fetch, |nodes| {
+            Box::new(Devices(nodes))
+        }))
     }
 }
 
@@ -119,7 +121,11 @@ impl Families for Devices {
                 .flat_map(|(node, interfaces)| interfaces.iter().map(move |i| (node, i)))
                 .map(|(node, i)| {
                     let name = name(i.vmid.as_str()).unwrap_or("");
-                    Labelled { node, name, interface: i }
+                    Labelled {
+                        node,
+                        name,
+                        interface: i,
+                    }
                 }),
         );
         drop(names);

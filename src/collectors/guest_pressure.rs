@@ -13,8 +13,8 @@ use prometheus_client::encoding::DescriptorEncoder;
 use compact_str::CompactString;
 use prometheus_client::metrics::MetricType;
 
-use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Spec, Target, View};
 use super::sorted_family;
+use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Spec, Target, View};
 use crate::pve::{ApiError, Dispatcher, Known};
 
 pub const NAME: &str = "guest_pressure";

@@ -8,8 +8,8 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Sample, Spec, View};
 use super::{cluster_wide, gauge, gauge_family, labels};
-use crate::pve::{Known, named};
 use crate::pve::client::types::GetClusterHaStatusCurrentResponseDataItem;
+use crate::pve::{Known, named};
 
 pub const NAME: &str = "ha";
 const PATH: &str = "/cluster/ha/status/current";
@@ -189,12 +189,27 @@ mod tests {
 
     #[test]
     fn states_from_status_texts() {
-        assert_eq!(state_in("pve1 (active, Wed Nov 26 10:00:00 2026)"), "active");
-        assert_eq!(state_in("pve2 (maintenance mode, Wed Nov 26 10:00:00 2026)"), "maintenance");
-        assert_eq!(state_in("pve3 (old timestamp - dead?, Wed Nov 26 09:00:00 2026)"), "dead");
+        assert_eq!(
+            state_in("pve1 (active, Wed Nov 26 10:00:00 2026)"),
+            "active"
+        );
+        assert_eq!(
+            state_in("pve2 (maintenance mode, Wed Nov 26 10:00:00 2026)"),
+            "maintenance"
+        );
+        assert_eq!(
+            state_in("pve3 (old timestamp - dead?, Wed Nov 26 09:00:00 2026)"),
+            "dead"
+        );
         assert_eq!(state_in("pve3 (unable to read lrm status)"), "unknown");
-        assert_eq!(state_in("pve1 (wait_for_agent_lock, Wed Nov 26 10:00:00 2026)"), "wait_for_agent_lock");
-        assert_eq!(state_in("pve1 (idle, Wed Nov 26 10:00:00 2026) - static load CRS"), "idle");
+        assert_eq!(
+            state_in("pve1 (wait_for_agent_lock, Wed Nov 26 10:00:00 2026)"),
+            "wait_for_agent_lock"
+        );
+        assert_eq!(
+            state_in("pve1 (idle, Wed Nov 26 10:00:00 2026) - static load CRS"),
+            "idle"
+        );
         assert_eq!(state_in("garbage"), "unknown");
     }
 }

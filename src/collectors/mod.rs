@@ -57,11 +57,33 @@ macro_rules! node_get {
 
 macro_rules! registry {
     ($($module:ident),* $(,)?) => {
-        $(pub mod $module;)*
         /// Every collector, in the order their families are written.
         pub static REGISTRY: &[&dyn Collector] = &[$(&$module::COLLECTOR),*];
     };
 }
+
+// Declared here rather than by `registry!`, so that rustfmt (which does not look inside
+// macros) reaches their files.
+pub mod backup;
+pub mod ceph;
+pub mod cluster;
+pub mod cluster_resources;
+pub mod disks;
+pub mod guest;
+pub mod guest_filesystems;
+pub mod guest_network;
+pub mod guest_pressure;
+pub mod ha;
+pub mod node;
+pub mod node_certificates;
+pub mod node_disks;
+pub mod replication;
+pub mod smart;
+pub mod snapshots;
+pub mod storage;
+pub mod subscription;
+pub mod tasks;
+pub mod zfs;
 
 pub mod resource;
 

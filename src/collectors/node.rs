@@ -8,10 +8,10 @@
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::{BoxFuture, Collected, Collector, Context, Cost, Spec, Families, Sample, View};
+use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Sample, Spec, View};
 use super::{each_online_node, gauge_family, labels};
-use crate::pve::client::types::GetNodesNodeStatusResponseData;
 use crate::pve::Known;
+use crate::pve::client::types::GetNodesNodeStatusResponseData;
 
 pub const NAME: &str = "node";
 

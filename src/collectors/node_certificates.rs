@@ -4,10 +4,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::{BoxFuture, Collected, Collector, Context, Cost, Spec, Families, Sample, View, each_online_node};
+use super::{
+    BoxFuture, Collected, Collector, Context, Cost, Families, Sample, Spec, View, each_online_node,
+};
 use super::{gauge_family, labels};
-use crate::pve::client::types::GetNodesNodeCertificatesInfoResponseDataItem;
 use crate::pve::Known;
+use crate::pve::client::types::GetNodesNodeCertificatesInfoResponseDataItem;
 
 pub const NAME: &str = "node_certificates";
 
@@ -31,7 +33,9 @@ impl Collector for NodeCertificates {
         &SPEC
     }
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
-        Box::pin(each_online_node(ctx, fetch, |nodes| Box::new(Certificates(nodes))))
+        Box::pin(each_online_node(ctx, fetch, |nodes| {
+            Box::new(Certificates(nodes))
+        }))
     }
 }
 

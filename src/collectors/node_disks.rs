@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::{BoxFuture, Collected, Collector, Context, Cost, Spec, Families, Sample, View, each_online_node};
+use super::{
+    BoxFuture, Collected, Collector, Context, Cost, Families, Sample, Spec, View, each_online_node,
+};
 use super::{gauge_family, labels};
 use crate::pve::client::types::GetNodesNodeDisksListResponseDataItem;
 use crate::pve::{ApiError, Dispatcher, ErrorKind, Known, named};
@@ -30,7 +32,9 @@ impl Collector for NodeDisks {
         &SPEC
     }
     fn fetch<'a>(&'a self, ctx: &'a Context) -> BoxFuture<'a, Collected<Box<dyn Families>>> {
-        Box::pin(each_online_node(ctx, disk_lists(ctx), |nodes| Box::new(Disks(nodes))))
+        Box::pin(each_online_node(ctx, disk_lists(ctx), |nodes| {
+            Box::new(Disks(nodes))
+        }))
     }
 }
 

@@ -16,8 +16,8 @@ use super::cluster_resources::{Resource, Rows, is_guest, kind, vmid};
 use super::guest::sorted_tags;
 use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Reply, Spec};
 use super::{ByVmid, Target, View, sorted_family, sweep, unix_seconds};
-use prometheus_client::metrics::MetricType;
 use crate::pve::{ApiError, Dispatcher, Known};
+use prometheus_client::metrics::MetricType;
 
 pub const NAME: &str = "snapshots";
 
@@ -28,9 +28,9 @@ pub static SPEC: Spec = Spec {
     name: NAME,
     enabled_by_default: false,
     operations: &[
-            "GET /nodes/{node}/qemu/{vmid}/snapshot",
-            "GET /nodes/{node}/lxc/{vmid}/snapshot",
-        ],
+        "GET /nodes/{node}/qemu/{vmid}/snapshot",
+        "GET /nodes/{node}/lxc/{vmid}/snapshot",
+    ],
     cost: Cost::PerGuest,
     refresh: Some(Duration::from_secs(300)),
 };
@@ -92,7 +92,12 @@ impl Target for Guest {
         &self.node
     }
     fn path(&self) -> String {
-        format!("/nodes/{}/{}/{}/snapshot", self.node, self.kind(), self.vmid)
+        format!(
+            "/nodes/{}/{}/{}/snapshot",
+            self.node,
+            self.kind(),
+            self.vmid
+        )
     }
 }
 
@@ -111,7 +116,13 @@ async fn fetch(
             let answer = dispatcher
                 .call(&path, |c| {
                     let node = guest.node.to_string();
-                    async move { c.$call().node(node).vmid(u64::from(guest.vmid)).send().await }
+                    async move {
+                        c.$call()
+                            .node(node)
+                            .vmid(u64::from(guest.vmid))
+                            .send()
+                            .await
+                    }
                 })
                 .await?;
             let list = answer.data.iter();
@@ -148,7 +159,14 @@ fn guest_labels<'a>(row: &'a Resource, vmid: &'a str) -> [(&'static str, &'a str
 /// have none, and keeping them for 50,000 guests took MBs).
 fn tags_label(row: &Resource) -> [(&'static str, Cow<'static, str>); 1] {
     let tags = sorted_tags(row.tags());
-    [("tags", if tags.is_empty() { Cow::Borrowed("") } else { Cow::Owned(tags) })]
+    [(
+        "tags",
+        if tags.is_empty() {
+            Cow::Borrowed("")
+        } else {
+            Cow::Owned(tags)
+        },
+    )]
 }
 
 /// The snapshots by name, each name once (the first given).
