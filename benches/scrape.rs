@@ -1061,7 +1061,10 @@ async fn sweeps(o: &Options) {
         api.set_latency(Duration::from_millis(20));
         let (servers, addresses) = serve_endpoints(&api, 3).await;
         let joined: Vec<String> = addresses.iter().map(|a| format!("https://{a}/")).collect();
-        let args = all_collectors();
+        let args: Vec<String> = all_collectors()
+            .into_iter()
+            .chain(o.exporter_args.iter().cloned())
+            .collect();
         let reach = Reach::Flags {
             endpoint: &joined.join(","),
         };
