@@ -14,29 +14,4 @@
 
 include!(concat!(env!("OUT_DIR"), "/pbs_client.rs"));
 
-impl progenitor_client::ClientHooks<std::sync::Arc<crate::pve::client::Auth>> for Client {
-    async fn pre<E>(
-        &self,
-        request: &mut reqwest::Request,
-        _info: &progenitor_client::OperationInfo,
-    ) -> Result<(), progenitor_client::Error<E>> {
-        self.inner.sign(request);
-        Ok(())
-    }
-
-    async fn exec(
-        &self,
-        request: reqwest::Request,
-        _info: &progenitor_client::OperationInfo,
-    ) -> reqwest::Result<reqwest::Response> {
-        crate::pve::client::execute_limited(&self.client, request).await
-    }
-
-    async fn post<E>(
-        &self,
-        result: &reqwest::Result<reqwest::Response>,
-        _info: &progenitor_client::OperationInfo,
-    ) -> Result<(), progenitor_client::Error<E>> {
-        crate::pve::client::within_the_limit(result)
-    }
-}
+crate::pve::client::proxmox_hooks!(Client);

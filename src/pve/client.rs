@@ -76,32 +76,41 @@ impl Auth {
     }
 }
 
-impl progenitor_client::ClientHooks<std::sync::Arc<Auth>> for Client {
-    async fn pre<E>(
-        &self,
-        request: &mut reqwest::Request,
-        _info: &progenitor_client::OperationInfo,
-    ) -> Result<(), progenitor_client::Error<E>> {
-        self.inner.sign(request);
-        Ok(())
-    }
+/// The hooks of a generated client (PVE's here, PBS's in `crate::pbs::client`): the
+/// credentials on every request, answers over [`MAX_ANSWER_BYTES`] refused.
+macro_rules! proxmox_hooks {
+    ($client:ty) => {
+        impl progenitor_client::ClientHooks<std::sync::Arc<$crate::pve::client::Auth>> for $client {
+            async fn pre<E>(
+                &self,
+                request: &mut reqwest::Request,
+                _info: &progenitor_client::OperationInfo,
+            ) -> Result<(), progenitor_client::Error<E>> {
+                self.inner.sign(request);
+                Ok(())
+            }
 
-    async fn exec(
-        &self,
-        request: reqwest::Request,
-        _info: &progenitor_client::OperationInfo,
-    ) -> reqwest::Result<reqwest::Response> {
-        execute_limited(&self.client, request).await
-    }
+            async fn exec(
+                &self,
+                request: reqwest::Request,
+                _info: &progenitor_client::OperationInfo,
+            ) -> reqwest::Result<reqwest::Response> {
+                $crate::pve::client::execute_limited(&self.client, request).await
+            }
 
-    async fn post<E>(
-        &self,
-        result: &reqwest::Result<reqwest::Response>,
-        _info: &progenitor_client::OperationInfo,
-    ) -> Result<(), progenitor_client::Error<E>> {
-        within_the_limit(result)
-    }
+            async fn post<E>(
+                &self,
+                result: &reqwest::Result<reqwest::Response>,
+                _info: &progenitor_client::OperationInfo,
+            ) -> Result<(), progenitor_client::Error<E>> {
+                $crate::pve::client::within_the_limit(result)
+            }
+        }
+    };
 }
+pub(crate) use proxmox_hooks;
+
+proxmox_hooks!(Client);
 
 impl Auth {
     /// Puts the credentials on `request` (the login itself goes without: its body carries
