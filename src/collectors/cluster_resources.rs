@@ -95,6 +95,11 @@ pub async fn fetch(dispatcher: &Dispatcher) -> Collected<Rows> {
     }
 }
 
+/// A storage row's name: its `storage`, else the last part of its id (`storage/pve1/local`).
+pub fn storage_name(row: &Resource) -> Option<&str> {
+    named(row.storage()).or_else(|| named(row.id.known()?.rsplit('/').next()))
+}
+
 pub fn kind(row: &Resource) -> &str {
     row.type_.known().unwrap_or("")
 }
@@ -288,13 +293,9 @@ pub fn encode(
     let mut storage_total: Vec<Sample> = Vec::new();
     let mut storage_used: Vec<Sample> = Vec::new();
     for row in rows.iter().filter(|r| kind(r) == "storage") {
-        let id = row.id.known().unwrap_or("");
-        let name = named(row.storage())
-            .or_else(|| named(id.rsplit('/').next()))
-            .unwrap_or("");
-        if name.is_empty() {
+        let Some(name) = storage_name(row) else {
             continue;
-        }
+        };
         let set = labels([
             ("node", row.node.known().unwrap_or("")),
             ("storage", name),

@@ -126,6 +126,18 @@ pub fn labels<const N: usize>(pairs: [(&'static str, &str); N]) -> Vec<(&'static
     pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
 }
 
+/// A list PVE writes as one string (tags, content types), split at `separators`, sorted,
+/// without repeats and joined with `joiner`: a reordering in the GUI makes no new series.
+pub fn sorted_list(text: Option<&str>, separators: &[char], joiner: &str) -> String {
+    let mut all: Vec<&str> = (text.unwrap_or("").split(separators))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all.join(joiner)
+}
+
 #[cfg(test)]
 mod tests {
     use super::ByVmid;

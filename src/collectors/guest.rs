@@ -43,15 +43,7 @@ pub struct Usage;
 /// PVE's tags (`b;a`, `b,a` or `b a`), sorted and joined with `;`, so that reordering them
 /// in the GUI does not make new series.
 pub fn sorted_tags(tags: Option<&str>) -> String {
-    let mut all: Vec<&str> = tags
-        .unwrap_or("")
-        .split([';', ',', ' '])
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .collect();
-    all.sort_unstable();
-    all.dedup();
-    all.join(";")
+    super::encode::sorted_list(tags, &[';', ',', ' '], ";")
 }
 
 /// A guest's identifying labels, borrowed from its row: `name`, `node`, `type`, `vmid`.

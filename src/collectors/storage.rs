@@ -16,7 +16,7 @@
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use super::cluster_resources::{Resource, from_inventory, kind};
+use super::cluster_resources::{from_inventory, kind, storage_name};
 use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Sample, Spec, View};
 use super::{gauge_family, labels};
 use crate::pve::{Known, named};
@@ -47,22 +47,9 @@ impl Collector for Storage {
 #[derive(Debug)]
 struct States;
 
-/// A storage row's name: its `storage`, else the last part of its id (`storage/pve1/local`).
-fn storage_name(row: &Resource) -> Option<&str> {
-    named(row.storage()).or_else(|| named(row.id.known()?.rsplit('/').next()))
-}
-
 /// PVE's content types (`images,rootdir,backup`), sorted and joined with `,`.
 pub fn sorted_content(content: Option<&str>) -> String {
-    let mut all: Vec<&str> = content
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .collect();
-    all.sort_unstable();
-    all.dedup();
-    all.join(",")
+    super::encode::sorted_list(content, &[','], ",")
 }
 
 impl Families for States {
