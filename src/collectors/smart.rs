@@ -165,8 +165,8 @@ async fn fetch(
         })
         .await?;
     let mut read = Vec::new();
+    let path = node.path();
     for devpath in list.iter().filter_map(|d| named(d.devpath.known())) {
-        let path = format!("/nodes/{}/disks/smart", node.name);
         let answer = dispatcher
             .call(&path, |c| {
                 let (name, disk) = (node.name.clone(), devpath.to_owned());
@@ -308,23 +308,22 @@ fn encode<'a>(
     // Labels borrowed from the kept answers: no copy per series.
     let at =
         |&(node, d): &(&'a str, &'a DiskSmart)| [("devpath", d.devpath.as_str()), ("node", node)];
-    let per_attribute = |pick: fn(&Attribute) -> Option<f64>| {
-        let mut samples: Vec<([(&'static str, &str); 4], f64)> = Vec::new();
-        for (node, d) in &disks {
-            for a in &d.attributes {
-                if let Some(v) = pick(a) {
-                    let labels = [
-                        ("devpath", d.devpath.as_str()),
-                        ("id", a.label.as_str()),
-                        ("name", a.name.as_str()),
-                        ("node", *node),
-                    ];
-                    samples.push((labels, v));
-                }
-            }
+    // Every attribute with its labels, sorted once for the three families.
+    let mut attributes: Vec<([(&'static str, &str); 4], &Attribute)> = Vec::new();
+    for (node, d) in &disks {
+        for a in &d.attributes {
+            let labels = [
+                ("devpath", d.devpath.as_str()),
+                ("id", a.label.as_str()),
+                ("name", a.name.as_str()),
+                ("node", *node),
+            ];
+            attributes.push((labels, a));
         }
-        samples.sort_by(|a, b| a.0.cmp(&b.0));
-        samples
+    }
+    attributes.sort_by(|a, b| a.0.cmp(&b.0));
+    let per_attribute = |pick: fn(&Attribute) -> Option<f64>| {
+        (attributes.iter()).filter_map(move |(labels, a)| Some((*labels, pick(a)?)))
     };
     for (name, help, pick) in [
         (
@@ -344,13 +343,7 @@ fn encode<'a>(
             |a| a.threshold,
         ),
     ] {
-        sorted_family(
-            encoder,
-            name,
-            help,
-            MetricType::Gauge,
-            per_attribute(pick).into_iter(),
-        )?;
+        sorted_family(encoder, name, help, MetricType::Gauge, per_attribute(pick))?;
     }
     let text = |pick: fn(&TextValues) -> Option<f64>| {
         (disks.iter()).filter_map(move |d| Some((at(d), pick(&d.1.text)?)))
