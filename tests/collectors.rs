@@ -71,11 +71,7 @@ fn disks(answers: &Answers) -> u64 {
                 _ => None,
             }
         })
-        .map(|list| {
-            (list["data"].as_array().into_iter().flatten())
-                .filter(|d| d["devpath"].as_str().is_some_and(|p| !p.is_empty()))
-                .count() as u64
-        })
+        .map(|list| support::listed_disks(&list))
         .sum()
 }
 

@@ -97,11 +97,7 @@ fn disks(scenario: &str) -> u64 {
                 .join("disks/list.json");
             serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(list).ok()?).ok()
         })
-        .map(|list| {
-            (list["data"].as_array().into_iter().flatten())
-                .filter(|d| d["devpath"].as_str().is_some_and(|p| !p.is_empty()))
-                .count() as u64
-        })
+        .map(|list| support::listed_disks(&list))
         .sum()
 }
 

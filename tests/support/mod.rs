@@ -369,3 +369,10 @@ pub fn declared_requests(
         Cost::PerDisk => n + d,
     }
 }
+
+/// The disks a `disks/list` answer names (those with a device path): SMART asks each.
+pub fn listed_disks(answer: &serde_json::Value) -> u64 {
+    (answer["data"].as_array().into_iter().flatten())
+        .filter(|d| d["devpath"].as_str().is_some_and(|p| !p.is_empty()))
+        .count() as u64
+}
