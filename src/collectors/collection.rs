@@ -29,7 +29,7 @@ pub struct Context {
     pub cluster_status: Arc<tokio::sync::OnceCell<Result<Arc<Vec<cluster::Entry>>, ApiError>>>,
     /// The sweeps' kept answers and per-node turns (see [`super::sweep`]).
     pub sweeps: Arc<Sweeps>,
-    /// Each node's `disks/list`, asked once per collection for `node_disks` and `disks`.
+    /// Each node's `disks/list`, asked once per collection for `node_disks`, `disks` and `smart`.
     pub disk_lists: Arc<OncePerNode<Vec<node_disks::Disk>>>,
 }
 
