@@ -54,6 +54,8 @@ struct Options {
     sweeps: bool,
     /// With --sweeps: how long each run scrapes, in seconds.
     seconds: u64,
+    /// A backup server: `--sizes D/G` are datastores and groups per datastore; see [`pbs`].
+    pbs: bool,
 }
 
 fn options() -> Options {
@@ -76,6 +78,7 @@ fn options() -> Options {
         scale: false,
         sweeps: false,
         seconds: 300,
+        pbs: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -109,6 +112,7 @@ fn options() -> Options {
             "--realistic" => o.realistic = true,
             "--scale" => o.scale = true,
             "--sweeps" => o.sweeps = true,
+            "--pbs" => o.pbs = true,
             "--seconds" => o.seconds = args.next().and_then(|n| n.parse().ok()).unwrap_or(300),
             "--bandwidth" => o.bandwidth = args.next().and_then(|n| n.parse().ok()),
             "--only-defaults" => o.only_defaults = true,
@@ -186,6 +190,11 @@ enum Reach<'a> {
         config: &'a std::path::Path,
         target: &'a str,
     },
+    /// A backup server's module (`product: pbs`), scraped on `/probe?module=pbs&target=…`.
+    Pbs {
+        config: &'a std::path::Path,
+        target: &'a str,
+    },
 }
 
 /// Starts the exporter; returns it and its scrape URL.
@@ -202,7 +211,7 @@ fn start_exporter(reach: &Reach, cache_seconds: &str, extra: &[String]) -> (Proc
                     TOKEN_SECRET,
                 ]);
         }
-        Reach::Pve { config, .. } => {
+        Reach::Pve { config, .. } | Reach::Pbs { config, .. } => {
             command.arg("--config.file").arg(config);
         }
     }
@@ -236,6 +245,7 @@ fn start_exporter(reach: &Reach, cache_seconds: &str, extra: &[String]) -> (Proc
         Reach::Pve { target, .. } => {
             format!("http://{address}/pve?target={target}&cluster=1&node=1")
         }
+        Reach::Pbs { target, .. } => format!("http://{address}/probe?module=pbs&target={target}"),
     };
     (Process(child), url)
 }
@@ -556,6 +566,10 @@ fn main() {
     }
     if o.sweeps {
         runtime.block_on(sweeps(&o));
+        return;
+    }
+    if o.pbs {
+        runtime.block_on(pbs(&o));
         return;
     }
     println!(
@@ -1186,5 +1200,107 @@ async fn sweeps(o: &Options) {
             "Scrape time p50 with a hung node: {:+.1} % of the calm run's.",
             (hung / calm - 1.0) * 100.0
         );
+    }
+}
+
+/// A backup server (`--pbs --sizes 20/500`: datastores / backup groups per datastore, one more
+/// datastore in offline maintenance), over TLS with the simulator's latency: the exporter in
+/// its own process scraped on `/probe` every 15 s with its default 29 s cache, for `--seconds`
+/// (each scrape after the first cache window is cold for the per-window collectors, warm for
+/// the groups' 5 minutes). Requests per window beside what natrontech/pbs-exporter asks per
+/// scrape for the same data (its source: `/version`, `/status/datastore-usage`,
+/// `/nodes/localhost/status` and `/subscription`, and per datastore its namespaces, and per
+/// namespace `/admin/datastore/{store}/snapshots`).
+async fn pbs(o: &Options) {
+    println!(
+        "| datastores × groups | latency | first scrape ms | later scrapes p50 / p99 ms | API requests: first window / later windows p50 (max) | natrontech/pbs-exporter per scrape (of them, snapshot listings) | peak RSS MB | exposition bytes |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let dir = std::env::temp_dir().join(format!("pbs-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("pbs.yml");
+    let (user, token) = TOKEN_ID.split_once('!').expect("token id");
+    std::fs::write(
+        &config,
+        format!(
+            "pbs:\n  product: pbs\n  user: {user}\n  token_name: {token}\n  token_value: {TOKEN_SECRET}\n  verify_ssl: false\n"
+        ),
+    )
+    .expect("write pbs.yml");
+    for &(datastores, groups) in &o.sizes {
+        for &latency in &o.latencies {
+            let answers = Answers::generate_pbs(datastores, groups, 1, SystemTime::now());
+            // natrontech: 4 + D + one snapshot listing per namespace of each datastore it can
+            // open (the offline one answers its namespace request with an error).
+            let namespaces: usize = (answers.0.iter())
+                .filter(|(path, _)| path.ends_with("/namespace"))
+                .filter_map(|(_, answer)| match answer {
+                    proxmox_exporter::sim::Answer::Json(body) => {
+                        let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+                        Some(v["data"].as_array()?.len())
+                    }
+                    _ => None,
+                })
+                .sum();
+            let stores = datastores.max(2) + 1;
+            let theirs = 4 + stores + namespaces;
+            let api = SimApi::new_for(
+                proxmox_exporter::pve::Product::Pbs,
+                answers,
+                TOKEN_ID,
+                TOKEN_SECRET,
+            );
+            api.set_latency(Duration::from_millis(latency));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let address = listener.local_addr().expect("address").to_string();
+            let server = tokio::spawn(
+                api.clone()
+                    .serve_tls(listener, self_signed().expect("certificate")),
+            );
+            let reach = Reach::Pbs {
+                config: &config,
+                target: &address,
+            };
+            let (process, url) = start_exporter(&reach, "29", &o.exporter_args);
+            let client = reqwest::Client::new();
+            let scrapes = (o.seconds / 15).max(2);
+            let mut first_ms = 0.0;
+            let mut later = Vec::new();
+            let mut windows: Vec<u64> = Vec::new();
+            let mut before = api.requests();
+            let mut bytes = 0;
+            for i in 0..scrapes {
+                let started = Instant::now();
+                let (ms, size) = scrape(&client, &url, false).await;
+                bytes = size;
+                if i == 0 {
+                    first_ms = ms;
+                } else {
+                    later.push(ms);
+                }
+                // A window is two scrapes (29 s cache, 15 s apart): count at its start.
+                if i % 2 == 1 {
+                    let now = api.requests();
+                    windows.push(now - before);
+                    before = now;
+                }
+                tokio::time::sleep(Duration::from_secs(15).saturating_sub(started.elapsed())).await;
+            }
+            let rss = peak_rss_mb(process.pid());
+            drop(process);
+            server.abort();
+            let first_window = windows.first().copied().unwrap_or(0);
+            let rest = sorted(windows.iter().skip(1).map(|&n| n as f64).collect());
+            let later = sorted(later);
+            println!(
+                "| {datastores} × {groups} | {latency} ms | {first_ms:.0} | {:.0} / {:.0} | {first_window} / {:.0} ({:.0}) | {theirs} ({namespaces}) | {rss:.1} | {bytes} |",
+                percentile(&later, 0.5),
+                percentile(&later, 0.99),
+                percentile(&rest, 0.5),
+                rest.last().copied().unwrap_or(f64::NAN),
+            );
+        }
     }
 }

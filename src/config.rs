@@ -653,6 +653,7 @@ impl Cli {
             Some(DispatcherConfig {
                 endpoints,
                 credentials: token.into(),
+                product: Default::default(),
                 insecure: self.proxmox_api_insecure,
                 extra_roots: extra_roots.clone(),
                 timeout,

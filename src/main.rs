@@ -3,13 +3,14 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use proxmox_exporter::compat::modules::Modules;
 use proxmox_exporter::config::{Cli, Command, Reloader};
 use proxmox_exporter::exporter::Exporter;
 use proxmox_exporter::exporter::reloads::Reloads;
 use proxmox_exporter::exporter::targets::{TargetSettings, Targets};
 use proxmox_exporter::http::server;
 use proxmox_exporter::http::web::WebHandle;
-use proxmox_exporter::pve::Dispatcher;
+use proxmox_exporter::pve::{Dispatcher, Product};
 use proxmox_exporter::sim::{Answers, SimApi};
 use proxmox_exporter::telemetry;
 use secrecy::ExposeSecret;
@@ -43,7 +44,15 @@ fn main() -> ExitCode {
 async fn run() -> ExitCode {
     let mut cli = Cli::parse_from_env();
     let command = cli.command.take();
+    let mut demo_pbs = None;
     if cli.demo {
+        match start_demo_pbs().await {
+            Ok(host) => demo_pbs = Some(host),
+            Err(e) => {
+                eprintln!("proxmox-exporter: cannot start the simulated backup server: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
         match start_demo().await {
             Ok(endpoint) => {
                 cli.proxmox_endpoints = vec![endpoint];
@@ -56,13 +65,25 @@ async fn run() -> ExitCode {
             }
         }
     }
-    let config = match cli.into_config() {
+    let mut config = match cli.into_config() {
         Ok(config) => config,
         Err(e) => {
             eprintln!("proxmox-exporter: {e}");
             return ExitCode::from(2);
         }
     };
+    if demo_pbs.is_some() {
+        match demo_pbs_module() {
+            Ok(demo) => {
+                let modules = config.modules.get_or_insert_with(Default::default);
+                modules.modules.extend(demo.modules);
+            }
+            Err(e) => {
+                eprintln!("proxmox-exporter: the simulated backup server's module: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     telemetry::init(config.log_level);
     let module_warnings = config.modules.iter().flat_map(|m| &m.warnings);
     for warning in config.warnings.iter().chain(module_warnings) {
@@ -130,6 +151,17 @@ async fn run() -> ExitCode {
         "serving metrics at /metrics{}",
         if modules.is_empty() { "" } else { ", /pve and /probe" }
     );
+    if let Some(host) = &demo_pbs {
+        // Listening on every address: the loopback one is sure to reach it.
+        let mut reach = address;
+        if reach.ip().is_unspecified() {
+            reach.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        eprintln!(
+            "proxmox-exporter: --demo: its backup server's metrics: \
+             {scheme}://{reach}/probe?module={DEMO_PBS_MODULE}&target={host}"
+        );
+    }
     let reloads = Arc::new(Reloads::new(std::time::SystemTime::now()));
     let exporter = dispatcher.map(|dispatcher| {
         Arc::new(
@@ -152,6 +184,7 @@ async fn run() -> ExitCode {
             TargetSettings {
                 cache_duration: config.cache_duration,
                 probe_collectors: config.collectors.clone(),
+                pbs_collectors: proxmox_exporter::collectors::pbs::defaults(),
                 max_concurrent_requests: config.max_concurrent_requests,
                 requests_per_node: config.max_guest_requests_per_node,
                 max_connections_per_endpoint: config.max_connections_per_endpoint,
@@ -228,6 +261,30 @@ async fn start_demo() -> std::io::Result<String> {
     tokio::spawn(api.serve(listener));
     eprintln!("proxmox-exporter: --demo: a simulated 3-node cluster answers at {endpoint}");
     Ok(endpoint)
+}
+
+/// The module `--demo` adds for its simulated backup server.
+const DEMO_PBS_MODULE: &str = "demo-pbs";
+const DEMO_PBS_TOKEN_ID: &str = "demo@pbs!exporter";
+
+/// Starts a simulated backup server on a loopback port; returns its `host:port`.
+async fn start_demo_pbs() -> std::io::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let host = listener.local_addr()?.to_string();
+    let answers = Answers::generate_pbs(3, 40, 1, std::time::SystemTime::now());
+    let api = SimApi::new_for(Product::Pbs, answers, DEMO_PBS_TOKEN_ID, DEMO_SECRET);
+    tokio::spawn(api.serve(listener));
+    Ok(host)
+}
+
+/// The module that reaches the simulated backup server, on loopback only.
+fn demo_pbs_module() -> Result<Modules, String> {
+    let (user, token) = DEMO_PBS_TOKEN_ID.split_once('!').unwrap_or(("", ""));
+    let yaml = format!(
+        "{DEMO_PBS_MODULE}:\n  product: pbs\n  scheme: http\n  user: {user}\n  \
+         token_name: {token}\n  token_value: {DEMO_SECRET}\n  allowed_targets: [127.0.0.1]\n"
+    );
+    Modules::parse(&yaml, std::path::Path::new("."))
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -1,5 +1,6 @@
-//! The Grafana dashboard asks only for metrics the exporter produces (as pinned by the
-//! snapshots), and uses its data source variable everywhere.
+//! The Grafana dashboards (the clusters', and the backup servers' in
+//! `proxmox-backup-server.json`) ask only for metrics the exporter produces (as pinned by the
+//! snapshots), show every family between them, and use their data source variable everywhere.
 
 mod support;
 
@@ -8,9 +9,21 @@ use std::path::Path;
 use serde_json::Value;
 
 fn dashboard() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/proxmox-exporter.json");
+    board("proxmox-exporter.json")
+}
+
+fn board(file: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/grafana")
+        .join(file);
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
+
+/// The backup servers' dashboard shows the `proxmox_pbs_*` families, the other the rest.
+const BOARDS: [(&str, bool); 2] = [
+    ("proxmox-exporter.json", false),
+    ("proxmox-backup-server.json", true),
+];
 
 /// Every value under a key named `key`, anywhere in the document.
 fn all<'a>(value: &'a Value, key: &str, found: &mut Vec<&'a Value>) {
@@ -30,56 +43,66 @@ fn all<'a>(value: &'a Value, key: &str, found: &mut Vec<&'a Value>) {
 
 #[test]
 fn every_metric_in_a_query_is_produced_by_the_exporter() {
-    let board = dashboard();
     let families = support::snapshot_families();
-    let mut queries = Vec::new();
-    all(&board, "expr", &mut queries);
-    all(&board, "definition", &mut queries);
-    assert!(queries.len() >= 20, "only {} queries", queries.len());
-    let mut used = std::collections::BTreeSet::new();
-    for query in queries {
-        let query = query.as_str().unwrap();
-        let names: Vec<&str> = query
-            .match_indices("proxmox_")
-            .map(|(at, _)| {
-                let rest = &query[at..];
-                let end = rest
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(rest.len());
-                &rest[..end]
-            })
-            .collect();
+    for (file, pbs) in BOARDS {
+        let board = board(file);
+        let mut queries = Vec::new();
+        all(&board, "expr", &mut queries);
+        all(&board, "definition", &mut queries);
         assert!(
-            !names.is_empty(),
-            "a query without an exporter metric: {query}"
+            queries.len() >= 20,
+            "{file}: only {} queries",
+            queries.len()
         );
-        for name in names {
+        let mut used = std::collections::BTreeSet::new();
+        for query in queries {
+            let query = query.as_str().unwrap();
+            let names: Vec<&str> = query
+                .match_indices("proxmox_")
+                .map(|(at, _)| {
+                    let rest = &query[at..];
+                    let end = rest
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(rest.len());
+                    &rest[..end]
+                })
+                .collect();
             assert!(
-                families.contains_key(name),
-                "{name} in `{query}` is not produced"
+                !names.is_empty(),
+                "{file}: a query without an exporter metric: {query}"
             );
-            used.insert(name.to_owned());
+            for name in names {
+                assert!(
+                    families.contains_key(name),
+                    "{file}: {name} in `{query}` is not produced"
+                );
+                used.insert(name.to_owned());
+            }
         }
-    }
-    // The dashboard covers every family of the seed exporter.
-    for family in families
-        .keys()
-        .filter(|f| !f.starts_with("proxmox_exporter_build"))
-    {
-        assert!(used.contains(family), "no panel shows {family}");
+        // Each dashboard covers every family of its product.
+        for family in families
+            .keys()
+            .filter(|f| !f.starts_with("proxmox_exporter_build"))
+            .filter(|f| f.starts_with("proxmox_pbs_") == pbs)
+        {
+            assert!(used.contains(family), "{file}: no panel shows {family}");
+        }
     }
 }
 
 #[test]
 fn every_panel_uses_the_data_source_variable() {
-    let board = dashboard();
-    let mut sources = Vec::new();
-    all(&board, "datasource", &mut sources);
-    let variables: Vec<&Value> = sources.iter().copied().filter(|s| s.is_object()).collect();
-    assert!(variables.len() >= 20);
-    for source in variables {
-        assert_eq!(source["uid"], "${datasource}", "{source}");
+    for (file, _) in BOARDS {
+        let board = board(file);
+        let mut sources = Vec::new();
+        all(&board, "datasource", &mut sources);
+        let variables: Vec<&Value> = sources.iter().copied().filter(|s| s.is_object()).collect();
+        assert!(variables.len() >= 20, "{file}");
+        for source in variables {
+            assert_eq!(source["uid"], "${datasource}", "{file}: {source}");
+        }
     }
+    let board = dashboard();
     let names: Vec<&str> = board["templating"]["list"]
         .as_array()
         .unwrap()

@@ -29,6 +29,7 @@ fn login_config(endpoint: &str, renew_after: Duration) -> DispatcherConfig {
             password: SecretString::from(PASSWORD),
             renew_after,
         }),
+        product: Default::default(),
         insecure: false,
         extra_roots: Vec::new(),
         timeout: Duration::from_secs(5),

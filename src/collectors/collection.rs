@@ -622,6 +622,7 @@ mod tests {
                 secret: "c".into(),
             }
             .into(),
+            product: Default::default(),
             insecure: false,
             extra_roots: Vec::new(),
             timeout: Duration::from_secs(1),

@@ -87,6 +87,8 @@ pub mod zfs;
 
 pub mod resource;
 
+pub mod pbs;
+
 registry!(
     cluster_resources,
     node_certificates,
@@ -125,6 +127,8 @@ pub enum Cost {
     Nothing,
     /// One request for the whole cluster.
     One,
+    /// This many requests for the whole cluster (or backup server).
+    Fixed(u32),
     /// One request per online node. Its fetch reads nothing of the inventory but the online
     /// nodes ([`each_online_node`]): it may start on the last collection's nodes before the
     /// inventory has come (see [`Collectors::collect`]).
@@ -139,6 +143,9 @@ pub enum Cost {
     BackupStorages,
     /// One request per online node (its disk list) and one per disk it names.
     PerDisk,
+    /// A backup server's: one request for its datastores, one per datastore (its
+    /// namespaces) and one per namespace.
+    PerNamespace,
 }
 
 impl Cost {
@@ -324,6 +331,7 @@ pub fn default_concurrency(enabled: &[Enabled]) -> usize {
                     | Cost::PerRunningVm
                     | Cost::BackupStorages
                     | Cost::PerDisk
+                    | Cost::PerNamespace
             )
         })
         .count();

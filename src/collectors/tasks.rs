@@ -68,7 +68,7 @@ pub fn midnight(at: SystemTime) -> i64 {
 }
 
 /// What is kept of a node's answer: each task that did not end `OK` as (type, end, warning).
-type Ended = Vec<(compact_str::CompactString, i64, bool)>;
+pub type Ended = Vec<(compact_str::CompactString, i64, bool)>;
 
 async fn fetch(dispatcher: Arc<Dispatcher>, node: String) -> Result<Ended, ApiError> {
     let since = midnight(SystemTime::now()) - DAY;
@@ -92,12 +92,24 @@ async fn fetch(dispatcher: Arc<Dispatcher>, node: String) -> Result<Ended, ApiEr
 
 /// A finished task that did not end `OK`: its type, end time and whether it only warned.
 fn ended(task: &Task) -> Option<(compact_str::CompactString, i64, bool)> {
-    let status = named(task.status.known())?.trim();
-    if status == "OK" {
+    ended_as(
+        task.status.known(),
+        task.type_.known(),
+        task.endtime.known(),
+    )
+}
+
+/// A task of `kind` that ended at `end` with `status`, unless it ended `OK` (or has not).
+pub fn ended_as(
+    status: Option<&str>,
+    kind: Option<&str>,
+    end: Option<i64>,
+) -> Option<(compact_str::CompactString, i64, bool)> {
+    let status = named(status)?.trim();
+    if status.eq_ignore_ascii_case("OK") {
         return None;
     }
-    let kind = named(task.type_.known())?;
-    Some((kind.into(), task.endtime.known()?, is_warning(status)))
+    Some((named(kind)?.into(), end?, is_warning(status)))
 }
 
 /// PVE's status of a task that succeeded with warnings: `WARNINGS: 3`.
@@ -112,72 +124,103 @@ struct Failed(Vec<(String, Ended)>);
 
 /// Per (node, type): failures and warnings since `origin`, and the last failure's end.
 #[derive(Default)]
-struct Tally {
-    failed: u64,
-    warned: u64,
-    last_failure: Option<i64>,
+pub struct Tally {
+    pub failed: u64,
+    pub warned: u64,
+    pub last_failure: Option<i64>,
 }
 
 impl Failed {
     fn tally(&self, origin: i64) -> BTreeMap<(&str, &str), Tally> {
-        let mut tally: BTreeMap<(&str, &str), Tally> = BTreeMap::new();
+        let mut tally = BTreeMap::new();
         for (node, tasks) in &self.0 {
             for (kind, end, warning) in tasks {
-                let entry = tally.entry((node.as_str(), kind.as_str())).or_default();
-                if *warning {
-                    entry.warned += u64::from(*end >= origin);
-                } else {
-                    entry.failed += u64::from(*end >= origin);
-                    entry.last_failure = entry.last_failure.max(Some(*end));
-                }
+                let entry: &mut Tally = tally.entry((node.as_str(), kind.as_str())).or_default();
+                entry.add(*end, *warning, origin);
             }
         }
         tally
     }
 }
 
-impl Families for Failed {
-    fn encode(&self, view: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
-        let tally = self.tally(midnight(view.taken_at));
-        encode_tally(&tally, encoder)
+/// Every task type's tally of `tasks` (a backup server's, or one node's).
+pub fn tally(tasks: &Ended, origin: i64) -> BTreeMap<&str, Tally> {
+    let mut tally = BTreeMap::new();
+    for (kind, end, warning) in tasks {
+        let entry: &mut Tally = tally.entry(kind.as_str()).or_default();
+        entry.add(*end, *warning, origin);
+    }
+    tally
+}
+
+impl Tally {
+    /// A task that ended at `end`, counted when it ended since `origin`.
+    fn add(&mut self, end: i64, warning: bool, origin: i64) {
+        if warning {
+            self.warned += u64::from(end >= origin);
+        } else {
+            self.failed += u64::from(end >= origin);
+            self.last_failure = self.last_failure.max(Some(end));
+        }
     }
 }
 
-fn encode_tally<'a>(
-    tally: &BTreeMap<(&'a str, &'a str), Tally>,
-    encoder: &mut DescriptorEncoder,
-) -> std::fmt::Result {
-    {
-        // Every (node, type) in the answer (two days) has a series, 0 until its first failure
-        // of the day: a counter that appeared at 1 would hide that failure from `increase()`.
-        let pairs = |&(node, kind): &(&'a str, &'a str)| [("node", node), ("type", kind)];
-        sorted_family(
+impl Families for Failed {
+    fn encode(&self, view: &View<'_>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+        let tally = self.tally(midnight(view.taken_at));
+        encode_tally(
+            (tally.iter()).map(|(&(node, kind), t)| ([("node", node), ("type", kind)], t)),
+            &NODE_FAMILIES,
             encoder,
-            "proxmox_node_tasks_failed",
-            "Tasks of this type on the node that ended with an error since 00:00 UTC (PVE's task \
-             archive; starts again from 0 each day).",
-            MetricType::Counter,
-            tally.iter().map(|(k, t)| (pairs(k), t.failed as f64)),
-        )?;
-        sorted_family(
-            encoder,
-            "proxmox_node_tasks_warned",
-            "Tasks of this type on the node that succeeded with warnings (`WARNINGS: n`) since \
-             00:00 UTC (starts again from 0 each day).",
-            MetricType::Counter,
-            tally.iter().map(|(k, t)| (pairs(k), t.warned as f64)),
-        )?;
-        sorted_family(
-            encoder,
-            "proxmox_node_task_last_failure_timestamp_seconds",
-            "When the last task of this type on the node that ended with an error ended, as a \
-             Unix time (failures of the last one to two days; none before).",
-            MetricType::Gauge,
-            tally
-                .iter()
-                .filter_map(|(k, t)| Some((pairs(k), t.last_failure? as f64))),
         )
     }
+}
+
+/// The names and help of the three families a tally makes.
+pub struct TallyFamilies {
+    pub failed: (&'static str, &'static str),
+    pub warned: (&'static str, &'static str),
+    pub last_failure: (&'static str, &'static str),
+}
+
+const NODE_FAMILIES: TallyFamilies = TallyFamilies {
+    failed: (
+        "proxmox_node_tasks_failed",
+        "Tasks of this type on the node that ended with an error since 00:00 UTC (PVE's task \
+         archive; starts again from 0 each day).",
+    ),
+    warned: (
+        "proxmox_node_tasks_warned",
+        "Tasks of this type on the node that succeeded with warnings (`WARNINGS: n`) since \
+         00:00 UTC (starts again from 0 each day).",
+    ),
+    last_failure: (
+        "proxmox_node_task_last_failure_timestamp_seconds",
+        "When the last task of this type on the node that ended with an error ended, as a \
+         Unix time (failures of the last one to two days; none before).",
+    ),
+};
+
+/// Writes a tally's three families, its entries sorted by their labels. Every entry in the
+/// answer (two days) has a series, 0 until its first failure of the day: a counter that
+/// appeared at 1 would hide that failure from `increase()`.
+pub fn encode_tally<'t, L>(
+    tally: impl Iterator<Item = (L, &'t Tally)> + Clone,
+    names: &TallyFamilies,
+    encoder: &mut DescriptorEncoder,
+) -> std::fmt::Result
+where
+    L: prometheus_client::encoding::EncodeLabelSet,
+{
+    let (name, help) = names.failed;
+    let failed = tally.clone().map(|(l, t)| (l, t.failed as f64));
+    sorted_family(encoder, name, help, MetricType::Counter, failed)?;
+    let (name, help) = names.warned;
+    let warned = tally.clone().map(|(l, t)| (l, t.warned as f64));
+    sorted_family(encoder, name, help, MetricType::Counter, warned)?;
+    let (name, help) = names.last_failure;
+    let last = tally.filter_map(|(l, t)| Some((l, t.last_failure? as f64)));
+    sorted_family(encoder, name, help, MetricType::Gauge, last)
 }
 
 #[cfg(test)]

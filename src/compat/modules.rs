@@ -15,9 +15,11 @@
 //! ```
 //!
 //! Keys of this exporter's own, beside the peer's: `allowed_targets` (the targets a module may
-//! be used with: hosts, `*.example.com` patterns, CIDR ranges; see [`super::target`]) and
+//! be used with: hosts, `*.example.com` patterns, CIDR ranges; see [`super::target`]),
 //! `scheme: http` (plain HTTP to the API, for a simulator or a test: the credentials then
-//! travel unencrypted).
+//! travel unencrypted) and `product: pbs` (the targets are Proxmox Backup Servers: scraped on
+//! `/probe` with the `pbs_*` collectors, port 8007 unless `port` says otherwise, the token
+//! sent as PBS wants it; `pve`, the default, for Proxmox VE).
 //!
 //! The environment alternative (`PVE_USER`, `PVE_TOKEN_NAME`, `PVE_TOKEN_VALUE`,
 //! `PVE_PASSWORD`, `PVE_VERIFY_SSL`, `PVE_MODULE`) makes one module, as the peer does.
@@ -36,7 +38,7 @@ use std::sync::Arc;
 
 use super::target::{self, AllowList};
 use crate::pve::secret::SecretFile;
-use crate::pve::{ApiToken, Credentials, Login};
+use crate::pve::{ApiToken, Credentials, Login, Product};
 
 /// The peer's default request timeout, in seconds.
 const DEFAULT_TIMEOUT: f64 = 5.0;
@@ -44,6 +46,8 @@ const DEFAULT_TIMEOUT: f64 = 5.0;
 /// One module: how to reach and log in to a target.
 #[derive(Clone, Debug)]
 pub struct Module {
+    /// What its targets run (`product: pbs`: a backup server, scraped on `/probe`).
+    pub product: Product,
     pub credentials: Credentials,
     /// Verify the API's TLS certificate (default true).
     pub verify_ssl: bool,
@@ -188,7 +192,7 @@ fn module(
         match key.as_str() {
             "user" | "token_name" | "token_value" | "token_value_file" | "password"
             | "password_file" | "verify_ssl" | "timeout" | "port" | "path_prefix"
-            | "allowed_targets" | "scheme" => {}
+            | "allowed_targets" | "scheme" | "product" => {}
             // The peer hands these to its API library; here they can only mean the default.
             "backend" | "service" | "mode" => {
                 let default = match key.as_str() {
@@ -219,12 +223,20 @@ fn module(
                 return Err(format!(
                     "{}: unknown (known: user, token_name, token_value, token_value_file, \
                      password, password_file, verify_ssl, timeout, port, path_prefix, \
-                     allowed_targets, scheme)",
+                     allowed_targets, scheme, product)",
                     at(key)
                 ));
             }
         }
     }
+    let product = match text("product")?
+        .map(|p| p.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("pve") => Product::Pve,
+        Some("pbs") => Product::Pbs,
+        Some(_) => return Err(format!("{}: expected pve or pbs", at("product"))),
+    };
     let user = text("user")?.ok_or_else(|| format!("module {name}: `user` is missing"))?;
     if user.trim().is_empty() {
         return Err(format!("{}: empty", at("user")));
@@ -310,7 +322,7 @@ fn module(
             })?,
     };
     let port = match settings.get("port") {
-        None => 8006,
+        None => product.default_port(),
         Some(v) => v
             .as_u64()
             .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
@@ -363,6 +375,7 @@ fn module(
         Some(_) => return Err(format!("{}: expected https or http", at("scheme"))),
     };
     Ok(Module {
+        product,
         credentials,
         verify_ssl,
         timeout: Duration::from_secs_f64(timeout),

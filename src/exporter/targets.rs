@@ -11,7 +11,7 @@ use super::Exporter;
 use crate::collectors::Enabled;
 use crate::compat::modules::{Modules, Refusal};
 use crate::lock;
-use crate::pve::{Backoff, Dispatcher, DispatcherConfig};
+use crate::pve::{Backoff, Dispatcher, DispatcherConfig, Product};
 
 /// How the exporters of new targets are made.
 #[derive(Clone, Debug)]
@@ -19,6 +19,8 @@ pub struct TargetSettings {
     pub cache_duration: Duration,
     /// The collectors `/probe` runs (the flags' choice).
     pub probe_collectors: Vec<Enabled>,
+    /// The collectors `/probe` runs for a backup server's module (`product: pbs`).
+    pub pbs_collectors: Vec<Enabled>,
     pub max_concurrent_requests: usize,
     /// Requests of the sweeping collectors under way at once on one node.
     pub requests_per_node: usize,
@@ -37,6 +39,8 @@ pub struct TargetSettings {
 /// One (module, target) pair's dispatcher and exporters.
 pub struct Target {
     pub dispatcher: Arc<Dispatcher>,
+    /// What the target runs, as its module says.
+    pub product: Product,
     /// `/pve`'s exporters, by `cluster` and `node` (index `2 * cluster + node`).
     pve: [OnceLock<Arc<Exporter>>; 4],
     probe: OnceLock<Arc<Exporter>>,
@@ -55,6 +59,9 @@ pub enum TargetError {
     /// The target's client could not be set up.
     #[error("target `{target}`: {reason}")]
     BadTarget { target: String, reason: String },
+    /// A backup server's module asked for on `/pve`.
+    #[error("module {0} is for a Proxmox Backup Server (product: pbs): scrape it on /probe")]
+    BackupServer(String),
 }
 
 impl TargetError {
@@ -118,6 +125,7 @@ impl Targets {
             let config = DispatcherConfig {
                 endpoints: settings.endpoints(module, target)?,
                 credentials: settings.credentials.clone(),
+                product: settings.product,
                 insecure: !settings.verify_ssl,
                 extra_roots: self.settings.extra_roots.clone(),
                 timeout: settings.timeout,
@@ -138,6 +146,7 @@ impl Targets {
             }
             Ok::<_, TargetError>(Arc::new(Target {
                 dispatcher: Arc::new(dispatcher),
+                product: settings.product,
                 pve: Default::default(),
                 probe: OnceLock::new(),
                 last_used: Mutex::new(Instant::now()),
@@ -182,42 +191,59 @@ impl Targets {
             .retain(|_, target| lock(&target.last_used).elapsed() < idle);
     }
 
-    /// The exporter of `/pve` with `cluster` and `node` for `target`.
-    pub fn pve(&self, target: &Target, cluster: bool, node: bool) -> Arc<Exporter> {
+    /// The exporter of `/pve` with `cluster` and `node` for `target`; none for a backup
+    /// server's module (`module` names it in the error).
+    pub fn pve(
+        &self,
+        target: &Target,
+        module: &str,
+        cluster: bool,
+        node: bool,
+    ) -> Result<Arc<Exporter>, TargetError> {
+        if target.product == Product::Pbs {
+            return Err(TargetError::BackupServer(module.to_owned()));
+        }
         let slot = &target.pve[2 * usize::from(cluster) + usize::from(node)];
-        slot.get_or_init(|| {
-            let parts = crate::compat::families::enabled(cluster, node);
-            let concurrency = crate::collectors::default_concurrency(&parts);
-            let exporter = Exporter::new(
-                target.dispatcher.clone(),
-                self.settings.cache_duration,
-                concurrency,
-            )
-            .with_collectors(parts);
-            // Only the cluster-wide parts read `/cluster/resources`.
-            Arc::new(if cluster {
-                exporter
-            } else {
-                exporter.without_inventory()
+        let exporter = slot
+            .get_or_init(|| {
+                let parts = crate::compat::families::enabled(cluster, node);
+                let concurrency = crate::collectors::default_concurrency(&parts);
+                let exporter = Exporter::new(
+                    target.dispatcher.clone(),
+                    self.settings.cache_duration,
+                    concurrency,
+                )
+                .with_collectors(parts);
+                // Only the cluster-wide parts read `/cluster/resources`.
+                Arc::new(if cluster {
+                    exporter
+                } else {
+                    exporter.without_inventory()
+                })
             })
-        })
-        .clone()
+            .clone();
+        Ok(exporter)
     }
 
-    /// The exporter of `/probe` for `target`: the flags' collectors.
+    /// The exporter of `/probe` for `target`: the flags' collectors; a backup server's
+    /// (`product: pbs`), without PVE's inventory.
     pub fn probe(&self, target: &Target) -> Arc<Exporter> {
         target
             .probe
             .get_or_init(|| {
-                Arc::new(
-                    Exporter::new(
-                        target.dispatcher.clone(),
-                        self.settings.cache_duration,
-                        self.settings.max_concurrent_requests,
-                    )
-                    .with_collectors(self.settings.probe_collectors.clone())
-                    .with_requests_per_node(self.settings.requests_per_node),
-                )
+                let exporter = Exporter::new(
+                    target.dispatcher.clone(),
+                    self.settings.cache_duration,
+                    self.settings.max_concurrent_requests,
+                );
+                Arc::new(match target.product {
+                    Product::Pve => exporter
+                        .with_collectors(self.settings.probe_collectors.clone())
+                        .with_requests_per_node(self.settings.requests_per_node),
+                    Product::Pbs => exporter
+                        .with_collectors(self.settings.pbs_collectors.clone())
+                        .without_inventory(),
+                })
             })
             .clone()
     }

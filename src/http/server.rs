@@ -195,10 +195,10 @@ async fn pve(
 ) -> Response {
     let (cluster, node) = (switched_on(&query.cluster), switched_on(&query.node));
     match target(&served, &query) {
-        Ok((targets, target)) => {
-            let exporter = targets.pve(&target, cluster, node);
-            respond(&exporter, Format::Text, &headers).await
-        }
+        Ok((targets, target)) => match targets.pve(&target, &query.module, cluster, node) {
+            Ok(exporter) => respond(&exporter, Format::Text, &headers).await,
+            Err(error) => (StatusCode::BAD_REQUEST, error.to_string()).into_response(),
+        },
         Err(refused) => *refused,
     }
 }

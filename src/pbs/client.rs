@@ -15,3 +15,13 @@
 include!(concat!(env!("OUT_DIR"), "/pbs_client.rs"));
 
 crate::pve::client::proxmox_hooks!(Client);
+
+impl crate::pve::ApiClient for Client {
+    fn at(
+        base: &str,
+        http: reqwest::Client,
+        auth: std::sync::Arc<crate::pve::client::Auth>,
+    ) -> Self {
+        Client::new_with_client(base, http, auth)
+    }
+}

@@ -27,8 +27,62 @@ use secrecy::{ExposeSecret, SecretString};
 use super::client::{Auth, Client};
 use super::secret::SecretFile;
 
-/// The login path, as errors name it.
+/// The login path, as errors name it (the same on a backup server).
 const LOGIN_PATH: &str = "/access/ticket";
+
+/// The Proxmox product behind the endpoints: it names the credentials' header and cookie.
+/// Both answer the login (`POST /access/ticket`) with the same fields.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Product {
+    /// Proxmox VE: `PVEAPIToken=USER@REALM!NAME=SECRET`, `PVEAuthCookie`, port 8006.
+    #[default]
+    Pve,
+    /// Proxmox Backup Server: `PBSAPIToken=USER@REALM!NAME:SECRET`, `PBSAuthCookie`, port 8007.
+    Pbs,
+}
+
+impl Product {
+    /// The `Authorization` header's value for a token.
+    pub fn token_header(self, id: &str, secret: &str) -> String {
+        match self {
+            Product::Pve => format!("PVEAPIToken={id}={secret}"),
+            Product::Pbs => format!("PBSAPIToken={id}:{secret}"),
+        }
+    }
+
+    /// The `Cookie` header's value for a login ticket.
+    fn cookie(self, ticket: &str) -> String {
+        format!("{}={ticket}", self.cookie_name())
+    }
+
+    /// The login ticket's cookie.
+    pub fn cookie_name(self) -> &'static str {
+        match self {
+            Product::Pve => "PVEAuthCookie",
+            Product::Pbs => "PBSAuthCookie",
+        }
+    }
+
+    /// The API's port when a target names none.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Product::Pve => 8006,
+            Product::Pbs => 8007,
+        }
+    }
+}
+
+/// A generated client that the dispatcher can make for an endpoint (PVE's, PBS's).
+pub trait ApiClient: Send + Sync + 'static {
+    /// The client for the API at `base` (`https://host:port/api2/json`).
+    fn at(base: &str, http: reqwest::Client, auth: Arc<Auth>) -> Self;
+}
+
+impl ApiClient for Client {
+    fn at(base: &str, http: reqwest::Client, auth: Arc<Auth>) -> Self {
+        Client::new_with_client(base, http, auth)
+    }
+}
 
 /// A PVE API token: `USER@REALM!TOKENID` and its secret. The secret never shows in `Debug`.
 #[derive(Clone)]
@@ -123,6 +177,8 @@ pub struct DispatcherConfig {
     /// Base URLs of the API endpoints, such as `https://pve1:8006/`.
     pub endpoints: Vec<reqwest::Url>,
     pub credentials: Credentials,
+    /// What the endpoints run.
+    pub product: Product,
     /// Skip TLS certificate verification (`--proxmox-api-insecure`).
     pub insecure: bool,
     /// Certificates to trust besides the system's, such as PVE's cluster CA
@@ -206,7 +262,10 @@ impl ErrorKind {
 fn status_hint(status: StatusCode) -> &'static str {
     match status.as_u16() {
         401 => " (the API token id or secret is wrong, or the token expired)",
-        403 => " (the token lacks a privilege: grant it the PVEAuditor role on /)",
+        403 => {
+            " (the token lacks a privilege: grant it the PVEAuditor role on /, on a backup \
+             server Audit on /)"
+        }
         595 | 596 => " (the node behind this endpoint is unreachable)",
         _ => "",
     }
@@ -235,6 +294,8 @@ fn judge(kind: &ErrorKind) -> Verdict {
 
 struct Endpoint {
     label: String,
+    /// The API's base URL, for the clients of other products ([`Dispatcher::call_as`]).
+    base: String,
     client: Arc<Client>,
     health: Mutex<Health>,
     /// Permits for requests under way, with a connection limit.
@@ -257,6 +318,9 @@ struct Health {
 /// The set of endpoints, their health, and a count of requests by endpoint and status.
 pub struct Dispatcher {
     endpoints: Vec<Endpoint>,
+    product: Product,
+    /// The HTTP client every endpoint's API client shares.
+    http: reqwest::Client,
     /// What every endpoint's client sends; with a login, the ticket the dispatcher renews.
     auth: Arc<Auth>,
     login: Option<(Login, tokio::sync::Mutex<()>)>,
@@ -292,7 +356,7 @@ impl Dispatcher {
         let http = http_client(config)?;
         let (auth, login) = match &config.credentials {
             Credentials::Token(token) => {
-                let value = format!("PVEAPIToken={}={}", token.id, token.secret.expose_secret());
+                let value = (config.product).token_header(&token.id, token.secret.expose_secret());
                 let mut header = HeaderValue::from_str(&value).map_err(|_| SetupError::BadToken)?;
                 header.set_sensitive(true);
                 (Auth::Token(Mutex::new(header)), None)
@@ -314,7 +378,8 @@ impl Dispatcher {
                 let base = format!("{}/api2/json", url.as_str().trim_end_matches('/'));
                 Ok(Endpoint {
                     label,
-                    client: Arc::new(Client::new_with_client(&base, http.clone(), auth.clone())),
+                    client: Arc::new(Client::at(&base, http.clone(), auth.clone())),
+                    base,
                     health: Mutex::new(Health::default()),
                     connections: config
                         .max_connections_per_endpoint
@@ -332,6 +397,8 @@ impl Dispatcher {
             .map(|n| n.max(1) * endpoints.len());
         Ok(Dispatcher {
             capacity,
+            product: config.product,
+            http,
             endpoints,
             auth,
             login,
@@ -354,11 +421,43 @@ impl Dispatcher {
         F: Fn(Arc<Client>) -> Fut,
         Fut: Future<Output = Result<ResponseValue<T>, ClientError<()>>>,
     {
+        self.call_with(path, |i| self.endpoints[i].client.clone(), op)
+            .await
+    }
+
+    /// [`Dispatcher::call`] with another product's generated client
+    /// (`dispatcher.call_as(path, |c: Arc<pbs::client::Client>| …)`), made for the endpoint
+    /// the request goes to.
+    pub async fn call_as<C, T, F, Fut>(&self, path: &str, op: F) -> Result<T, ApiError>
+    where
+        C: ApiClient,
+        F: Fn(Arc<C>) -> Fut,
+        Fut: Future<Output = Result<ResponseValue<T>, ClientError<()>>>,
+    {
+        let client = |i: usize| {
+            let base = &self.endpoints[i].base;
+            Arc::new(C::at(base, self.http.clone(), self.auth.clone()))
+        };
+        self.call_with(path, client, op).await
+    }
+
+    async fn call_with<C, T, F, Fut>(
+        &self,
+        path: &str,
+        client: impl Fn(usize) -> Arc<C>,
+        op: F,
+    ) -> Result<T, ApiError>
+    where
+        F: Fn(Arc<C>) -> Fut,
+        Fut: Future<Output = Result<ResponseValue<T>, ClientError<()>>>,
+    {
         let mut tried = Vec::with_capacity(2);
         // `new` refuses an empty endpoint list, so there is always a first choice.
         let mut next = self.choose(&tried).unwrap_or(0);
         loop {
-            let error = match self.attempt(next, path, &op).await {
+            // The request, bound to the chosen endpoint's client.
+            let on_endpoint = || op(client(next));
+            let error = match self.attempt(next, path, &on_endpoint).await {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
@@ -427,7 +526,7 @@ impl Dispatcher {
 
     async fn attempt<T, F, Fut>(&self, index: usize, path: &str, op: &F) -> Result<T, ApiError>
     where
-        F: Fn(Arc<Client>) -> Fut,
+        F: Fn() -> Fut,
         Fut: Future<Output = Result<ResponseValue<T>, ClientError<()>>>,
     {
         let endpoint = &self.endpoints[index];
@@ -442,7 +541,7 @@ impl Dispatcher {
             Some(limit) => limit.clone().acquire_owned().await.ok(),
             None => None,
         };
-        let mut result = op(endpoint.client.clone()).await;
+        let mut result = op().await;
         // pveproxy closes a connection after 5 s idle, after 100 requests and after any error
         // answer; a request that meets such a close on its way has not been answered. It goes
         // again on a fresh connection, and the endpoint is not to blame.
@@ -452,7 +551,7 @@ impl Dispatcher {
             }
             self.count(index, "connection_closed".into());
             tracing::debug!(endpoint = %endpoint.label, path, "connection closed under the request: again on a fresh one");
-            result = op(endpoint.client.clone()).await;
+            result = op().await;
         }
         // A ticket PVE no longer takes (expired early, or the cluster's key rotated): one new
         // login, then the request once more.
@@ -463,7 +562,7 @@ impl Dispatcher {
             if let Some(ticket_error) = self.log_in_if_needed(index, Some(held.issued)).await {
                 return Err(ticket_error);
             }
-            result = op(endpoint.client.clone()).await;
+            result = op().await;
         }
         // A token PVE refuses: its file may hold a new one already (rotated, and the old one
         // revoked): read at once, and the request once more with it.
@@ -472,7 +571,7 @@ impl Dispatcher {
             && self.secret_changed_since(sent_with)
         {
             self.count(index, "401".into());
-            result = op(endpoint.client.clone()).await;
+            result = op().await;
         }
         let kind = match result {
             Ok(value) => {
@@ -480,7 +579,7 @@ impl Dispatcher {
                 self.succeeded(endpoint);
                 return Ok(value.into_inner());
             }
-            Err(e) => classify(e),
+            Err(e) => self.classify(e).await,
         };
         self.count(index, kind.label());
         match judge(&kind) {
@@ -552,7 +651,7 @@ impl Dispatcher {
         self.count(index, "200".into());
         let cookie = ticket
             .filter(|t| !t.is_empty())
-            .and_then(|t| HeaderValue::from_str(&format!("PVEAuthCookie={t}")).ok());
+            .and_then(|t| HeaderValue::from_str(&self.product.cookie(&t)).ok());
         let Some(mut cookie) = cookie else {
             let kind = ErrorKind::Decode("the login answer holds no usable ticket".into());
             return Some(self.error(index, LOGIN_PATH, kind));
@@ -601,7 +700,7 @@ impl Dispatcher {
         let secret = file.secret();
         match (&*self.auth, &self.token_id) {
             (Auth::Token(header), Some(id)) => {
-                let value = format!("PVEAPIToken={id}={}", secret.expose_secret());
+                let value = self.product.token_header(id, secret.expose_secret());
                 match HeaderValue::from_str(&value) {
                     Ok(mut new) => {
                         new.set_sensitive(true);
@@ -658,6 +757,41 @@ impl Dispatcher {
             "endpoint failed; skipping it for a while"
         );
     }
+}
+
+impl Dispatcher {
+    /// What a failed request's error means. A backup server puts a handler's error message
+    /// in the body of its 4xx answer (`datastore is being deleted`), where PVE puts it in
+    /// the status line: read it (at most [`REASON_CHARS`] of it), except for a 401.
+    async fn classify(&self, error: ClientError<()>) -> ErrorKind {
+        match error {
+            ClientError::UnexpectedResponse(response)
+                if self.product == Product::Pbs
+                    && response.status().is_client_error()
+                    && response.status() != StatusCode::UNAUTHORIZED =>
+            {
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                match reason_in(&body) {
+                    Some(reason) => ErrorKind::Refused { status, reason },
+                    None => ErrorKind::Status(status),
+                }
+            }
+            other => classify(other),
+        }
+    }
+}
+
+/// At most this many characters of an error message from an answer's body.
+const REASON_CHARS: usize = 300;
+
+/// The message of an error answer's body: its first line (PBS writes it as plain text, or as
+/// a JSON string), cut at [`REASON_CHARS`].
+fn reason_in(body: &str) -> Option<String> {
+    let text = body.trim();
+    let text = serde_json::from_str::<String>(text).unwrap_or_else(|_| text.to_owned());
+    let line = text.lines().next().unwrap_or("").trim();
+    (!line.is_empty()).then(|| line.chars().take(REASON_CHARS).collect())
 }
 
 fn classify(error: ClientError<()>) -> ErrorKind {

@@ -11,6 +11,7 @@ pub mod secret;
 pub mod stream;
 
 pub use dispatcher::{
-    ApiError, ApiToken, Backoff, Credentials, Dispatcher, DispatcherConfig, ErrorKind, Login,
+    ApiClient, ApiError, ApiToken, Backoff, Credentials, Dispatcher, DispatcherConfig, ErrorKind,
+    Login, Product,
 };
 pub use lenient::{Known, named};

@@ -3,10 +3,12 @@
 //! benchmarks. Answers come from a fixture scenario directory or from a generated cluster.
 
 mod conn;
+mod pbs;
 
 pub use conn::{Behaviour, Stats};
 
 use crate::lock;
+use crate::pve::Product;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -941,6 +943,9 @@ fn other_exporters_paths(
 
 struct Shared {
     answers: Answers,
+    /// What the simulator plays: PVE, or a backup server (its token header, cookie and error
+    /// answers).
+    product: Product,
     authorization: Mutex<String>,
     latency: Mutex<Duration>,
     status_override: Mutex<Option<u16>>,
@@ -1042,10 +1047,17 @@ impl SimApi {
     /// Serves `answers` to clients that send token `token_id` with `secret`. The endpoint is
     /// the node `/cluster/status` marks `local`; [`SimApi::endpoint`] makes the others.
     pub fn new(answers: Answers, token_id: &str, secret: &str) -> SimApi {
+        SimApi::new_for(Product::Pve, answers, token_id, secret)
+    }
+
+    /// [`SimApi::new`] for `product`: a backup server ([`Answers::generate_pbs`]) takes
+    /// `PBSAPIToken=ID:SECRET` and `PBSAuthCookie`, and writes its errors in the body.
+    pub fn new_for(product: Product, answers: Answers, token_id: &str, secret: &str) -> SimApi {
         let local = local_node(&answers);
         let shared = Arc::new(Shared {
             answers,
-            authorization: Mutex::new(format!("PVEAPIToken={token_id}={secret}")),
+            product,
+            authorization: Mutex::new(product.token_header(token_id, secret)),
             latency: Mutex::new(Duration::ZERO),
             status_override: Mutex::new(None),
             overrides: Mutex::new(HashMap::new()),
@@ -1079,7 +1091,7 @@ impl SimApi {
 
     /// Takes token `token_id` with `secret` from now on, and no other (a rotated token).
     pub fn set_token(&self, token_id: &str, secret: &str) {
-        *lock(&self.shared.authorization) = format!("PVEAPIToken={token_id}={secret}");
+        *lock(&self.shared.authorization) = self.shared.product.token_header(token_id, secret);
     }
 
     /// Another endpoint of the same cluster: node `node`'s pveproxy (serve it on a listener
@@ -1328,9 +1340,14 @@ async fn answer(api: &SimApi, request: Request) -> Response {
     };
     let accepts_gzip =
         crate::exporter::accepts_gzip(headers.get(axum::http::header::ACCEPT_ENCODING));
-    let overridden = lock(&shared.overrides).get(path).cloned();
     // An answer for the path with its query (`/cluster/resources?type=vm`) comes first.
     let with_query = uri.query().map(|q| format!("{path}?{q}"));
+    let overridden = {
+        let overrides = lock(&shared.overrides);
+        (with_query.as_ref().and_then(|k| overrides.get(k)))
+            .or_else(|| overrides.get(path))
+            .cloned()
+    };
     let found = overridden
         .as_ref()
         .or_else(|| with_query.and_then(|k| shared.answers.0.get(&k)))
@@ -1359,9 +1376,9 @@ async fn answer(api: &SimApi, request: Request) -> Response {
     let response = match found {
         Some(Answer::FanOut(others, inner)) => {
             tokio::time::sleep(latency * u32::try_from(*others).unwrap_or(u32::MAX)).await;
-            respond(inner).await
+            respond(inner, shared.product).await
         }
-        Some(found) => respond(found).await,
+        Some(found) => respond(found, shared.product).await,
         // PVE answers 501 for a path it does not implement.
         None => status(501),
     };
@@ -1487,7 +1504,10 @@ fn ticket_valid(shared: &Shared, headers: &axum::http::HeaderMap) -> bool {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix("PVEAuthCookie="));
+        .find_map(|c| {
+            let (name, value) = c.trim().split_once('=')?;
+            (name == shared.product.cookie_name()).then_some(value)
+        });
     ticket.is_some_and(|t| {
         lock(&shared.tickets)
             .get(t)
@@ -1503,7 +1523,7 @@ fn json_response(body: &Value) -> Response {
         .into_response()
 }
 
-async fn respond(answer: &Answer) -> Response {
+async fn respond(answer: &Answer, product: Product) -> Response {
     let mut answer = answer;
     loop {
         match answer {
@@ -1523,6 +1543,11 @@ async fn respond(answer: &Answer) -> Response {
         )
             .into_response(),
         Answer::Status(code) => status(*code),
+        // A backup server writes a handler's error in the body, as plain text.
+        Answer::Message(code, message) if product == Product::Pbs => {
+            let code = StatusCode::from_u16(*code).unwrap_or(StatusCode::BAD_REQUEST);
+            (code, message.clone()).into_response()
+        }
         Answer::Message(code, message) => {
             let mut response = status(*code);
             if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(message.clone()) {

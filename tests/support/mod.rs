@@ -118,6 +118,7 @@ pub fn config(endpoints: Vec<reqwest::Url>) -> DispatcherConfig {
             secret: TOKEN_SECRET.into(),
         }
         .into(),
+        product: Default::default(),
         insecure: false,
         extra_roots: Vec::new(),
         timeout: Duration::from_secs(5),
@@ -305,6 +306,7 @@ pub fn targets_with(
         TargetSettings {
             cache_duration: cache,
             probe_collectors: proxmox_exporter::collectors::defaults(),
+            pbs_collectors: proxmox_exporter::collectors::pbs::defaults(),
             max_concurrent_requests: 100,
             requests_per_node: proxmox_exporter::config::DEFAULT_MAX_GUEST_REQUESTS_PER_NODE,
             max_connections_per_endpoint:
@@ -367,6 +369,8 @@ pub fn declared_requests(
         Cost::PerRunningVm => v,
         Cost::BackupStorages => 2 + s,
         Cost::PerDisk => n + d,
+        Cost::Fixed(k) => u64::from(k),
+        Cost::PerNamespace => panic!("a backup server's cost: not in PVE's letters"),
     }
 }
 
