@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::collectors::{Enabled, REGISTRY};
+use crate::collectors::{Enabled, every_collector};
 use crate::pve::{ApiToken, Backoff, DispatcherConfig};
 
 /// Prometheus exporter for Proxmox VE clusters.
@@ -59,6 +59,40 @@ pub struct Cli {
     /// Id of the Proxmox API token, as USER@REALM!TOKENID (e.g. monitoring@pve!exporter).
     #[arg(long, env = "PROXMOX_EXPORTER_PROXMOX_TOKEN_ID")]
     pub proxmox_token_id: Option<String>,
+
+    /// A Proxmox Backup Server's API endpoints, comma separated (e.g. https://pbs1:8007/),
+    /// served on /metrics instead of a PVE cluster (one exporter per backup server; for
+    /// several, use --config.file modules with `product: pbs`).
+    #[arg(long, env = "PROXMOX_EXPORTER_PBS_ENDPOINTS", value_delimiter = ',')]
+    pub pbs_endpoints: Vec<String>,
+
+    /// Id of the backup server's API token, as USER@REALM!TOKENID (e.g. monitoring@pbs!exporter).
+    #[arg(long, env = "PROXMOX_EXPORTER_PBS_TOKEN_ID")]
+    pub pbs_token_id: Option<String>,
+
+    /// Secret of the backup server's API token.
+    #[arg(
+        long,
+        env = "PROXMOX_EXPORTER_PBS_TOKEN",
+        hide_env_values = true,
+        value_parser = secret
+    )]
+    pub pbs_token: Option<SecretString>,
+
+    /// File holding the backup server's token secret, instead of --pbs-token.
+    #[arg(long, env = "PROXMOX_EXPORTER_PBS_TOKEN_FILE")]
+    pub pbs_token_file: Option<std::path::PathBuf>,
+
+    /// Accept any TLS certificate from the backup server (self-signed ones included).
+    #[arg(
+        long,
+        env = "PROXMOX_EXPORTER_PBS_API_INSECURE",
+        num_args = 0..=1,
+        default_value = "false",
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
+    )]
+    pub pbs_api_insecure: bool,
 
     /// Port the metrics server listens on.
     #[arg(long, env = "PROXMOX_EXPORTER_SERVER_PORT", default_value = "8080")]
@@ -233,6 +267,8 @@ pub struct Config {
     pub modules: Option<crate::compat::modules::Modules>,
     /// The collectors to run, with their refresh.
     pub collectors: Vec<Enabled>,
+    /// The collectors a backup server's module runs (`pbs_*`), with their refresh.
+    pub pbs_collectors: Vec<Enabled>,
     /// `--proxmox-ca-file`'s certificates, for the modules' targets too.
     pub extra_roots: Vec<reqwest::Certificate>,
     /// What the operator should know at start (logged once the logger is set up).
@@ -360,7 +396,7 @@ impl Cli {
                     .value_parser(boolish())
                     .help("Turn off every collector not enabled by its own flag"),
             );
-        for collector in REGISTRY {
+        for collector in every_collector() {
             let name = collector.name();
             let default = if collector.enabled_by_default() {
                 "on"
@@ -431,7 +467,7 @@ impl Cli {
                 .unwrap_or(false),
             ..CollectorFlags::default()
         };
-        for collector in REGISTRY {
+        for collector in every_collector() {
             let name = collector.name();
             let on = format!("collector.{name}");
             let off = format!("no-collector.{name}");
@@ -452,8 +488,7 @@ impl Cli {
                 flags.refresh.push((name, text.clone()));
             }
         }
-        let known: Vec<String> = REGISTRY
-            .iter()
+        let known: Vec<String> = every_collector()
             .flat_map(|c| {
                 let variable = collector_variable(c.name());
                 [format!("{variable}_REFRESH"), variable]
@@ -481,7 +516,7 @@ impl Cli {
     fn enabled_collectors(&self) -> Result<Vec<Enabled>, ConfigError> {
         let flags = &self.collectors;
         if let Some(unknown) = flags.unknown_variables.first() {
-            let names: Vec<&str> = REGISTRY.iter().map(|c| c.name()).collect();
+            let names: Vec<&str> = every_collector().map(|c| c.name()).collect();
             return Err(invalid(
                 "PROXMOX_EXPORTER_COLLECTOR_*",
                 format!(
@@ -491,7 +526,7 @@ impl Cli {
             ));
         }
         let mut enabled = Vec::new();
-        for &collector in REGISTRY {
+        for collector in every_collector() {
             let name = collector.name();
             let default = if flags.disable_defaults {
                 false
@@ -526,7 +561,10 @@ impl Cli {
 
     /// Checks every setting; the first bad one is reported.
     pub fn into_config(self) -> Result<Config, ConfigError> {
-        let collectors = self.enabled_collectors()?;
+        let (pbs_collectors, collectors): (Vec<Enabled>, Vec<Enabled>) = (self
+            .enabled_collectors()?)
+        .into_iter()
+        .partition(|e| crate::collectors::pbs::find(e.collector.name()).is_some());
         let log_level = parse_log_level(&self.log_level)?;
         let port: u16 = self.server_port.trim().parse().map_err(|_| {
             invalid(
@@ -622,39 +660,31 @@ impl Cli {
         // With modules, `/metrics` needs a cluster of its own only when one is given.
         let flags_cluster = !self.proxmox_endpoints.iter().all(|e| e.trim().is_empty())
             || self.proxmox_token_id.is_some();
-        let dispatcher = if modules.is_some() && !flags_cluster {
-            None
-        } else {
-            let endpoints = parse_endpoints(&self.proxmox_endpoints)?;
-            let mut secret_file = None;
-            let secret = match (self.proxmox_token, &self.proxmox_token_file) {
-                (Some(_), Some(_)) => {
-                    return Err(invalid(
-                        "--proxmox-token-file (PROXMOX_EXPORTER_PROXMOX_TOKEN_FILE)",
-                        "give either the token or a token file, not both",
-                    ));
-                }
-                (Some(secret), None) => Some(secret),
-                (None, Some(file)) => {
-                    // Read again when it changes: a rotated secret needs no restart.
-                    let file = crate::pve::secret::SecretFile::open(file).map_err(|e| {
-                        invalid(
-                            "--proxmox-token-file (PROXMOX_EXPORTER_PROXMOX_TOKEN_FILE)",
-                            e,
-                        )
-                    })?;
-                    let secret = file.secret();
-                    secret_file = Some(std::sync::Arc::new(file));
-                    Some(secret)
-                }
-                (None, None) => None,
-            };
-            let token = parse_token(self.proxmox_token_id, secret)?;
-            Some(DispatcherConfig {
+        let flags_pbs =
+            !self.pbs_endpoints.iter().all(|e| e.trim().is_empty()) || self.pbs_token_id.is_some();
+        if flags_cluster && flags_pbs {
+            return Err(invalid(
+                "--pbs-endpoints (PROXMOX_EXPORTER_PBS_ENDPOINTS)",
+                "/metrics serves either the cluster of --proxmox-endpoints or the backup server \
+                 of --pbs-endpoints: run one exporter for each, or give the backup server as a \
+                 --config.file module with `product: pbs`",
+            ));
+        }
+        let server = |flags: &ServerFlags,
+                      endpoints: &[String],
+                      id: Option<String>,
+                      secret: Option<SecretString>,
+                      file: &Option<std::path::PathBuf>,
+                      insecure: bool,
+                      product: crate::pve::Product| {
+            let endpoints = parse_endpoints(endpoints, flags)?;
+            let (secret, secret_file) = token_secret(secret, file.as_deref(), flags)?;
+            let token = parse_token(id, secret, flags)?;
+            Ok::<_, ConfigError>(DispatcherConfig {
                 endpoints,
                 credentials: token.into(),
-                product: Default::default(),
-                insecure: self.proxmox_api_insecure,
+                product,
+                insecure,
                 extra_roots: extra_roots.clone(),
                 timeout,
                 backoff: Backoff::default(),
@@ -662,6 +692,29 @@ impl Cli {
                 gzip,
                 secret_file,
             })
+        };
+        let dispatcher = if flags_pbs {
+            Some(server(
+                &PBS_FLAGS,
+                &self.pbs_endpoints,
+                self.pbs_token_id,
+                self.pbs_token,
+                &self.pbs_token_file,
+                self.pbs_api_insecure,
+                crate::pve::Product::Pbs,
+            )?)
+        } else if modules.is_some() && !flags_cluster {
+            None
+        } else {
+            Some(server(
+                &PVE_FLAGS,
+                &self.proxmox_endpoints,
+                self.proxmox_token_id,
+                self.proxmox_token,
+                &self.proxmox_token_file,
+                self.proxmox_api_insecure,
+                crate::pve::Product::Pve,
+            )?)
         };
         Ok(Config {
             log_level,
@@ -680,6 +733,7 @@ impl Cli {
                 allowed_targets: allowed_targets.clone(),
             },
             collectors,
+            pbs_collectors,
             warnings: dispatcher
                 .as_ref()
                 .map(|d| plain_text_endpoints(&d.endpoints))
@@ -771,37 +825,99 @@ fn parse_seconds(
         })
 }
 
-fn parse_endpoints(given: &[String]) -> Result<Vec<reqwest::Url>, ConfigError> {
-    const SETTING: &str = "--proxmox-endpoints (PROXMOX_EXPORTER_PROXMOX_ENDPOINTS)";
+/// The names of the settings that give one server by flags: PVE's cluster or a backup server.
+struct ServerFlags {
+    endpoints: &'static str,
+    token_id: &'static str,
+    token: &'static str,
+    token_file: &'static str,
+    /// An endpoint and a token id as examples.
+    example: (&'static str, &'static str),
+}
+
+const PVE_FLAGS: ServerFlags = ServerFlags {
+    endpoints: "--proxmox-endpoints (PROXMOX_EXPORTER_PROXMOX_ENDPOINTS)",
+    token_id: "--proxmox-token-id (PROXMOX_EXPORTER_PROXMOX_TOKEN_ID)",
+    token: "--proxmox-token (PROXMOX_EXPORTER_PROXMOX_TOKEN)",
+    token_file: "--proxmox-token-file (PROXMOX_EXPORTER_PROXMOX_TOKEN_FILE)",
+    example: ("https://pve1:8006/", "monitoring@pve!exporter"),
+};
+
+const PBS_FLAGS: ServerFlags = ServerFlags {
+    endpoints: "--pbs-endpoints (PROXMOX_EXPORTER_PBS_ENDPOINTS)",
+    token_id: "--pbs-token-id (PROXMOX_EXPORTER_PBS_TOKEN_ID)",
+    token: "--pbs-token (PROXMOX_EXPORTER_PBS_TOKEN)",
+    token_file: "--pbs-token-file (PROXMOX_EXPORTER_PBS_TOKEN_FILE)",
+    example: ("https://pbs1:8007/", "monitoring@pbs!exporter"),
+};
+
+/// The token secret given, or read from its file (then followed: a rotated secret needs no
+/// restart).
+#[allow(clippy::type_complexity)]
+fn token_secret(
+    secret: Option<SecretString>,
+    file: Option<&std::path::Path>,
+    flags: &ServerFlags,
+) -> Result<
+    (
+        Option<SecretString>,
+        Option<std::sync::Arc<crate::pve::secret::SecretFile>>,
+    ),
+    ConfigError,
+> {
+    match (secret, file) {
+        (Some(_), Some(_)) => Err(invalid(
+            flags.token_file,
+            "give either the token or a token file, not both",
+        )),
+        (Some(secret), None) => Ok((Some(secret), None)),
+        (None, Some(file)) => {
+            let file = crate::pve::secret::SecretFile::open(file)
+                .map_err(|e| invalid(flags.token_file, e))?;
+            Ok((Some(file.secret()), Some(std::sync::Arc::new(file))))
+        }
+        (None, None) => Ok((None, None)),
+    }
+}
+
+fn parse_endpoints(
+    given: &[String],
+    flags: &ServerFlags,
+) -> Result<Vec<reqwest::Url>, ConfigError> {
+    let setting = flags.endpoints;
     let mut endpoints = Vec::new();
     for text in given.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
         let url = reqwest::Url::parse(text)
-            .map_err(|e| invalid(SETTING, format!("`{}` is not a URL: {e}", shown(text))))?;
+            .map_err(|e| invalid(setting, format!("`{}` is not a URL: {e}", shown(text))))?;
         if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
             return Err(invalid(
-                SETTING,
+                setting,
                 format!(
-                    "`{}` must be an https:// URL such as https://pve1:8006/",
-                    shown(text)
+                    "`{}` must be an https:// URL such as {}",
+                    shown(text),
+                    flags.example.0
                 ),
             ));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(invalid(
-                SETTING,
-                "an endpoint must not carry a user or password; use --proxmox-token-id and --proxmox-token",
+                setting,
+                format!(
+                    "an endpoint must not carry a user or password; use {} and {}",
+                    flags.token_id, flags.token
+                ),
             ));
         }
         if url.query().is_some() || url.fragment().is_some() {
             return Err(invalid(
-                SETTING,
+                setting,
                 format!("`{}` must not have a query or fragment", shown(text)),
             ));
         }
         endpoints.push(url);
     }
     if endpoints.is_empty() {
-        return Err(invalid(SETTING, "no endpoint given"));
+        return Err(invalid(setting, "no endpoint given"));
     }
     Ok(endpoints)
 }
@@ -831,12 +947,15 @@ fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, Con
     Ok(roots)
 }
 
-fn parse_token(id: Option<String>, secret: Option<SecretString>) -> Result<ApiToken, ConfigError> {
-    const ID: &str = "--proxmox-token-id (PROXMOX_EXPORTER_PROXMOX_TOKEN_ID)";
-    const SECRET: &str = "--proxmox-token (PROXMOX_EXPORTER_PROXMOX_TOKEN)";
+fn parse_token(
+    id: Option<String>,
+    secret: Option<SecretString>,
+    flags: &ServerFlags,
+) -> Result<ApiToken, ConfigError> {
+    let (id_flag, secret_flag) = (flags.token_id, flags.token);
     let id = id.map(|s| s.trim().to_owned()).unwrap_or_default();
     if id.is_empty() {
-        return Err(invalid(ID, "missing"));
+        return Err(invalid(id_flag, "missing"));
     }
     let well_formed = id
         .split_once('@')
@@ -852,19 +971,22 @@ fn parse_token(id: Option<String>, secret: Option<SecretString>) -> Result<ApiTo
         });
     if !well_formed {
         return Err(invalid(
-            ID,
-            format!("`{id}` is not of the form USER@REALM!TOKENID (e.g. monitoring@pve!exporter)"),
+            id_flag,
+            format!(
+                "`{id}` is not of the form USER@REALM!TOKENID (e.g. {})",
+                flags.example.1
+            ),
         ));
     }
     let secret = secret
         .map(|s| s.expose_secret().trim().to_owned())
         .unwrap_or_default();
     if secret.is_empty() {
-        return Err(invalid(SECRET, "missing"));
+        return Err(invalid(secret_flag, "missing"));
     }
     if !secret.chars().all(|c| c.is_ascii_graphic()) {
         return Err(invalid(
-            SECRET,
+            secret_flag,
             "contains spaces or characters that cannot be sent in an HTTP header",
         ));
     }
@@ -877,6 +999,7 @@ fn parse_token(id: Option<String>, secret: Option<SecretString>) -> Result<ApiTo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collectors::REGISTRY;
 
     fn cli(args: &[&str]) -> Cli {
         let mut all = vec!["proxmox-exporter"];
@@ -1161,6 +1284,48 @@ mod tests {
             collectors(&["--collector.disable-defaults"], &[])
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_backup_servers_collectors_take_the_same_flags() {
+        let config = |args: &[&str]| {
+            let mut all = vec!["proxmox-exporter"];
+            all.extend_from_slice(&GOOD);
+            all.extend_from_slice(args);
+            Cli::try_parse_with(all, Vec::new())
+                .unwrap()
+                .into_config()
+                .unwrap()
+        };
+        let names = |c: &Config| -> Vec<&str> {
+            c.pbs_collectors
+                .iter()
+                .map(|e| e.collector.name())
+                .collect()
+        };
+        let defaults = config(&[]);
+        assert_eq!(
+            names(&defaults).len(),
+            crate::collectors::pbs::REGISTRY.len()
+        );
+        assert_eq!(
+            collectors(&[], &[]).unwrap(),
+            SEED,
+            "none of them on /metrics"
+        );
+        let fewer = config(&[
+            "--no-collector.pbs_groups",
+            "--collector.pbs_tasks.refresh=10m",
+        ]);
+        assert!(!names(&fewer).contains(&"pbs_groups"));
+        let tasks = fewer
+            .pbs_collectors
+            .iter()
+            .find(|e| e.collector.name() == "pbs_tasks");
+        assert_eq!(
+            tasks.and_then(|e| e.refresh),
+            Some(Duration::from_secs(600))
         );
     }
 

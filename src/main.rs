@@ -163,17 +163,24 @@ async fn run() -> ExitCode {
         );
     }
     let reloads = Arc::new(Reloads::new(std::time::SystemTime::now()));
+    let backup_server = (config.dispatcher.as_ref()).is_some_and(|d| d.product == Product::Pbs);
     let exporter = dispatcher.map(|dispatcher| {
-        Arc::new(
-            Exporter::new(
-                dispatcher,
-                config.cache_duration,
-                config.max_concurrent_requests,
-            )
-            .with_collectors(config.collectors.clone())
-            .with_requests_per_node(config.max_guest_requests_per_node)
-            .with_reloads(reloads.clone()),
+        let exporter = Exporter::new(
+            dispatcher,
+            config.cache_duration,
+            config.max_concurrent_requests,
         )
+        .with_reloads(reloads.clone());
+        // `--pbs-endpoints`: a backup server's collectors, without PVE's inventory.
+        Arc::new(if backup_server {
+            exporter
+                .with_collectors(config.pbs_collectors.clone())
+                .without_inventory()
+        } else {
+            exporter
+                .with_collectors(config.collectors.clone())
+                .with_requests_per_node(config.max_guest_requests_per_node)
+        })
     });
     if let Some(exporter) = exporter.as_ref().filter(|_| config.collect_ahead) {
         exporter.collect_ahead(AHEAD_IDLE_WINDOWS);
@@ -184,7 +191,7 @@ async fn run() -> ExitCode {
             TargetSettings {
                 cache_duration: config.cache_duration,
                 probe_collectors: config.collectors.clone(),
-                pbs_collectors: proxmox_exporter::collectors::pbs::defaults(),
+                pbs_collectors: config.pbs_collectors.clone(),
                 max_concurrent_requests: config.max_concurrent_requests,
                 requests_per_node: config.max_guest_requests_per_node,
                 max_connections_per_endpoint: config.max_connections_per_endpoint,

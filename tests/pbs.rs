@@ -373,3 +373,44 @@ async fn the_demo_serves_a_backup_server_and_prints_its_probe_url() {
         "proxmox_pbs_datastore_maintenance_info{datastore=\"offsite\",mode=\"offline\"} 1"
     ));
 }
+
+#[tokio::test]
+async fn one_backup_server_by_flags_is_served_on_metrics() {
+    let (_api, url) = serve(generated()).await;
+    let running = support::run_exporter(
+        &["--pbs-endpoints", url.as_str()],
+        &[
+            ("PROXMOX_EXPORTER_PBS_TOKEN_ID", support::TOKEN_ID),
+            ("PROXMOX_EXPORTER_PBS_TOKEN", support::TOKEN_SECRET),
+        ],
+    );
+    let (status, body) = support::get_text(&format!("http://{}/metrics", running.address)).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("proxmox_pbs_up 1"), "{body}");
+    assert!(body.contains("proxmox_exporter_collector_success{collector=\"pbs_groups\"} 1"));
+    assert!(!body.contains("proxmox_up"), "no PVE inventory is asked");
+    assert!(!body.contains(support::TOKEN_SECRET));
+}
+
+#[test]
+fn a_cluster_and_a_backup_server_by_flags_at_once_are_refused() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_proxmox-exporter"))
+        .args(["--proxmox-endpoints", "https://pve1:8006/"])
+        .args(["--proxmox-token-id", "a@pve!b", "--proxmox-token", "s"])
+        .args(["--pbs-endpoints", "https://pbs1:8007/"])
+        .args(["--pbs-token-id", "a@pbs!b", "--pbs-token", "s"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--pbs-endpoints"), "{stderr}");
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_proxmox-exporter"))
+        .args(["--pbs-endpoints", "https://pbs1:8007/"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("--pbs-token-id"), "{stderr}");
+}

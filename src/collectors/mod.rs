@@ -231,6 +231,12 @@ fn declared() -> impl Iterator<Item = &'static str> {
         .filter_map(|op| op.strip_prefix("GET "))
 }
 
+/// Every collector: PVE's ([`REGISTRY`]) and then a backup server's ([`pbs::REGISTRY`]);
+/// the flags (`--collector.NAME`) are made for each.
+pub fn every_collector() -> impl Iterator<Item = &'static dyn Collector> {
+    REGISTRY.iter().chain(pbs::REGISTRY).copied()
+}
+
 /// The collector named `name`.
 pub fn find(name: &str) -> Option<&'static dyn Collector> {
     REGISTRY.iter().copied().find(|c| c.name() == name)
