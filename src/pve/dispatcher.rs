@@ -771,8 +771,16 @@ impl Dispatcher {
                     && response.status() != StatusCode::UNAUTHORIZED =>
             {
                 let status = response.status();
-                let body = response.text().await.unwrap_or_default();
-                match reason_in(&body) {
+                // The first few KiB are enough for a message; the rest is not read.
+                let mut response = response;
+                let mut body = Vec::new();
+                while body.len() < 4096 {
+                    match response.chunk().await {
+                        Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                        _ => break,
+                    }
+                }
+                match reason_in(&String::from_utf8_lossy(&body)) {
                     Some(reason) => ErrorKind::Refused { status, reason },
                     None => ErrorKind::Status(status),
                 }
@@ -982,6 +990,21 @@ mod tests {
         let err = endpoint_label(&url("https://root:hunter2@pve1:8006/")).unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
         assert!(endpoint_label(&url("ftp://pve1/")).is_err());
+    }
+
+    #[test]
+    fn a_backup_servers_error_message_is_read_from_its_body() {
+        assert_eq!(
+            reason_in("datastore is being deleted\n").as_deref(),
+            Some("datastore is being deleted")
+        );
+        assert_eq!(
+            reason_in("\"offline maintenance mode: disk swap\"").as_deref(),
+            Some("offline maintenance mode: disk swap")
+        );
+        assert_eq!(reason_in("  \n"), None);
+        let long = "x".repeat(1000);
+        assert_eq!(reason_in(&long).map(|r| r.len()), Some(REASON_CHARS));
     }
 
     #[test]
