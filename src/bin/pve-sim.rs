@@ -49,6 +49,14 @@ struct Cli {
     /// `slow:MILLISECONDS`. Repeatable. Example: /nodes/pve01/disks/list=500
     #[arg(long = "fault")]
     faults: Vec<String>,
+    /// Play a Proxmox Backup Server instead, with this many datastores in use (and one in
+    /// offline maintenance) of --pbs-groups backup groups each; it takes
+    /// `PBSAPIToken=ID:SECRET`. Listen on port 8007 to look like one.
+    #[arg(long, value_name = "DATASTORES")]
+    pbs: Option<usize>,
+    /// Backup groups per datastore, with --pbs.
+    #[arg(long, default_value_t = 40)]
+    pbs_groups: usize,
     /// Serve this many nodes' endpoints (pve01, pve02, …), each on its own port: the next
     /// ports after --listen's, or free ones when its port is 0.
     #[arg(long, default_value_t = 1)]
@@ -166,14 +174,19 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let mut answers = Answers::generate_with_offline(
-        cli.nodes,
-        cli.guests,
-        cli.seed,
-        SystemTime::now(),
-        cli.offline,
-        Duration::from_millis(cli.offline_delay_ms),
-    );
+    let mut answers = match cli.pbs {
+        Some(datastores) => {
+            Answers::generate_pbs(datastores, cli.pbs_groups, cli.seed, SystemTime::now())
+        }
+        None => Answers::generate_with_offline(
+            cli.nodes,
+            cli.guests,
+            cli.seed,
+            SystemTime::now(),
+            cli.offline,
+            Duration::from_millis(cli.offline_delay_ms),
+        ),
+    };
     for fault in &cli.faults {
         let (path, kind) = fault
             .split_once('=')
@@ -183,7 +196,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             .map_err(|e| format!("--fault {fault}: {e}"))?;
         answers.0.insert(path.to_owned(), answer);
     }
-    let api = SimApi::new(answers, &cli.token_id, &cli.token_secret);
+    let product = match cli.pbs {
+        Some(_) => proxmox_exporter::pve::Product::Pbs,
+        None => proxmox_exporter::pve::Product::Pve,
+    };
+    let api = SimApi::new_for(product, answers, &cli.token_id, &cli.token_secret);
     api.set_latency(Duration::from_millis(cli.latency_ms));
     api.set_status_override(cli.status);
     api.set_behaviour(cli.behaviour.behaviour());
