@@ -17,6 +17,7 @@ use crate::collectors::{BoxFuture, Collected, Collector, Context, Cost, Families
 use crate::collectors::{Sample, gauge_family, labels, unix_seconds};
 use crate::pbs::client::types::{
     GetAdminDatastoreResponseDataItem, GetStatusDatastoreUsageResponseDataItem,
+    GetStatusDatastoreUsageResponseDataItemGcStatus as GcStatus,
 };
 use crate::pve::{Known, named};
 
@@ -149,9 +150,7 @@ impl Families for Stores {
                 (at > now).then_some(at)
             }),
         )?;
-        let gc = |pick: fn(
-            &crate::pbs::client::types::GetStatusDatastoreUsageResponseDataItemGcStatus,
-        ) -> Option<i64>| {
+        let gc = |pick: fn(&GcStatus) -> Option<i64>| {
             per_store(&move |u| bytes(pick(u.gc_status.as_ref()?)))
         };
         gauge_family(
