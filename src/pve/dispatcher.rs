@@ -43,7 +43,7 @@ pub enum Product {
 
 impl Product {
     /// The `Authorization` header's value for a token.
-    pub fn token_header(self, id: &str, secret: &str) -> String {
+    pub(crate) fn token_header(self, id: &str, secret: &str) -> String {
         match self {
             Product::Pve => format!("PVEAPIToken={id}={secret}"),
             Product::Pbs => format!("PBSAPIToken={id}:{secret}"),
