@@ -239,7 +239,12 @@ pub fn every_collector() -> impl Iterator<Item = &'static dyn Collector> {
 
 /// The collector named `name`.
 pub fn find(name: &str) -> Option<&'static dyn Collector> {
-    REGISTRY.iter().copied().find(|c| c.name() == name)
+    find_in(REGISTRY, name)
+}
+
+/// The collector of `registry` named `name`.
+pub fn find_in(registry: &[&'static dyn Collector], name: &str) -> Option<&'static dyn Collector> {
+    registry.iter().copied().find(|c| c.name() == name)
 }
 
 /// Where `collector` stands in [`REGISTRY`]; `None` for collectors outside it (`/pve`'s).
@@ -346,7 +351,12 @@ pub fn default_concurrency(enabled: &[Enabled]) -> usize {
 
 /// The collectors on by default, with their default refresh.
 pub fn defaults() -> Vec<Enabled> {
-    REGISTRY
+    defaults_in(REGISTRY)
+}
+
+/// The collectors of `registry` on by default, with their default refresh.
+pub fn defaults_in(registry: &[&'static dyn Collector]) -> Vec<Enabled> {
+    registry
         .iter()
         .filter(|c| c.enabled_by_default())
         .map(|&collector| Enabled {

@@ -17,7 +17,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 
 use super::datastore::{LIST_PATH, maintenance_mode};
-use super::{get, unavailable};
+use super::{get, outcome, unavailable};
 use crate::collectors::{BoxFuture, Collected, Collector, Context, Cost, Families, Spec, View};
 use crate::collectors::{Target, sorted_family};
 use crate::pve::{ApiError, Dispatcher, ErrorKind, Known, named};
@@ -181,13 +181,7 @@ impl Collector for Groups {
             errors.extend(asked.errors);
             let mut read: Vec<(Place, Vec<Group>)> = asked.data;
             read.sort_by(|a, b| (&a.0.store, &a.0.ns).cmp(&(&b.0.store, &b.0.ns)));
-            Collected {
-                data: Box::new(Read(read)) as Box<dyn Families>,
-                errors,
-                known: Vec::new(),
-                duration: started.elapsed(),
-                unreachable: Vec::new(),
-            }
+            outcome(started, Box::new(Read(read)), errors)
         })
     }
 }

@@ -44,7 +44,7 @@ pub static REGISTRY: &[&dyn Collector] = &[
 
 /// The PBS collector named `name`.
 pub fn find(name: &str) -> Option<&'static dyn Collector> {
-    REGISTRY.iter().copied().find(|c| c.name() == name)
+    super::find_in(REGISTRY, name)
 }
 
 /// The node name PBS's per-node paths take: a backup server answers for itself.
@@ -104,12 +104,5 @@ pub fn unavailable(message: &str) -> Option<&'static str> {
 
 /// The PBS collectors on by default, with their default refresh.
 pub fn defaults() -> Vec<super::Enabled> {
-    REGISTRY
-        .iter()
-        .filter(|c| c.enabled_by_default())
-        .map(|&collector| super::Enabled {
-            collector,
-            refresh: collector.refresh(),
-        })
-        .collect()
+    super::defaults_in(REGISTRY)
 }
