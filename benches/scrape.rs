@@ -1007,49 +1007,6 @@ async fn web_ui_requests(
 /// How often `--sweeps` scrapes, and the exporter's cache window.
 const INTERVAL: Duration = Duration::from_secs(15);
 
-/// Half of the running VMs' agents answer (after holding the node's worker for `agent`, the
-/// guest's round trip); the other half have none configured. `hung`: every agent of that
-/// node hangs instead (PVE holds the worker for its own timeout, then answers 500).
-fn agents(answers: &mut Answers, agent: Duration, hung: Option<&str>) {
-    use proxmox_exporter::sim::Answer;
-    let mut paths: Vec<String> = answers
-        .0
-        .keys()
-        .filter(|p| p.ends_with("/agent/get-fsinfo"))
-        .cloned()
-        .collect();
-    paths.sort();
-    let sample = paths
-        .iter()
-        .find_map(|p| match &answers.0[p] {
-            Answer::Json(body) => Some(body.clone()),
-            _ => None,
-        })
-        .expect("an agent answer");
-    for (i, path) in paths.iter().enumerate() {
-        let node = path.split('/').nth(2).unwrap_or("");
-        let answer = if hung == Some(node) {
-            let vmid = path.split('/').nth(4).unwrap_or("");
-            Answer::Held(
-                Duration::from_secs(6),
-                Box::new(Answer::Message(
-                    500,
-                    format!("VM {vmid} qmp command 'guest-get-fsinfo' failed - got timeout"),
-                )),
-            )
-        } else if i % 2 == 0 {
-            let body = match &answers.0[path] {
-                Answer::Json(body) => body.clone(),
-                _ => sample.clone(),
-            };
-            Answer::Held(agent, Box::new(Answer::Json(body)))
-        } else {
-            Answer::Message(500, "No QEMU guest agent configured".into())
-        };
-        answers.0.insert(path.clone(), answer);
-    }
-}
-
 /// The sweeps' goals (#23): at 500 nodes / 50,000 guests with every collector on and half of
 /// the running VMs with an agent, on the pveproxy-like simulator (3 workers per node, the
 /// proxy hop, three endpoints, 20 ms latency): the exporter's peak RSS; each node's pveproxy
@@ -1069,7 +1026,7 @@ async fn sweeps(o: &Options) {
     let mut p50s = Vec::new();
     for hung in [None, Some("pve07")] {
         let mut answers = base.clone();
-        agents(&mut answers, Duration::from_millis(20), hung);
+        answers.answer_half_of_the_agents(Duration::from_millis(20), hung);
         let api = SimApi::new(answers, TOKEN_ID, TOKEN_SECRET);
         api.set_behaviour(Behaviour::pveproxy());
         api.set_latency(Duration::from_millis(20));

@@ -21,7 +21,7 @@ use std::time::Duration;
 use prometheus_client::encoding::DescriptorEncoder;
 
 use super::cluster_resources::kind;
-use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Reply, Sample, Spec};
+use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Reply, Spec};
 use super::{Target, View, gauge, gauge_family, labels, sorted_family, sweep};
 use crate::pve::client::types::{
     GetClusterBackupInfoNotBackedUpResponseDataItem, GetClusterTasksResponseDataItem,
@@ -301,11 +301,13 @@ fn keep_newer(kept: &mut Newest, seen: Newest) {
     kept.verified_at = verified_at;
 }
 
-/// A storage's name and a guest's vmid as text.
-type StoredGuest<'a> = (&'a str, compact_str::CompactString);
-
-fn by_storage<'a>((storage, vmid): &'a StoredGuest<'_>) -> [(&'static str, &'a str); 2] {
-    [("storage", storage), ("vmid", vmid.as_str())]
+/// Two vmids in the order of their text (`100` before `99`), as label values sort.
+fn as_text(a: i64, b: i64) -> std::cmp::Ordering {
+    use compact_str::ToCompactString;
+    if a == b {
+        return std::cmp::Ordering::Equal;
+    }
+    a.to_compact_string().cmp(&b.to_compact_string())
 }
 
 #[derive(Debug, Default)]
@@ -324,75 +326,98 @@ impl Families for Backups {
                 "Guests that no backup job covers.",
                 uncovered.len() as f64,
             )?;
-            let each: Vec<Sample> = uncovered
-                .iter()
+            // Borrowed from the answer and sorted by the label values (the vmid as text):
+            // 40 bytes a guest instead of three owned labels.
+            let mut each: Vec<(&str, &str, i64)> = (uncovered.iter())
                 .filter_map(|g| {
-                    let vmid = g.vmid.known()?.to_string();
-                    let set = labels([
-                        ("name", g.name.known().unwrap_or("")),
-                        ("type", g.type_.known().unwrap_or("")),
-                        ("vmid", &vmid),
-                    ]);
-                    Some((set, 1.0))
+                    let (name, kind) = (g.name.known(), g.type_.known());
+                    Some((name.unwrap_or(""), kind.unwrap_or(""), g.vmid.known()?))
                 })
                 .collect();
-            gauge_family(
+            let order = |a: &(&str, &str, i64), b: &(&str, &str, i64)| {
+                (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| as_text(a.2, b.2))
+            };
+            each.sort_by(order);
+            each.dedup_by(|later, earlier| order(later, earlier).is_eq());
+            sorted_family(
                 encoder,
                 "proxmox_backup_guest_not_covered",
                 "1 for each guest that no backup job covers; other guests have no series.",
-                each,
+                MetricType::Gauge,
+                (each.iter()).map(|&(name, kind, vmid)| {
+                    (([("name", name), ("type", kind)], [("vmid", vmid)]), 1.0)
+                }),
             )?;
         }
-        // Each guest's newest backup on each storage: (storage, vmid) → newest, in the order
-        // of the label values (vmids as text), written without copying them. A storage name
-        // listed by several nodes (`local`) counts once.
-        let mut newest: BTreeMap<StoredGuest<'_>, Newest> = BTreeMap::new();
-        let mut verifying = std::collections::BTreeSet::new();
-        for (store, listing) in &self.contents {
-            if listing.verifies {
-                verifying.insert(store.storage.as_str());
-            }
-            for &(vmid, seen) in &listing.newest {
-                use compact_str::ToCompactString;
-                let kept = newest.entry((store.storage.as_str(), vmid.to_compact_string()));
-                keep_newer(kept.or_insert(NONE_YET), seen);
-            }
+        // Each guest's newest backup on each storage, in the order of the label values
+        // (storage, then the vmid as text): positions into the listings, 8 bytes a backup,
+        // sorted once; a storage name listed by several nodes (`local`) counts once, its
+        // listings' entries for one guest merged as they are written.
+        let mut at: Vec<(u32, u32)> = Vec::with_capacity(
+            (self.contents.iter())
+                .map(|(_, listing)| listing.newest.len())
+                .sum(),
+        );
+        for (s, (_, listing)) in self.contents.iter().enumerate() {
+            let s = u32::try_from(s).unwrap_or(u32::MAX);
+            at.extend((0..listing.newest.len()).map(|i| (s, u32::try_from(i).unwrap_or(u32::MAX))));
         }
+        let entry = |&(s, i): &(u32, u32)| {
+            let (store, listing) = &self.contents[s as usize];
+            let (vmid, newest) = listing.newest[i as usize];
+            (store.storage.as_str(), vmid, newest)
+        };
+        let same = |a: &(u32, u32), b: &(u32, u32)| {
+            let ((sa, va, _), (sb, vb, _)) = (entry(a), entry(b));
+            sa.cmp(sb).then_with(|| as_text(va, vb))
+        };
+        at.sort_by(same);
+        let verifying: std::collections::BTreeSet<&str> = (self.contents.iter())
+            .filter(|(_, listing)| listing.verifies)
+            .map(|(store, _)| store.storage.as_str())
+            .collect();
+        // Each (storage, vmid) once, with the newest of its listings' backups.
+        let newest = || {
+            at.chunk_by(move |a, b| same(a, b).is_eq())
+                .map(move |group| {
+                    let (storage, vmid, _) = entry(&group[0]);
+                    let mut kept = NONE_YET;
+                    for each in group {
+                        keep_newer(&mut kept, entry(each).2);
+                    }
+                    (storage, vmid, kept)
+                })
+        };
+        let by_storage = |storage, vmid| ([("storage", storage)], [("vmid", vmid)]);
         sorted_family(
             encoder,
             "proxmox_backup_newest_timestamp_seconds",
             "When a guest's newest backup on a storage was made, as a Unix time.",
             MetricType::Gauge,
-            newest.iter().map(|(k, n)| (by_storage(k), n.at as f64)),
+            newest().map(|(s, v, n)| (by_storage(s, v), n.at as f64)),
         )?;
         sorted_family(
             encoder,
             "proxmox_backup_newest_size_bytes",
             "Size of a guest's newest backup on a storage, in bytes.",
             MetricType::Gauge,
-            newest
-                .iter()
-                .filter_map(|(k, n)| Some((by_storage(k), n.size? as f64))),
+            newest().filter_map(|(s, v, n)| Some((by_storage(s, v), n.size? as f64))),
         )?;
-        let verified = || {
-            newest
-                .iter()
-                .filter(|((storage, _), _)| verifying.contains(storage))
-        };
+        let verified = || newest().filter(|(storage, _, _)| verifying.contains(storage));
         sorted_family(
             encoder,
             "proxmox_backup_newest_verification_status",
             "Verification of a guest's newest backup on a storage that verifies backups (PBS): \
              1 passed, 0 failed, -1 not verified (yet).",
             MetricType::Gauge,
-            verified().map(|(k, n)| (by_storage(k), n.verified.value())),
+            verified().map(|(s, v, n)| (by_storage(s, v), n.verified.value())),
         )?;
         sorted_family(
             encoder,
             "proxmox_backup_newest_verified_timestamp_seconds",
             "When a guest's newest backup that passed verification was made, as a Unix time.",
             MetricType::Gauge,
-            verified().filter_map(|(k, n)| Some((by_storage(k), n.verified_at? as f64))),
+            verified().filter_map(|(s, v, n)| Some((by_storage(s, v), n.verified_at? as f64))),
         )?;
         let Some(tasks) = &self.tasks else {
             return Ok(());

@@ -142,6 +142,46 @@ impl Answers {
         Answers::generate_with_offline(nodes, guests, seed, now, 0, Duration::ZERO)
     }
 
+    /// The benchmarks' agents: every other running VM's agent answers its file systems after
+    /// holding the node's worker for `agent` (the guest's round trip), the others have none
+    /// configured. `hung`: every agent of that node hangs instead (PVE holds the worker 6 s,
+    /// its own timeout, then answers 500 `got timeout`).
+    pub fn answer_half_of_the_agents(&mut self, agent: Duration, hung: Option<&str>) {
+        let mut paths: Vec<String> = (self.0.keys())
+            .filter(|p| p.ends_with("/agent/get-fsinfo"))
+            .cloned()
+            .collect();
+        paths.sort();
+        let Some(sample) = paths.iter().find_map(|p| match &self.0[p] {
+            Answer::Json(body) => Some(body.clone()),
+            _ => None,
+        }) else {
+            return;
+        };
+        for (i, path) in paths.iter().enumerate() {
+            let node = path.split('/').nth(2).unwrap_or("");
+            let answer = if hung == Some(node) {
+                let vmid = path.split('/').nth(4).unwrap_or("");
+                Answer::Held(
+                    Duration::from_secs(6),
+                    Box::new(Answer::Message(
+                        500,
+                        format!("VM {vmid} qmp command 'guest-get-fsinfo' failed - got timeout"),
+                    )),
+                )
+            } else if i % 2 == 0 {
+                let body = match &self.0[path] {
+                    Answer::Json(body) => body.clone(),
+                    _ => sample.clone(),
+                };
+                Answer::Held(agent, Box::new(Answer::Json(body)))
+            } else {
+                Answer::Message(500, "No QEMU guest agent configured".into())
+            };
+            self.0.insert(path.clone(), answer);
+        }
+    }
+
     /// Like [`Answers::generate`], with the last `offline` nodes down: listed with only their
     /// status, their guests `unknown`, and their own paths answering 595 after `delay`.
     pub fn generate_with_offline(
