@@ -106,6 +106,14 @@ fn encode_number(
 pub struct ByVmid<T>(Vec<(u32, T)>);
 
 impl<T> ByVmid<T> {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn get(&self, vmid: u32) -> Option<&T> {
         let at = self.0.binary_search_by_key(&vmid, |(id, _)| *id).ok()?;
         Some(&self.0[at].1)
@@ -120,6 +128,55 @@ impl<T> FromIterator<(u32, T)> for ByVmid<T> {
         ByVmid(all)
     }
 }
+
+/// A vmid as a label value: written as its number, ordered as its text (`100` before `99`),
+/// as the series of the per-guest families are. 4 bytes where its text took 24: the
+/// per-guest encodings sort 50,000 of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vmid(pub u32);
+
+impl Vmid {
+    /// The decimal digits, in `buffer`.
+    fn digits(self, buffer: &mut [u8; 10]) -> &[u8] {
+        let (mut n, mut at) = (self.0, buffer.len());
+        loop {
+            at -= 1;
+            buffer[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                return &buffer[at..];
+            }
+        }
+    }
+}
+
+impl Ord for Vmid {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if self.0 == other.0 {
+            return std::cmp::Ordering::Equal;
+        }
+        let (mut a, mut b) = ([0; 10], [0; 10]);
+        self.digits(&mut a).cmp(other.digits(&mut b))
+    }
+}
+
+impl PartialOrd for Vmid {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl prometheus_client::encoding::EncodeLabelValue for Vmid {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+    ) -> std::fmt::Result {
+        self.0.encode(encoder)
+    }
+}
+
+/// A per-guest label set: `N` borrowed labels, then the vmid.
+pub type WithVmid<'a, const N: usize> = ([(&'static str, &'a str); N], [(&'static str, Vmid); 1]);
 
 /// Label pairs from borrowed values.
 pub fn labels<const N: usize>(pairs: [(&'static str, &str); N]) -> Vec<(&'static str, String)> {
@@ -140,7 +197,22 @@ pub fn sorted_list(text: Option<&str>, separators: &[char], joiner: &str) -> Str
 
 #[cfg(test)]
 mod tests {
-    use super::ByVmid;
+    use super::{ByVmid, Vmid};
+
+    #[test]
+    fn vmids_sort_as_their_text_and_are_written_as_numbers() {
+        let mut ids: Vec<Vmid> = [99, 100, 1000, 9, 101, 4_294_967_295, 0]
+            .into_iter()
+            .map(Vmid)
+            .collect();
+        ids.sort();
+        let as_text: Vec<u32> = ids.iter().map(|v| v.0).collect();
+        let mut expected: Vec<String> = as_text.iter().map(u32::to_string).collect();
+        expected.sort();
+        let written: Vec<String> = as_text.iter().map(u32::to_string).collect();
+        assert_eq!(written, expected);
+        assert_eq!(as_text, [0, 100, 1000, 101, 4_294_967_295, 9, 99]);
+    }
 
     #[test]
     fn values_are_found_by_vmid_in_any_order_given() {

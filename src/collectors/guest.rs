@@ -11,7 +11,8 @@ use prometheus_client::encoding::DescriptorEncoder;
 use super::cluster_resources::{Resource, from_inventory, is_guest, kind, vmid};
 use prometheus_client::metrics::MetricType;
 
-use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Spec, View, sorted_family};
+use super::sorted_family;
+use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Spec, View, Vmid, WithVmid};
 use crate::pve::Known;
 
 pub const NAME: &str = "guest";
@@ -47,13 +48,15 @@ pub fn sorted_tags(tags: Option<&str>) -> String {
 }
 
 /// A guest's identifying labels, borrowed from its row: `name`, `node`, `type`, `vmid`.
-fn names<'a>(r: &'a Resource, vmid: &'a str) -> [(&'static str, &'a str); 4] {
-    [
-        ("name", r.name.known().unwrap_or("")),
-        ("node", r.node.known().unwrap_or("")),
-        ("type", kind(r)),
-        ("vmid", vmid),
-    ]
+fn names(r: &Resource, vmid: Vmid) -> WithVmid<'_, 3> {
+    (
+        [
+            ("name", r.name.known().unwrap_or("")),
+            ("node", r.node.known().unwrap_or("")),
+            ("type", kind(r)),
+        ],
+        [("vmid", vmid)],
+    )
 }
 
 impl Families for Usage {
@@ -63,17 +66,20 @@ impl Families for Usage {
         }
         // Every family has a series per guest: sorted by their label values once, the labels
         // borrowed from the rows as each series is written. One list made to its size (a row
-        // and its vmid: 32 bytes a guest).
-        let rows = || (view.inventory.data.iter()).filter(|r| matches!(kind(r), "qemu" | "lxc"));
-        let mut all: Vec<(&Resource, compact_str::CompactString)> =
-            Vec::with_capacity(rows().count());
-        all.extend(rows().map(|r| (r, vmid(r))));
-        all.sort_by(|a, b| names(a.0, &a.1).cmp(&names(b.0, &b.1)));
-        all.dedup_by(|later, earlier| names(later.0, &later.1) == names(earlier.0, &earlier.1));
+        // and its vmid: 16 bytes a guest).
+        let rows = || {
+            (view.inventory.data.iter())
+                .filter(|r| matches!(kind(r), "qemu" | "lxc"))
+                .filter_map(|r| Some((r, Vmid(vmid(r).parse().ok()?))))
+        };
+        let mut all: Vec<(&Resource, Vmid)> = Vec::with_capacity(rows().count());
+        all.extend(rows());
+        all.sort_by(|a, b| names(a.0, a.1).cmp(&names(b.0, b.1)));
+        all.dedup_by(|later, earlier| names(later.0, later.1) == names(earlier.0, earlier.1));
         let guests = || all.iter().filter(|(r, _)| is_guest(r));
         let mut family =
             |name: &str, help: &str, kind: MetricType, value: &dyn Fn(&Resource) -> Option<f64>| {
-                let samples = guests().filter_map(|(r, id)| Some((names(r, id), value(r)?)));
+                let samples = guests().filter_map(|(r, id)| Some((names(r, *id), value(r)?)));
                 sorted_family(encoder, name, help, kind, samples)
             };
         let bytes = |v: Option<i64>| v.map(|v| v as f64);
@@ -152,7 +158,7 @@ impl Families for Usage {
         )?;
         let locks = guests().filter_map(|(r, id)| {
             let lock = r.lock().filter(|l| !l.is_empty())?;
-            Some(((names(r, id), [("lock", lock)]), 1.0))
+            Some(((names(r, *id), [("lock", lock)]), 1.0))
         });
         sorted_family(
             encoder,
@@ -174,7 +180,7 @@ impl Families for Usage {
                 ("tags", Cow::Owned(tags)),
                 ("template", Cow::Borrowed(template)),
             ];
-            ((names(r, id), extra), 1.0)
+            ((names(r, *id), extra), 1.0)
         });
         sorted_family(
             encoder,

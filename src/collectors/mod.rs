@@ -31,7 +31,9 @@ pub use collection::{
     Collectors, Context, Kept, Outcome, PerNode, Snapshot, Target, cluster_wide,
     cluster_wide_unless, each_online_node, fan_out,
 };
-pub use encode::{ByVmid, Sample, View, gauge, gauge_family, labels, sorted_family, unix_seconds};
+pub use encode::{
+    ByVmid, Sample, View, Vmid, WithVmid, gauge, gauge_family, labels, sorted_family, unix_seconds,
+};
 pub use sweep::{Reply, Sweeps, sweep};
 
 /// `async fn NAME(dispatcher, node) -> Result<TYPE, ApiError>`: one node's

@@ -15,7 +15,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use super::cluster_resources::{Resource, Rows, is_guest, kind, vmid};
 use super::guest::sorted_tags;
 use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Reply, Spec};
-use super::{ByVmid, Target, View, sorted_family, sweep, unix_seconds};
+use super::{ByVmid, Target, View, Vmid, WithVmid, sorted_family, sweep, unix_seconds};
 use crate::pve::{ApiError, Dispatcher, Known};
 use prometheus_client::metrics::MetricType;
 
@@ -146,13 +146,15 @@ struct Lists(ByVmid<Arc<Box<[Snapshot]>>>);
 
 /// A guest's labels but its tags, in the order the seed's later versions give them, from its
 /// inventory row and vmid.
-fn guest_labels<'a>(row: &'a Resource, vmid: &'a str) -> [(&'static str, &'a str); 4] {
-    [
-        ("node", row.node.known().unwrap_or("")),
-        ("type", kind(row)),
-        ("name", row.name.known().unwrap_or("")),
-        ("vmid", vmid),
-    ]
+fn guest_labels(row: &Resource, vmid: Vmid) -> WithVmid<'_, 3> {
+    (
+        [
+            ("node", row.node.known().unwrap_or("")),
+            ("type", kind(row)),
+            ("name", row.name.known().unwrap_or("")),
+        ],
+        [("vmid", vmid)],
+    )
 }
 
 /// The last label: the guest's tags, sorted (made as each series is written: most guests
@@ -177,11 +179,11 @@ fn by_name(list: &[Snapshot]) -> Vec<(&str, Option<i64>)> {
     real
 }
 
-/// A guest with its snapshots, as written: its row, its vmid as a label value, the list.
-type Listed<'a> = (&'a Resource, CompactString, &'a [Snapshot]);
+/// A guest with its snapshots, as written: its row, its vmid, the list (32 bytes).
+type Listed<'a> = (&'a Resource, Vmid, &'a [Snapshot]);
 
-fn labels<'a>(g: &'a Listed<'_>) -> [(&'static str, &'a str); 4] {
-    guest_labels(g.0, &g.1)
+fn labels<'a>(g: &Listed<'a>) -> WithVmid<'a, 3> {
+    guest_labels(g.0, g.1)
 }
 
 /// The order of the series: by their label values, tags last (made only on a tie).
@@ -196,14 +198,17 @@ impl Families for Lists {
         let now = unix_seconds(view.taken_at);
         // The guests with a list, labelled from the inventory; sorted by their label values
         // once, then written without copying them.
-        let mut guests: Vec<Listed<'_>> = (view.inventory.data.iter())
-            .filter(|r| is_guest(r))
-            .filter_map(|r| {
-                let id = vmid(r);
-                let list = self.0.get(id.parse().ok()?)?;
-                Some((r, id, &***list))
-            })
-            .collect();
+        // Made to its size: a guest has at most one list.
+        let mut guests: Vec<Listed<'_>> = Vec::with_capacity(self.0.len());
+        guests.extend(
+            (view.inventory.data.iter())
+                .filter(|r| is_guest(r))
+                .filter_map(|r| {
+                    let id: u32 = vmid(r).parse().ok()?;
+                    let list = self.0.get(id)?;
+                    Some((r, Vmid(id), &***list))
+                }),
+        );
         guests.sort_by(order);
         guests.dedup_by(|later, earlier| order(later, earlier).is_eq());
         sorted_family(
