@@ -351,7 +351,17 @@ async fn work<K, T, F, Fut>(
     Fut: Future<Output = Result<Reply<Arc<T>>, ApiError>> + Send + 'static,
 {
     loop {
-        let Some((key, target)) = lock(&queue).pop_front() else {
+        let next = {
+            let mut queue = lock(&queue);
+            let next = queue.pop_front();
+            // A first sweep queues every target of the node for minutes: what was asked is
+            // let go as it goes (a quarter left, the rest handed back), not when it ends.
+            if queue.capacity() > 16 && queue.len() < queue.capacity() / 4 {
+                queue.shrink_to_fit();
+            }
+            next
+        };
+        let Some((key, target)) = next else {
             return;
         };
         // Gone from the inventory meanwhile: nothing to ask.
