@@ -28,7 +28,7 @@ use proxmox_exporter::collectors::{Snapshot, View};
 use proxmox_exporter::config::Cli;
 use proxmox_exporter::exporter::{Body, Exporter, Format};
 use proxmox_exporter::pve::Dispatcher;
-use proxmox_exporter::sim::{Answers, Behaviour, SimApi, self_signed};
+use proxmox_exporter::sim::{Answers, Behaviour, SimApi};
 
 /// Bytes the counted threads hold now, and the most since the last reset.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -236,22 +236,9 @@ fn main() {
             let api = SimApi::new(answers, TOKEN_ID, TOKEN_SECRET);
             api.set_behaviour(Behaviour::pveproxy());
             api.set_latency(Duration::from_millis(20));
-            let mut addresses = Vec::new();
-            for i in 0..3 {
-                let endpoint = if i == 0 {
-                    api.clone()
-                } else {
-                    api.endpoint(&format!("pve{:02}", i + 1))
-                };
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                addresses.push(format!(
-                    "https://{}/",
-                    listener.local_addr().expect("address")
-                ));
-                tokio::spawn(endpoint.serve_tls(listener, self_signed().expect("certificate")));
-            }
+            let (_servers, addresses) = api.serve_tls_endpoints(3).await.expect("endpoints");
+            let addresses: Vec<String> =
+                addresses.iter().map(|a| format!("https://{a}/")).collect();
             tx.send(addresses).expect("addresses");
             std::future::pending::<()>().await;
         });

@@ -664,23 +664,8 @@ async fn serve_endpoints(
     Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
     Vec<String>,
 ) {
-    let mut servers = Vec::new();
-    let mut addresses = Vec::new();
-    for i in 0..count {
-        let endpoint = if i == 0 {
-            api.clone()
-        } else {
-            api.endpoint(&format!("pve{:02}", i + 1))
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        addresses.push(listener.local_addr().expect("address").to_string());
-        servers.push(tokio::spawn(
-            endpoint.serve_tls(listener, self_signed().expect("certificate")),
-        ));
-    }
-    (servers, addresses)
+    let (servers, addresses) = api.serve_tls_endpoints(count).await.expect("endpoints");
+    (servers, addresses.iter().map(|a| a.to_string()).collect())
 }
 
 /// The scale goals (issue: 500 nodes / 50,000 guests, peak RSS and cold scrape time): the

@@ -1268,6 +1268,32 @@ impl SimApi {
     ) -> std::io::Result<()> {
         self.accept(listener, Some(tls)).await
     }
+
+    /// Serves the cluster over TLS (a self-signed certificate) on `count` loopback addresses,
+    /// the first as this endpoint, the others as nodes `pve02`, `pve03`, … (each proxying to
+    /// the others as pveproxy does): the servers' tasks and their addresses.
+    pub async fn serve_tls_endpoints(
+        &self,
+        count: usize,
+    ) -> std::io::Result<(
+        Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+        Vec<std::net::SocketAddr>,
+    )> {
+        let mut servers = Vec::new();
+        let mut addresses = Vec::new();
+        for i in 0..count {
+            let endpoint = if i == 0 {
+                self.clone()
+            } else {
+                self.endpoint(&format!("pve{:02}", i + 1))
+            };
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            addresses.push(listener.local_addr()?);
+            let tls = self_signed().map_err(std::io::Error::other)?;
+            servers.push(tokio::spawn(endpoint.serve_tls(listener, tls)));
+        }
+        Ok((servers, addresses))
+    }
 }
 
 fn behaviour_workers(shared: &Shared) -> Option<Arc<tokio::sync::Semaphore>> {
