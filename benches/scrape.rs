@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use proxmox_exporter::sim::{Answers, Behaviour, SimApi, Stats, self_signed};
+use proxmox_exporter::sim::{Answers, Behaviour, SimApi, Stats};
 
 const TOKEN_ID: &str = "monitoring@pve!exporter";
 const TOKEN_SECRET: &str = "bench-secret";
@@ -502,11 +502,8 @@ async fn compare_node_sources(o: &Options) {
             let answers = Answers::generate(nodes, guests, 1, SystemTime::now());
             let api = SimApi::new(answers, TOKEN_ID, TOKEN_SECRET);
             api.set_latency(Duration::from_millis(latency));
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let address = listener.local_addr().expect("address");
-            let server = tokio::spawn(api.serve_tls(listener, self_signed().expect("cert")));
+            let (servers, addresses) = serve_endpoints(&api, 1).await;
+            let address: std::net::SocketAddr = addresses[0].parse().expect("address");
             let get = |path: String| {
                 let client = client.clone();
                 async move {
@@ -539,7 +536,7 @@ async fn compare_node_sources(o: &Options) {
                 }
                 status_ms.push(started.elapsed().as_secs_f64() * 1000.0);
             }
-            server.abort();
+            servers.iter().for_each(|s| s.abort());
             println!(
                 "| {nodes}/{guests} | {latency} ms | {:.1} ms, {export_bytes} B | {:.1} ms, {nodes}, {status_bytes} B |",
                 percentile(&sorted(export_ms), 0.5),
@@ -582,12 +579,8 @@ fn main() {
             runtime.block_on(async {
                 let api = SimApi::new(answers.clone(), TOKEN_ID, TOKEN_SECRET);
                 api.set_latency(Duration::from_millis(latency));
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-                let address = listener.local_addr().expect("address");
-                let server = tokio::spawn(
-                    api.clone()
-                        .serve_tls(listener, self_signed().expect("certificate")),
-                );
+                let (servers, addresses) = serve_endpoints(&api, 1).await;
+                let address = &addresses[0];
                 let endpoint = format!("https://{address}/");
                 let target = address.to_string();
                 let config = pve_yml();
@@ -599,11 +592,11 @@ fn main() {
                 let ours = measure_ours(&reach, &api, &o).await;
                 let other = match &o.pve_exporter {
                     Some(path) => {
-                        Some(measure_other(path, &address.to_string(), &api, o.other_runs).await)
+                        Some(measure_other(path, address, &api, o.other_runs).await)
                     }
                     None => None,
                 };
-                server.abort();
+                servers.iter().for_each(|s| s.abort());
                 let cold_p50 = percentile(&ours.cold_ms, 0.5);
                 let (other_cell, speedup) = match other {
                     Some(x) => {
@@ -1193,17 +1186,10 @@ async fn pbs(o: &Options) {
                 TOKEN_SECRET,
             );
             api.set_latency(Duration::from_millis(latency));
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let address = listener.local_addr().expect("address").to_string();
-            let server = tokio::spawn(
-                api.clone()
-                    .serve_tls(listener, self_signed().expect("certificate")),
-            );
+            let (servers, addresses) = serve_endpoints(&api, 1).await;
             let reach = Reach::Pbs {
                 config: &config,
-                target: &address,
+                target: &addresses[0],
             };
             let (process, url) = start_exporter(&reach, "29", &o.exporter_args);
             let client = reqwest::Client::new();
@@ -1232,7 +1218,7 @@ async fn pbs(o: &Options) {
             }
             let rss = peak_rss_mb(process.pid());
             drop(process);
-            server.abort();
+            servers.iter().for_each(|s| s.abort());
             let first_window = windows.first().copied().unwrap_or(0);
             let rest = sorted(windows.iter().skip(1).map(|&n| n as f64).collect());
             let later = sorted(later);

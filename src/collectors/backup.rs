@@ -22,7 +22,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use super::cluster_resources::kind;
 use super::{BoxFuture, Collected, Collector, Context, Cost, Families, Reply, Spec};
-use super::{Target, View, gauge, gauge_family, labels, sorted_family, sweep};
+use super::{Target, View, as_text, gauge, gauge_family, labels, sorted_family, sweep};
 use crate::pve::client::types::{
     GetClusterBackupInfoNotBackedUpResponseDataItem, GetClusterTasksResponseDataItem,
     GetNodesNodeStorageStorageContentResponseDataItem,
@@ -299,15 +299,6 @@ fn keep_newer(kept: &mut Newest, seen: Newest) {
         *kept = seen;
     }
     kept.verified_at = verified_at;
-}
-
-/// Two vmids in the order of their text (`100` before `99`), as label values sort.
-fn as_text(a: i64, b: i64) -> std::cmp::Ordering {
-    use compact_str::ToCompactString;
-    if a == b {
-        return std::cmp::Ordering::Equal;
-    }
-    a.to_compact_string().cmp(&b.to_compact_string())
 }
 
 #[derive(Debug, Default)]

@@ -135,29 +135,37 @@ impl<T> FromIterator<(u32, T)> for ByVmid<T> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Vmid(pub u32);
 
-impl Vmid {
-    /// The decimal digits, in `buffer`.
-    fn digits(self, buffer: &mut [u8; 10]) -> &[u8] {
-        let (mut n, mut at) = (self.0, buffer.len());
-        loop {
-            at -= 1;
-            buffer[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                return &buffer[at..];
-            }
-        }
+impl Ord for Vmid {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        as_text(i64::from(self.0), i64::from(other.0))
     }
 }
 
-impl Ord for Vmid {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        if self.0 == other.0 {
-            return std::cmp::Ordering::Equal;
+/// Two numbers in the order of their decimal text (`100` before `99`, `-5` before `3`), as
+/// label values sort, without making the text on the heap.
+pub fn as_text(a: i64, b: i64) -> std::cmp::Ordering {
+    /// The decimal text of `n`, at the end of `buffer`.
+    fn decimal(n: i64, buffer: &mut [u8; 20]) -> &[u8] {
+        let (mut rest, mut at) = (n.unsigned_abs(), buffer.len());
+        loop {
+            at -= 1;
+            buffer[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
         }
-        let (mut a, mut b) = ([0; 10], [0; 10]);
-        self.digits(&mut a).cmp(other.digits(&mut b))
+        if n < 0 {
+            at -= 1;
+            buffer[at] = b'-';
+        }
+        &buffer[at..]
     }
+    if a == b {
+        return std::cmp::Ordering::Equal;
+    }
+    let (mut x, mut y) = ([0; 20], [0; 20]);
+    decimal(a, &mut x).cmp(decimal(b, &mut y))
 }
 
 impl PartialOrd for Vmid {
@@ -212,6 +220,17 @@ mod tests {
         let written: Vec<String> = as_text.iter().map(u32::to_string).collect();
         assert_eq!(written, expected);
         assert_eq!(as_text, [0, 100, 1000, 101, 4_294_967_295, 9, 99]);
+    }
+
+    #[test]
+    fn numbers_compare_as_their_text() {
+        let numbers = [i64::MIN, -100, -99, -5, 0, 3, 99, 100, i64::MAX];
+        for a in numbers {
+            for b in numbers {
+                let text = a.to_string().cmp(&b.to_string());
+                assert_eq!(super::as_text(a, b), text, "{a} against {b}");
+            }
+        }
     }
 
     #[test]

@@ -32,7 +32,8 @@ pub use collection::{
     cluster_wide_unless, each_online_node, fan_out,
 };
 pub use encode::{
-    ByVmid, Sample, View, Vmid, WithVmid, gauge, gauge_family, labels, sorted_family, unix_seconds,
+    ByVmid, Sample, View, Vmid, WithVmid, as_text, gauge, gauge_family, labels, sorted_family,
+    unix_seconds,
 };
 pub use sweep::{Reply, Sweeps, sweep};
 

@@ -1279,6 +1279,8 @@ impl SimApi {
         Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
         Vec<std::net::SocketAddr>,
     )> {
+        // One certificate for all of them: making one takes a key pair.
+        let tls = self_signed().map_err(std::io::Error::other)?;
         let mut servers = Vec::new();
         let mut addresses = Vec::new();
         for i in 0..count {
@@ -1289,8 +1291,7 @@ impl SimApi {
             };
             let listener = TcpListener::bind("127.0.0.1:0").await?;
             addresses.push(listener.local_addr()?);
-            let tls = self_signed().map_err(std::io::Error::other)?;
-            servers.push(tokio::spawn(endpoint.serve_tls(listener, tls)));
+            servers.push(tokio::spawn(endpoint.serve_tls(listener, tls.clone())));
         }
         Ok((servers, addresses))
     }
